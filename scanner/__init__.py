@@ -1,0 +1,3 @@
+"""cors-scanner: continuous, policy-aware CORS scanning."""
+
+__version__ = "0.1.0"
