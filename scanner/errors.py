@@ -9,6 +9,7 @@ these too.
 
     ScannerError
     ├── InputError                 bad user input: a value, a file, a flag
+    │   ├── ValidationError        one or more named fields are invalid (lists every one)
     │   ├── InvalidOrigin          not an origin a browser could send or an allowlist could name
     │   ├── InvalidURL             not an absolute http(s) URL we can probe
     │   ├── InvalidPolicy          a policy that contradicts itself or uses an unsafe pattern
@@ -20,6 +21,9 @@ these too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class ScannerError(Exception):
@@ -39,6 +43,26 @@ class InputError(ScannerError):
     """The input is not valid."""
 
     code = "invalid_input"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field: its name (``tags``, ``allowed_origins``, ``url``) and why."""
+
+    field: str
+    message: str
+
+
+class ValidationError(InputError):
+    """Some fields are not valid; ``errors`` names every one, not just the first."""
+
+    code = "validation_failed"
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors: list[FieldError] = list(errors)
+        listed = "; ".join(f"{e.field}: {e.message}" for e in self.errors)
+        count = len(self.errors)
+        super().__init__(f"{count} invalid field{'s' if count != 1 else ''}: {listed}")
 
 
 class InvalidOrigin(InputError):

@@ -134,8 +134,12 @@ class Origin:
         return self.scheme in ("https", "wss")
 
     def with_scheme(self, scheme: str) -> Origin:
-        """The same host under another scheme, the port kept only when explicit."""
-        port = self.port if self.port is not None else None
+        """The same host under another scheme, the port kept only when explicit.
+
+        An explicit port that is the new scheme's default is dropped, as a
+        browser would: ``https://a.com:80`` under http is ``http://a.com``.
+        """
+        port = self.port if self.port != DEFAULT_PORTS.get(scheme) else None
         return Origin(scheme, self.host, port)
 
     def with_host(self, host: str) -> Origin:
@@ -179,7 +183,9 @@ def _split_host_port(hostport: str, text: str) -> tuple[str, int | None]:
     return host, port
 
 
-def canonical_host(host: str, text: str = "", encode_host: HostEncoder = stdlib_host_encoder) -> str:
+def canonical_host(
+    host: str, text: str = "", encode_host: HostEncoder = stdlib_host_encoder
+) -> str:
     """The URL standard's host parser, for the hosts an origin can carry."""
     where = text or host
     if not host:
@@ -187,11 +193,14 @@ def canonical_host(host: str, text: str = "", encode_host: HostEncoder = stdlib_
     if host.startswith("["):
         if not host.endswith("]"):
             raise InvalidOrigin(f"{where!r}: unterminated IPv6 address")
+        # ipaddress accepts a "%zone" suffix; the URL standard's IPv6 parser does not.
+        if "%" in host:
+            raise InvalidOrigin(f"{where!r}: an IPv6 host has no zone identifier")
         try:
             addr = ipaddress.IPv6Address(host[1:-1])
         except ValueError as exc:
             raise InvalidOrigin(f"{where!r}: {host} is not an IPv6 address") from exc
-        return f"[{addr.compressed}]"
+        return f"[{_serialize_ipv6(addr)}]"
     if not host.isascii():
         host = encode_host(host)
     host = host.lower()
@@ -208,6 +217,32 @@ def canonical_host(host: str, text: str = "", encode_host: HostEncoder = stdlib_
     if ".." in host or host.startswith("."):
         raise InvalidOrigin(f"{where!r}: the host has an empty label")
     return host
+
+
+def _serialize_ipv6(addr: ipaddress.IPv6Address) -> str:
+    """URL standard, IPv6 serializer: hex pieces, the first longest run of 2+ zeros as ``::``.
+
+    Done by hand because ``ipaddress`` writes IPv4-mapped addresses as
+    ``::ffff:1.2.3.4`` from Python 3.13 on, where browsers write ``::ffff:102:304``.
+    """
+    pieces = [int.from_bytes(addr.packed[i : i + 2], "big") for i in range(0, 16, 2)]
+    best_start, best_len = -1, 1
+    run_start, run_len = -1, 0
+    for i, piece in enumerate(pieces):
+        if piece == 0:
+            if run_len == 0:
+                run_start = i
+            run_len += 1
+            if run_len > best_len:
+                best_start, best_len = run_start, run_len
+        else:
+            run_len = 0
+    text = [format(p, "x") for p in pieces]
+    if best_start < 0:
+        return ":".join(text)
+    head = ":".join(text[:best_start])
+    tail = ":".join(text[best_start + best_len :])
+    return f"{head}::{tail}"
 
 
 def _parse_ipv4(host: str) -> str | None:

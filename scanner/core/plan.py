@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
-from scanner.core.browser import CorsRequest
+from scanner.core.browser import CorsRequest, needs_preflight, preflight_request_headers
 from scanner.core.headers import Headers
 from scanner.core.policy import Policy
 from scanner.core.variants import ProbeOrigin, VariantKind
@@ -37,6 +37,7 @@ class ProbeKind(StrEnum):
 
 class PreflightPurpose(StrEnum):
     LEGITIMATE = "legitimate"  # the preflight a legitimate front end sends for this endpoint
+    ORIGIN = "origin"  # the preflight any other origin's page needs for this endpoint's method
     REFLECTION = "reflection"  # an unusual method and header: are they echoed?
     ATTACKER = "attacker"  # a foreign origin asking for the endpoint's method and private network
 
@@ -83,7 +84,6 @@ class PlanSettings:
     """Tunables of the probe plan."""
 
     send_unsafe_methods: bool = False  # send POST/PUT/DELETE as actual requests (off: GET)
-    max_legitimate_preflights: int = 4
     extra_request_headers: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -101,6 +101,18 @@ def error_path_url(url: str, token: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def page_request(endpoint: Endpoint, policy: Policy, origin: ProbeOrigin) -> CorsRequest:
+    """The request a page at ``origin`` makes to this endpoint, credentialed.
+
+    A legitimate front end sends the request headers its policy lists; an
+    attacker's page sends none it does not need.
+    """
+    headers = Headers()
+    if origin.trusted and origin.kind is VariantKind.ALLOWED:
+        headers = Headers.of([(h, "1") for h in policy.allowed_headers])
+    return CorsRequest(origin.value, endpoint.method.upper(), headers, credentials=True)
+
+
 def plan_probes(
     endpoint: Endpoint,
     policy: Policy,
@@ -112,8 +124,8 @@ def plan_probes(
     """Every probe for one endpoint, in a deterministic order.
 
     - one simple (credentialed) request per origin;
-    - the preflight a legitimate front end would send, per allowed origin, for the
-      endpoint's method and the policy's request headers;
+    - per origin whose page request needs a preflight (a non-safelisted method, or
+      the policy's request headers for allowed origins), that preflight;
     - one reflection preflight (an unusual method and a random header name);
     - one attacker preflight with the private-network request header;
     - one error-path request with a legitimate origin (or the foreign one when
@@ -131,6 +143,7 @@ def plan_probes(
         return f"{base}:{seen[base] - 1}"
 
     for origin in origins:
+        page = page_request(endpoint, policy, origin)
         headers = Headers.of([("Origin", origin.value), ("Cookie", PROBE_COOKIE), *extra])
         probes.append(
             ProbeRequest(
@@ -140,25 +153,26 @@ def plan_probes(
                 url=endpoint.url,
                 origin=origin,
                 headers=headers,
-                cors_request=CorsRequest(origin.value, method, Headers(), credentials=True),
+                cors_request=page,
             )
         )
+        # The verdict for a page at this origin counts the preflight it needs:
+        # send that preflight too (never credentialed, as browsers do).
+        if needs_preflight(page) or needs_preflight(replace(page, credentials=False)):
+            legitimate = origin.trusted and origin.kind is VariantKind.ALLOWED
+            probes.append(
+                _preflight(
+                    key("preflight", origin),
+                    endpoint.url,
+                    origin,
+                    replace(page, credentials=policy.allow_credentials if legitimate else False),
+                    PreflightPurpose.LEGITIMATE if legitimate else PreflightPurpose.ORIGIN,
+                    extra,
+                )
+            )
 
     legit = [o for o in origins if o.trusted and o.browser_sendable and o.kind is VariantKind.ALLOWED]
     foreign = next((o for o in origins if o.kind is VariantKind.ARBITRARY), None)
-    page_headers = Headers.of([(h, "1") for h in policy.allowed_headers])
-
-    for origin in legit[: settings.max_legitimate_preflights]:
-        probes.append(
-            _preflight(
-                key("preflight", origin),
-                endpoint.url,
-                origin,
-                CorsRequest(origin.value, method, page_headers, policy.allow_credentials),
-                PreflightPurpose.LEGITIMATE,
-                extra,
-            )
-        )
 
     reflector = legit[0] if legit else foreign
     if reflector is not None:
@@ -214,10 +228,7 @@ def _preflight(
 ) -> ProbeRequest:
     # Fetch, CORS-preflight fetch: Origin, ACRM, and ACRH with the unsafe header
     # names lowercased, sorted and comma-joined. Never credentials.
-    lines = [("Origin", origin.value), ("Access-Control-Request-Method", request.method)]
-    names = sorted({n.lower() for n, _ in request.headers})
-    if names:
-        lines.append(("Access-Control-Request-Headers", ",".join(names)))
+    lines = list(preflight_request_headers(request))
     return ProbeRequest(
         key=key,
         kind=ProbeKind.PREFLIGHT,

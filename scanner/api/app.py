@@ -1,0 +1,108 @@
+"""The aiohttp application factory: settings, database and scan runner wired with typed keys.
+
+``create_app(settings)`` connects to ``settings.database_url`` when the app
+starts and closes it when the app stops; pass ``database=`` to share a handle
+the caller owns (tests, ``serve``), which the app then never closes. The
+scan runner lives as long as the app: on shutdown every running scan is
+cancelled and recorded as such before the database closes.
+
+Middlewares, outermost first: our own CORS (so error responses carry its
+headers too), problem documents, then bearer-token auth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from scanner.api.auth import auth_middleware
+from scanner.api.cors import CorsAllowlist, cors_middleware
+from scanner.api.problems import problems_middleware
+from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
+from scanner.core.variants import PublicSuffixes
+from scanner.db.engine import Database
+from scanner.engine import Engine, ScanOptions
+from scanner.runner import EngineFactory, ScanRunner, scan_options
+from scanner.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+RUNNER = web.AppKey("runner", ScanRunner)
+OPENAPI_CACHE = web.AppKey("openapi_cache", dict)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    suffixes: PublicSuffixes | None = None,
+    options: ScanOptions | None = None,
+    engine_factory: EngineFactory = Engine,
+) -> web.Application:
+    """The REST API application.
+
+    ``suffixes`` defaults to the bundled Public Suffix List, ``options`` to
+    :func:`scanner.runner.scan_options` of ``settings``. ``engine_factory``
+    exists for the scan runner's own tests.
+    """
+    from scanner.api.routes import add_routes  # routes import the handlers, which import us
+
+    allowlist = CorsAllowlist(settings.api_cors_origins)
+    app = web.Application(
+        middlewares=[
+            cors_middleware(allowlist),
+            problems_middleware,
+            auth_middleware(lambda: app[DATABASE]),
+        ],
+        # We read bodies ourselves with per-route limits (schemas.read_limited);
+        # aiohttp's own cap must not be the smaller one.
+        client_max_size=max(settings.max_body_bytes, settings.max_import_bytes) + 1,
+    )
+    app[SETTINGS] = settings
+    app[BODY_LIMIT_KEY] = settings.max_body_bytes
+    app[IMPORT_LIMIT_KEY] = settings.max_import_bytes
+    app[PAGE_MAX_KEY] = settings.max_page_size
+    app[OPENAPI_CACHE] = {}
+    app.cleanup_ctx.append(_database_context(database))
+    app.cleanup_ctx.append(_runner_context(suffixes, options or scan_options(settings), engine_factory))
+    add_routes(app)
+    return app
+
+
+def _database_context(
+    given: Database | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if given is not None:
+            app[DATABASE] = given
+            yield
+            return
+        database = await Database.connect(app[SETTINGS].database_url)
+        app[DATABASE] = database
+        try:
+            yield
+        finally:
+            await database.close()
+
+    return context
+
+
+def _runner_context(
+    suffixes: PublicSuffixes | None, options: ScanOptions, engine_factory: EngineFactory
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if suffixes is None:
+            from scanner.hostnames import default_public_suffixes
+
+            chosen: PublicSuffixes = default_public_suffixes()
+        else:
+            chosen = suffixes
+        runner = ScanRunner(app[DATABASE], options, chosen, engine_factory=engine_factory)
+        app[RUNNER] = runner
+        try:
+            yield
+        finally:
+            await runner.close()
+
+    return context

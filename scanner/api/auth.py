@@ -1,0 +1,99 @@
+"""Bearer-token authentication and scope checks.
+
+Each route's :class:`scanner.api.schemas.Operation` names the scope it needs
+(``read`` for reads, ``write`` for changes, ``admin`` for tokens and the
+audit log; admin includes write, write includes read) or ``None`` for public
+routes (health, the OpenAPI document, the docs page). A missing, unknown or
+revoked token is 401 with ``WWW-Authenticate: Bearer``; a valid token without
+the scope is 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from scanner.api.problems import Problem
+from scanner.api.schemas import operation_of
+from scanner.db.engine import Database
+from scanner.db.tokens import Scope, TokenRecord, authenticate
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TOKEN_KEY = web.RequestKey("token", TokenRecord)
+REALM = 'Bearer realm="cors-scanner"'
+MAX_TOKEN_LENGTH = 200  # ours are ~47 characters; longer is not a token of ours
+
+# What each scope includes.
+_IMPLIED: dict[Scope, frozenset[Scope]] = {
+    Scope.READ: frozenset({Scope.READ, Scope.WRITE, Scope.ADMIN}),
+    Scope.WRITE: frozenset({Scope.WRITE, Scope.ADMIN}),
+    Scope.ADMIN: frozenset({Scope.ADMIN}),
+}
+
+
+def has_scope(token: TokenRecord, needed: Scope) -> bool:
+    """Whether the token's scopes include ``needed`` (admin ⊇ write ⊇ read)."""
+    return bool(token.scopes & _IMPLIED[needed])
+
+
+def bearer_secret(header: str | None) -> str | None:
+    """The token from ``Authorization: Bearer <token>``, or None when absent or malformed."""
+    if not header:
+        return None
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > MAX_TOKEN_LENGTH:
+        return None
+    if not secret.isascii() or not secret.isprintable() or " " in secret:
+        return None
+    return secret
+
+
+def auth_middleware(
+    database: Callable[[], Database],
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Authenticate requests to scoped operations; ``database`` returns the app's handle."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        op = operation_of(request.match_info.handler)
+        if op is None or op.scope is None:
+            return await handler(request)
+        needed = Scope(op.scope.value)
+        secret = bearer_secret(request.headers.get("Authorization"))
+        if secret is None:
+            raise Problem(
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": REALM},
+            )
+        db = database()
+        async with db.session() as session, session.begin():
+            token = await authenticate(session, secret)
+        if token is None:
+            raise Problem(
+                "unauthorized",
+                "the token is unknown or revoked",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+            )
+        if not has_scope(token, needed):
+            raise Problem(
+                "forbidden",
+                f"this operation needs the {needed.value!r} scope; the token has "
+                f"{', '.join(sorted(s.value for s in token.scopes)) or 'none'}",
+                headers={
+                    "WWW-Authenticate": f'{REALM}, error="insufficient_scope", '
+                    f'scope="{needed.value}"'
+                },
+            )
+        request[TOKEN_KEY] = token
+        return await handler(request)
+
+    return middleware
+
+
+def current_token(request: web.Request) -> TokenRecord:
+    """The authenticated token of a scoped request."""
+    return request[TOKEN_KEY]

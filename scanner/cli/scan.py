@@ -1,0 +1,271 @@
+"""`cors-scanner scan`: a one-shot scan of URLs, judged as a browser would."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
+from scanner.cli.options import add_probe_flags, parse_header, probe_limits, variant_settings
+from scanner.core.checks import Assessment
+from scanner.core.origin import Origin
+from scanner.core.plan import Endpoint, PlanSettings
+from scanner.core.policy import Policy
+from scanner.core.severity import Severity
+from scanner.engine import Engine, ScanOptions, Target
+from scanner.errors import InputError, InvalidURL
+from scanner.hostnames import default_public_suffixes, uts46_host_encoder
+from scanner.reports.json import scan_document
+from scanner.reports.table import render_assessment, render_summary
+from scanner.settings import Settings
+
+MAX_TARGET_FILE_BYTES = 20 * 1024 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p = subparsers.add_parser(
+        "scan",
+        help="scan URLs once and report CORS misconfigurations",
+        description=(
+            "Probe each URL with its own origin, the policy's origins and attacker variants, "
+            "judge every response as Chromium would, and report misconfigurations. "
+            "Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, "
+            "2 usage or input error, 3 nothing could be probed "
+            "(or, with --fail-on-incomplete, some endpoint could not be probed)."
+        ),
+    )
+    p.add_argument("urls", nargs="*", metavar="URL", help="endpoint URLs to scan")
+    p.add_argument(
+        "-i",
+        "--input",
+        metavar="FILE",
+        help="file of endpoints, one per line: 'URL' or 'METHOD URL' ('-' for stdin; # comments)",
+    )
+    p.add_argument("--method", default="GET", help="the endpoints' HTTP method (default GET)")
+    policy = p.add_argument_group("the policy the endpoints should have")
+    policy.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin the front ends use (repeat); patterns like https://*.acme.com allowed",
+    )
+    policy.add_argument("--allow-credentials", action="store_true", help="front ends send credentials")
+    policy.add_argument("--allow-method", action="append", default=[], metavar="M")
+    policy.add_argument("--allow-header", action="append", default=[], metavar="NAME")
+    policy.add_argument("--max-age", type=int, metavar="S", help="the highest acceptable preflight max-age")
+    policy.add_argument("--public", action="store_true", help="the endpoints are public: '*' is fine")
+    probes = p.add_argument_group("what to send")
+    probes.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra header on every probe, e.g. an API key (repeat)",
+    )
+    probes.add_argument(
+        "--origin", action="append", default=[], metavar="ORIGIN", help="an extra Origin to probe (repeat)"
+    )
+    probes.add_argument(
+        "--only-origins", action="store_true", help="probe exactly the --origin values and nothing else"
+    )
+    probes.add_argument(
+        "--send-unsafe-methods",
+        action="store_true",
+        help="send POST/PUT/DELETE/PATCH as actual requests (default: GET stands in for them)",
+    )
+    add_probe_flags(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--format", choices=("table", "json"), default="table")
+    out.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    out.add_argument(
+        "--fail-on",
+        default="high",
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above this: critical, high, medium, low, info (default high)",
+    )
+    out.add_argument(
+        "--fail-on-incomplete", action="store_true", help="exit 3 when any endpoint could not be probed"
+    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(handler=run)
+
+
+def read_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(method, url) pairs from the arguments and the input file, in order, deduplicated."""
+    method = _method(args.method)
+    pairs = [(method, url) for url in args.urls]
+    if args.input:
+        pairs.extend(_read_target_file(args.input, method))
+    if not pairs:
+        raise InputError("nothing to scan: give URLs or --input FILE")
+    return list(dict.fromkeys(pairs))
+
+
+def _method(text: str) -> str:
+    method = text.strip().upper()
+    if not method.isalpha() or len(method) > 16:
+        raise InputError(f"{text!r} is not an HTTP method")
+    return method
+
+
+def _read_target_file(path: str, default_method: str) -> list[tuple[str, str]]:
+    if path == "-":
+        data = sys.stdin.read(MAX_TARGET_FILE_BYTES + 1)
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise InputError(f"{path}: no such file")
+        if file.stat().st_size > MAX_TARGET_FILE_BYTES:
+            raise InputError(f"{path}: larger than {MAX_TARGET_FILE_BYTES} bytes")
+        try:
+            data = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if len(data) > MAX_TARGET_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_TARGET_FILE_BYTES} bytes")
+    pairs = []
+    for number, line in enumerate(data.splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        if len(parts) == 1:
+            pairs.append((default_method, parts[0]))
+        elif len(parts) == 2:
+            try:
+                pairs.append((_method(parts[0]), parts[1]))
+            except InputError as exc:
+                raise InputError(f"{path}:{number}: {exc.message}") from None
+        else:
+            raise InputError(f"{path}:{number}: expected 'URL' or 'METHOD URL', got {text!r}")
+    return pairs
+
+
+def validate_url(url: str) -> str:
+    """An absolute http(s) URL without credentials; the scanner's own check, before any I/O."""
+    origin = Origin.from_url(url, encode_host=uts46_host_encoder)
+    if origin.scheme not in ("http", "https"):
+        raise InvalidURL(f"{url!r}: only http and https URLs can be scanned")
+    head = url.split("://", 1)[1].split("/", 1)[0]
+    if "@" in head:
+        raise InvalidURL(f"{url!r}: put credentials in --header, not in the URL")
+    return url
+
+
+def build_policy(args: argparse.Namespace) -> Policy:
+    return Policy.build(
+        allowed_origins=args.allow_origin,
+        allow_credentials=args.allow_credentials,
+        allowed_methods=args.allow_method,
+        allowed_headers=args.allow_header,
+        max_age=args.max_age,
+        public=args.public,
+        encode_host=uts46_host_encoder,
+    )
+
+
+def build_options(args: argparse.Namespace, settings: Settings) -> ScanOptions:
+    headers = tuple(parse_header(h) for h in args.header)
+    origins = tuple(
+        Origin.parse(o, encode_host=uts46_host_encoder).serialize() if o.strip() != "null" else "null"
+        for o in args.origin
+    )
+    if args.only_origins and not origins:
+        raise InputError("--only-origins needs at least one --origin")
+    return ScanOptions(
+        limits=probe_limits(args, settings),
+        variants=variant_settings(settings),
+        plan=PlanSettings(
+            send_unsafe_methods=args.send_unsafe_methods, extra_request_headers=headers
+        ),
+        origins=origins,
+        only_origins=args.only_origins,
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    fail_on = Severity.parse(args.fail_on)
+    policy = build_policy(args)
+    targets = [
+        Target(Endpoint(validate_url(url), method), policy) for method, url in read_targets(args)
+    ]
+    options = build_options(args, settings)
+    progress = sys.stderr.isatty() and not args.no_progress
+    started = datetime.now(UTC)
+    assessments = asyncio.run(_scan(targets, options, progress))
+    finished = datetime.now(UTC)
+    _write_report(args, assessments, started, finished, fail_on)
+    return exit_code(assessments, fail_on, incomplete_fails=args.fail_on_incomplete)
+
+
+def exit_code(assessments: list[Assessment], fail_on: Severity, *, incomplete_fails: bool) -> int:
+    if not any(a.reachable for a in assessments):
+        return EXIT_NOTHING_PROBED
+    if any(f.severity >= fail_on for a in assessments for f in a.findings):
+        return EXIT_FINDINGS
+    if incomplete_fails and not all(a.reachable for a in assessments):
+        return EXIT_NOTHING_PROBED
+    return EXIT_OK
+
+
+async def _scan(targets: list[Target], options: ScanOptions, progress: bool) -> list[Assessment]:
+    order = {t.endpoint.key: i for i, t in enumerate(targets)}
+    results: list[Assessment] = []
+    findings = 0
+    async with Engine(options, default_public_suffixes()) as engine:
+        async for assessment in engine.scan(targets):
+            results.append(assessment)
+            findings += len(assessment.findings)
+            if progress:
+                _progress(len(results), len(targets), findings)
+    if progress:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    results.sort(key=lambda a: order.get(a.endpoint.key, 0))
+    return results
+
+
+def _progress(done: int, total: int, findings: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    bar = "#" * filled + "." * (width - filled)
+    sys.stderr.write(f"\r[{bar}] {done}/{total} endpoints, {findings} findings")
+    sys.stderr.flush()
+
+
+def _write_report(
+    args: argparse.Namespace,
+    assessments: list[Assessment],
+    started: datetime,
+    finished: datetime,
+    fail_on: Severity,
+) -> None:
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            _render(args.format, assessments, started, finished, fail_on, stream)
+    else:
+        _render(args.format, assessments, started, finished, fail_on, sys.stdout)
+
+
+def _render(
+    fmt: str,
+    assessments: list[Assessment],
+    started: datetime,
+    finished: datetime,
+    fail_on: Severity,
+    stream: TextIO,
+) -> None:
+    if fmt == "json":
+        doc = scan_document(assessments, started_at=started, finished_at=finished, fail_on=fail_on)
+        json.dump(doc, stream, indent=2)
+        stream.write("\n")
+        return
+    for assessment in assessments:
+        stream.write(render_assessment(assessment))
+    stream.write(render_summary(assessments, fail_on, (finished - started).total_seconds()))

@@ -1,0 +1,92 @@
+"""The audit log: every write through the API or the CLI, who made it, on what.
+
+Actors are token names, or ``cli`` for the command line. ``detail`` is a JSON
+object describing the change (never a secret). Listed newest first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scanner.db.pagination import Page, check_limit, decode_cursor, encode_cursor
+from scanner.db.tables import AuditLogRow, utc_now
+from scanner.errors import InputError
+
+MAX_DETAIL_BYTES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit entry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Add an entry in the caller's transaction, so it commits (or not) with the change."""
+    body = dict(detail or {})
+    try:
+        size = len(json.dumps(body, default=str))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"audit detail is not JSON: {exc}") from None
+    if size > MAX_DETAIL_BYTES:
+        body = {"truncated": True, "keys": sorted(body)[:100]}
+    # Round-trip through JSON so datetimes and tuples are stored the same on every backend.
+    body = json.loads(json.dumps(body, default=str))
+    session.add(
+        AuditLogRow(
+            at=utc_now(),
+            actor=actor[:200],
+            action=action[:100],
+            target_type=target_type[:50],
+            target_id=None if target_id is None else str(target_id)[:200],
+            detail=body,
+        )
+    )
+    await session.flush()
+
+
+async def list_audit(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[AuditRecord]:
+    """One page of entries, newest first, after ``cursor``."""
+    check_limit(limit)
+    before = decode_cursor(cursor)
+    stmt = select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit + 1)
+    if before is not None:
+        stmt = stmt.where(AuditLogRow.id < before)
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = tuple(
+        AuditRecord(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            target_type=r.target_type,
+            target_id=r.target_id,
+            detail=r.detail,
+        )
+        for r in rows
+    )
+    return Page(items=items, next_cursor=encode_cursor(rows[-1].id) if more and rows else None)

@@ -1,0 +1,600 @@
+"""Scan storage: scans, their progress, and each endpoint's probes and findings.
+
+A scan row moves ``queued -> running -> completed | failed | cancelled``; the
+three end states are final. Results are written one endpoint at a time by
+:func:`save_assessment`, idempotently: saving the same endpoint of the same
+scan again replaces its rows and corrects the counters, so a retried write
+never counts twice. Probe and finding rows hold exactly what
+``scanner.reports.json`` renders for ``scan --format json``, so the API, the
+CLI and stored history speak one shape.
+
+Lists are keyset-paginated on ``id`` with an opaque cursor (see ``Page``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scanner.core.checks import Assessment
+from scanner.core.severity import Severity
+from scanner.db.pagination import Page, decode_cursor, encode_cursor
+from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanProbeRow, ScanRow
+from scanner.errors import Conflict, NotFound
+from scanner.reports.json import finding_to_json, policy_to_json, probe_to_json
+
+
+class ScanStatus(StrEnum):
+    """Where a scan is in its life; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (ScanStatus.COMPLETED, ScanStatus.FAILED, ScanStatus.CANCELLED)
+
+
+class ScanTrigger(StrEnum):
+    """What started a scan."""
+
+    MANUAL = "manual"  # the CLI
+    SCHEDULE = "schedule"  # a schedule's tick
+    API = "api"  # POST /api/v1/scans
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSelection:
+    """Which endpoints a scan covers: explicit ids, or enabled endpoints matching tag/owner.
+
+    All fields empty means every enabled endpoint.
+    """
+
+    endpoint_ids: tuple[int, ...] | None = None
+    tag: str | None = None
+    owner: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.endpoint_ids is not None:
+            doc["endpoint_ids"] = list(self.endpoint_ids)
+        if self.tag is not None:
+            doc["tag"] = self.tag
+        if self.owner is not None:
+            doc["owner"] = self.owner
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ScanSelection:
+        ids = doc.get("endpoint_ids")
+        return cls(
+            endpoint_ids=None if ids is None else tuple(int(i) for i in ids),
+            tag=doc.get("tag"),
+            owner=doc.get("owner"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One scan and its progress. ``severity_counts`` is filled by :func:`get_scan` only."""
+
+    id: int
+    status: ScanStatus
+    trigger: ScanTrigger
+    requested_by: str | None
+    selection: ScanSelection
+    endpoints_total: int
+    endpoints_done: int
+    probes_total: int
+    probe_errors: int
+    findings_total: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    severity_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProbeRecord:
+    """One stored exchange. JSON-valued fields are what ``probe_to_json`` rendered."""
+
+    id: int
+    scan_id: int
+    endpoint_id: int
+    probe_key: str
+    kind: str
+    purpose: str | None
+    origin: str
+    origin_kind: str
+    method: str
+    url: str
+    request_headers: list[Any]
+    status: int | None
+    reason: str | None
+    response_headers: list[Any]
+    error: str | None
+    error_detail: str | None
+    elapsed_ms: float
+    attempts: int
+    verdict: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFindingRecord:
+    """One stored finding; ``evidence`` is what ``finding_to_json`` rendered."""
+
+    id: int
+    scan_id: int
+    endpoint_id: int
+    rule_id: str
+    severity: Severity
+    category: str
+    title: str
+    summary: str
+    fingerprint: str
+    origin_class: str
+    credentialed: bool
+    evidence: list[Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    """Findings at or above ``min_severity``, of one rule, of one endpoint (None: any)."""
+
+    min_severity: Severity | None = None
+    rule_id: str | None = None
+    endpoint_id: int | None = None
+
+
+# The largest id a cursor may name: ids are 32-bit in the database, and a
+# bigger literal would overflow PostgreSQL's int4 parameter instead of matching nothing.
+_MAX_ID = 2**31 - 1
+
+
+def _after(cursor: str | None) -> int | None:
+    after = decode_cursor(cursor)
+    return None if after is None else min(after, _MAX_ID)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_T = TypeVar("_T", ScanRecord, ScanProbeRecord, ScanFindingRecord)
+
+
+# -- rows to values ------------------------------------------------------------
+
+
+def _scan(row: ScanRow, counts: dict[str, int] | None = None) -> ScanRecord:
+    return ScanRecord(
+        id=row.id,
+        status=ScanStatus(row.status),
+        trigger=ScanTrigger(row.trigger),
+        requested_by=row.requested_by,
+        selection=ScanSelection.from_json(row.selection or {}),
+        endpoints_total=row.endpoints_total,
+        endpoints_done=row.endpoints_done,
+        probes_total=row.probes_total,
+        probe_errors=row.probe_errors,
+        findings_total=row.findings_total,
+        error=row.error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        severity_counts=counts or {},
+    )
+
+
+def _probe(row: ScanProbeRow) -> ScanProbeRecord:
+    return ScanProbeRecord(
+        id=row.id,
+        scan_id=row.scan_id,
+        endpoint_id=row.endpoint_id,
+        probe_key=row.probe_key,
+        kind=row.kind,
+        purpose=row.purpose,
+        origin=row.origin,
+        origin_kind=row.origin_kind,
+        method=row.method,
+        url=row.url,
+        request_headers=row.request_headers,
+        status=row.status,
+        reason=row.reason,
+        response_headers=row.response_headers,
+        error=row.error,
+        error_detail=row.error_detail,
+        elapsed_ms=row.elapsed_ms,
+        attempts=row.attempts,
+        verdict=row.verdict,
+    )
+
+
+def _finding(row: ScanFindingRow) -> ScanFindingRecord:
+    return ScanFindingRecord(
+        id=row.id,
+        scan_id=row.scan_id,
+        endpoint_id=row.endpoint_id,
+        rule_id=row.rule_id,
+        severity=Severity(row.severity),
+        category=row.category,
+        title=row.title,
+        summary=row.summary,
+        fingerprint=row.fingerprint,
+        origin_class=row.origin_class,
+        credentialed=row.credentialed,
+        evidence=row.evidence,
+        created_at=row.created_at,
+    )
+
+
+# -- scans ---------------------------------------------------------------------
+
+
+async def create_scan(
+    session: AsyncSession,
+    *,
+    selection: ScanSelection,
+    trigger: ScanTrigger,
+    requested_by: str | None,
+    endpoints_total: int,
+    now: datetime | None = None,
+) -> ScanRecord:
+    """Insert a queued scan."""
+    row = ScanRow(
+        status=ScanStatus.QUEUED.value,
+        trigger=trigger.value,
+        requested_by=requested_by,
+        selection=selection.to_json(),
+        endpoints_total=endpoints_total,
+        endpoints_done=0,
+        probes_total=0,
+        probe_errors=0,
+        findings_total=0,
+        created_at=now or _now(),
+    )
+    session.add(row)
+    await session.flush()
+    return _scan(row)
+
+
+async def mark_running(
+    session: AsyncSession,
+    scan_id: int,
+    *,
+    endpoints_total: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """``queued -> running``; False when the scan is no longer queued (e.g. cancelled)."""
+    values: dict[str, Any] = {"status": ScanStatus.RUNNING.value, "started_at": now or _now()}
+    if endpoints_total is not None:
+        values["endpoints_total"] = endpoints_total
+    result = await session.execute(
+        update(ScanRow)
+        .where(ScanRow.id == scan_id, ScanRow.status == ScanStatus.QUEUED.value)
+        .values(**values)
+        .returning(ScanRow.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def finish_scan(
+    session: AsyncSession,
+    scan_id: int,
+    status: ScanStatus,
+    *,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Move an unfinished scan to a final ``status``; False when it had already finished.
+
+    A final state is never overwritten: a cancel that races the last save
+    keeps whichever landed first.
+    """
+    if not status.final:
+        raise ValueError(f"{status} is not a final status")
+    result = await session.execute(
+        update(ScanRow)
+        .where(
+            ScanRow.id == scan_id,
+            ScanRow.status.in_([ScanStatus.QUEUED.value, ScanStatus.RUNNING.value]),
+        )
+        .values(status=status.value, error=error, finished_at=now or _now())
+        .returning(ScanRow.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def fail_unfinished_scans(
+    session: AsyncSession, *, reason: str, now: datetime | None = None
+) -> int:
+    """Mark every queued or running scan failed with ``reason``; how many were.
+
+    For a single-process server starting up: any scan still unfinished was
+    interrupted by the previous process's death and will never finish.
+    """
+    result = await session.execute(
+        update(ScanRow)
+        .where(ScanRow.status.in_([ScanStatus.QUEUED.value, ScanStatus.RUNNING.value]))
+        .values(status=ScanStatus.FAILED.value, error=reason, finished_at=now or _now())
+        .returning(ScanRow.id)
+    )
+    return len(result.scalars().all())
+
+
+async def get_scan(session: AsyncSession, scan_id: int) -> ScanRecord:
+    """One scan with its findings counted by severity; ``NotFound`` when absent."""
+    row = await session.get(ScanRow, scan_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+    counted = await session.execute(
+        select(ScanFindingRow.severity, func.count())
+        .where(ScanFindingRow.scan_id == scan_id)
+        .group_by(ScanFindingRow.severity)
+    )
+    counts = {s.value: 0 for s in sorted(Severity, reverse=True)}
+    for severity, count in counted.all():
+        counts[severity] = int(count)
+    return _scan(row, counts)
+
+
+async def list_scans(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: ScanStatus | None = None,
+) -> Page[ScanRecord]:
+    """Scans, newest first."""
+    query = select(ScanRow).order_by(ScanRow.id.desc()).limit(limit + 1)
+    after = _after(cursor)
+    if after is not None:
+        query = query.where(ScanRow.id < after)
+    if status is not None:
+        query = query.where(ScanRow.status == status.value)
+    rows = list((await session.execute(query)).scalars())
+    return _page([_scan(r) for r in rows], limit)
+
+
+def _page(items: list[_T], limit: int) -> Page[_T]:
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(tuple(items), encode_cursor(items[-1].id))
+    return Page(tuple(items), None)
+
+
+async def _require_scan(session: AsyncSession, scan_id: int) -> None:
+    found = await session.execute(select(ScanRow.id).where(ScanRow.id == scan_id))
+    if found.scalar_one_or_none() is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+
+
+async def list_scan_probes(
+    session: AsyncSession,
+    scan_id: int,
+    *,
+    endpoint_id: int | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[ScanProbeRecord]:
+    """A scan's probes in the order they were stored; ``NotFound`` for an unknown scan."""
+    await _require_scan(session, scan_id)
+    query = (
+        select(ScanProbeRow)
+        .where(ScanProbeRow.scan_id == scan_id)
+        .order_by(ScanProbeRow.id)
+        .limit(limit + 1)
+    )
+    if endpoint_id is not None:
+        query = query.where(ScanProbeRow.endpoint_id == endpoint_id)
+    after = _after(cursor)
+    if after is not None:
+        query = query.where(ScanProbeRow.id > after)
+    rows = list((await session.execute(query)).scalars())
+    return _page([_probe(r) for r in rows], limit)
+
+
+async def list_scan_findings(
+    session: AsyncSession,
+    scan_id: int,
+    flt: FindingFilter = FindingFilter(),
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[ScanFindingRecord]:
+    """A scan's findings in the order they were stored; ``NotFound`` for an unknown scan."""
+    await _require_scan(session, scan_id)
+    query = (
+        select(ScanFindingRow)
+        .where(ScanFindingRow.scan_id == scan_id)
+        .order_by(ScanFindingRow.id)
+        .limit(limit + 1)
+    )
+    if flt.min_severity is not None:
+        wanted = [s.value for s in Severity if s >= flt.min_severity]
+        query = query.where(ScanFindingRow.severity.in_(wanted))
+    if flt.rule_id is not None:
+        query = query.where(ScanFindingRow.rule_id == flt.rule_id)
+    if flt.endpoint_id is not None:
+        query = query.where(ScanFindingRow.endpoint_id == flt.endpoint_id)
+    after = _after(cursor)
+    if after is not None:
+        query = query.where(ScanFindingRow.id > after)
+    rows = list((await session.execute(query)).scalars())
+    return _page([_finding(r) for r in rows], limit)
+
+
+# -- results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCounts:
+    """What one endpoint added to its scan's counters."""
+
+    probes: int
+    probe_errors: int
+    findings: int
+
+
+async def save_assessment(
+    session: AsyncSession,
+    scan_id: int,
+    endpoint_id: int,
+    assessment: Assessment,
+    *,
+    now: datetime | None = None,
+) -> SavedCounts:
+    """Store one endpoint's result and advance the scan's progress counters.
+
+    Idempotent per (scan, endpoint): a second save replaces the first's rows
+    and the counters move by the difference. ``Conflict`` when the scan has
+    already finished (a cancelled scan accepts no late results).
+    """
+    scan = await session.get(ScanRow, scan_id, with_for_update=True, populate_existing=True)
+    if scan is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+    if ScanStatus(scan.status).final:
+        raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
+    created = now or _now()
+    doc_probes = [probe_to_json(p) for p in assessment.probes]
+    # One root cause per fingerprint per endpoint: the first (most severe) wins.
+    findings: dict[str, Any] = {}
+    for f in assessment.findings:
+        findings.setdefault(f.fingerprint, f)
+
+    previous = await session.get(ScanEndpointRow, (scan_id, endpoint_id))
+    old = SavedCounts(0, 0, 0)
+    if previous is not None:
+        old_findings = await session.execute(
+            select(func.count()).where(
+                ScanFindingRow.scan_id == scan_id, ScanFindingRow.endpoint_id == endpoint_id
+            )
+        )
+        old = SavedCounts(previous.probe_count, previous.probe_errors, old_findings.scalar_one())
+        for table in (ScanProbeRow, ScanFindingRow):
+            await session.execute(
+                delete(table).where(table.scan_id == scan_id, table.endpoint_id == endpoint_id)
+            )
+        await session.delete(previous)
+        await session.flush()
+
+    session.add(
+        ScanEndpointRow(
+            scan_id=scan_id,
+            endpoint_id=endpoint_id,
+            method=assessment.endpoint.method.upper(),
+            url=assessment.endpoint.url,
+            reachable=assessment.reachable,
+            probe_count=len(assessment.probes),
+            probe_errors=len(assessment.errors),
+            policy=policy_to_json(assessment.policy),
+            unchecked=list(assessment.unchecked),
+        )
+    )
+    await session.flush()
+    if doc_probes:
+        session.add_all(
+            ScanProbeRow(
+                scan_id=scan_id,
+                endpoint_id=endpoint_id,
+                probe_key=p["key"],
+                kind=p["kind"],
+                purpose=p["purpose"],
+                origin=p["origin"],
+                origin_kind=p["origin_kind"],
+                method=p["method"],
+                url=p["url"],
+                request_headers=p["request_headers"],
+                status=p["status"],
+                reason=p["reason"],
+                response_headers=p["response_headers"],
+                error=p["error"],
+                error_detail=p["error_detail"],
+                elapsed_ms=p["elapsed_ms"],
+                attempts=p["attempts"],
+                verdict=p["verdict"],
+            )
+            for p in doc_probes
+        )
+    for f in findings.values():
+        doc = finding_to_json(f)
+        session.add(
+            ScanFindingRow(
+                scan_id=scan_id,
+                endpoint_id=endpoint_id,
+                rule_id=f.rule_id,
+                severity=f.severity.value,
+                category=f.category.value,
+                title=f.title,
+                summary=f.summary,
+                fingerprint=f.fingerprint,
+                origin_class=f.origin_class,
+                credentialed=f.credentialed,
+                evidence=doc["evidence"],
+                created_at=created,
+            )
+        )
+    new = SavedCounts(len(assessment.probes), len(assessment.errors), len(findings))
+    scan.endpoints_done += 0 if previous is not None else 1
+    scan.probes_total += new.probes - old.probes
+    scan.probe_errors += new.probe_errors - old.probe_errors
+    scan.findings_total += new.findings - old.findings
+    await session.flush()
+    return new
+
+
+async def save_unassessed(
+    session: AsyncSession,
+    scan_id: int,
+    endpoint_id: int,
+    *,
+    method: str,
+    url: str,
+    reason: str,
+) -> None:
+    """Record an endpoint the scan could not assess at all (our fault, not the target's).
+
+    It counts as done, unreachable, with ``reason`` in ``unchecked``, so the
+    scan still finishes and the gap is visible.
+    """
+    scan = await session.get(ScanRow, scan_id, with_for_update=True, populate_existing=True)
+    if scan is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+    if ScanStatus(scan.status).final:
+        raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
+    previous = await session.get(ScanEndpointRow, (scan_id, endpoint_id))
+    if previous is not None:
+        return
+    session.add(
+        ScanEndpointRow(
+            scan_id=scan_id,
+            endpoint_id=endpoint_id,
+            method=method.upper(),
+            url=url,
+            reachable=False,
+            probe_count=0,
+            probe_errors=0,
+            policy={},
+            unchecked=[f"not assessed: {reason}"],
+        )
+    )
+    scan.endpoints_done += 1
+    await session.flush()
+
+
+async def list_scan_endpoint_ids(session: AsyncSession, scan_id: int) -> set[int]:
+    """Endpoints of a scan that already have a stored result."""
+    rows = await session.execute(
+        select(ScanEndpointRow.endpoint_id).where(ScanEndpointRow.scan_id == scan_id)
+    )
+    return set(rows.scalars())

@@ -1,0 +1,138 @@
+"""The scanning engine: targets in, assessments out.
+
+Plan (core) → send (prober) → assess (core), one endpoint at a time per task,
+with a bounded number of endpoints in flight so memory stays flat however long
+the target list is. The one-shot ``scan`` command, the API and the workers all
+scan through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from scanner.core.checks import Assessment, assess
+from scanner.core.origin import Origin
+from scanner.core.plan import Endpoint, PlanSettings, plan_probes
+from scanner.core.policy import Policy
+from scanner.core.variants import (
+    ProbeOrigin,
+    PublicSuffixes,
+    VariantKind,
+    VariantSettings,
+    probe_origins,
+)
+from scanner.hostnames import uts46_host_encoder
+from scanner.prober.execute import Prober
+from scanner.prober.limits import ProbeLimits
+
+DEFAULT_ENDPOINT_CONCURRENCY = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An endpoint and the policy it should have."""
+
+    endpoint: Endpoint
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """How to scan, built once from settings and flags."""
+
+    limits: ProbeLimits = field(default_factory=ProbeLimits)
+    variants: VariantSettings = field(default_factory=VariantSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)
+    origins: tuple[str, ...] = ()  # extra Origin values to probe (scan --origin)
+    only_origins: bool = False  # probe exactly ``origins`` and nothing else
+    endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY
+
+
+def new_token() -> str:
+    """The random part of attacker origins: short, lowercase, valid in a host label."""
+    return "cs" + secrets.token_hex(4)
+
+
+class Engine:
+    """Scans targets with one shared prober (one connection pool, one set of limits)."""
+
+    def __init__(self, options: ScanOptions, suffixes: PublicSuffixes) -> None:
+        self.options = options
+        self.suffixes = suffixes
+        self._prober = Prober(options.limits)
+
+    async def __aenter__(self) -> Engine:
+        await self._prober.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._prober.__aexit__(None, None, None)
+
+    def origins_for(self, target: Target, token: str) -> tuple[ProbeOrigin, ...]:
+        custom = tuple(self._custom(target.policy, value) for value in self.options.origins)
+        if self.options.only_origins:
+            return custom
+        generated = probe_origins(
+            target.endpoint.url,
+            target.policy,
+            suffixes=self.suffixes,
+            token=token,
+            settings=self.options.variants,
+            encode_host=uts46_host_encoder,
+        )
+        known = {o.value for o in generated}
+        return generated + tuple(o for o in custom if o.value not in known)
+
+    @staticmethod
+    def _custom(policy: Policy, value: str) -> ProbeOrigin:
+        if value == "null":
+            origin = Origin.null()
+        else:
+            origin = Origin.parse(value, encode_host=uts46_host_encoder)
+        if policy.allows(origin):
+            return ProbeOrigin(value, VariantKind.ALLOWED, trusted=True, note="given with --origin")
+        return ProbeOrigin(value, VariantKind.CUSTOM, note="given with --origin")
+
+    async def assess(self, target: Target, *, token: str | None = None) -> Assessment:
+        """Probe one endpoint and judge it. Target faults become data, never exceptions."""
+        token = token or new_token()
+        origins = self.origins_for(target, token)
+        plan = plan_probes(
+            target.endpoint, target.policy, origins, token=token, settings=self.options.plan
+        )
+        observations = await self._prober.send_all(plan)
+        return assess(target.endpoint, target.policy, observations)
+
+    async def scan(self, targets: Iterable[Target]) -> AsyncIterator[Assessment]:
+        """Assess every target, yielding each assessment as soon as it is done.
+
+        At most ``endpoint_concurrency`` endpoints are in flight; the rest wait
+        in the iterator, so memory does not grow with the number of targets.
+        """
+        token = new_token()
+        limit = max(1, self.options.endpoint_concurrency)
+        pending: set[asyncio.Task[Assessment]] = set()
+        iterator = iter(targets)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < limit:
+                    try:
+                        target = next(iterator)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pending.add(asyncio.create_task(self.assess(target, token=token)))
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)

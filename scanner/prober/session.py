@@ -1,0 +1,174 @@
+"""The aiohttp ClientSession the prober sends through: TLS, caps, timeouts, proxies.
+
+Every choice here serves one rule: the target receives exactly the request we
+planned, and nothing it sends back can make us wait, allocate or trust more
+than ``ProbeLimits`` allows.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.client_middlewares import ClientHandlerType
+
+from scanner.errors import ConfigError
+from scanner.prober.limits import ProbeLimits
+from scanner.prober.politeness import DEFAULT_PORTS
+
+# Headers aiohttp would add on its own. A browser's preflight carries no Accept-
+# Encoding and a bodiless POST no Content-Type; some servers vary their CORS
+# answer on them, so we send only what the plan says. Host stays (HTTP/1.1
+# requires it) and User-Agent is ours.
+SKIPPED_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type")
+# What aiohttp buffers of a body before it stops reading the socket. We never
+# read bodies; this bounds what an endless one costs before the response closes.
+READ_BUFFER_BYTES = 16384
+# aiohttp's C parser counts header lines and measures a field as name + value;
+# its pure-Python fallback also counts the status line and the blank line, and
+# measures the whole line with ": ". Give the parser this much slack and enforce
+# the exact caps on the parsed lines (``execute``), so that a cap means the same
+# with either parser: ``max_headers`` lines, ``max_field_bytes`` of name + value.
+HEADER_COUNT_SLACK = 2
+HEADER_FIELD_SLACK = 2
+
+
+def ssl_setting(limits: ProbeLimits) -> ssl.SSLContext | bool:
+    """The ``ssl`` argument for aiohttp: a verifying context, or False for ``--insecure``.
+
+    ``ca_bundle`` is trusted *in addition to* the system store (unlike
+    ``ssl.create_default_context(cafile=...)``, which would replace it).
+    Raises ConfigError when the bundle cannot be loaded.
+    """
+    if not limits.verify_tls:
+        return False
+    context = ssl.create_default_context()
+    if limits.ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=limits.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"ca_bundle: cannot load {limits.ca_bundle!r}: {exc}") from exc
+    return context
+
+
+def client_timeout(limits: ProbeLimits) -> aiohttp.ClientTimeout:
+    """Connect and read timeouts for aiohttp.
+
+    The total timeout is not aiohttp's: the prober wraps each attempt in
+    ``asyncio.timeout(total_timeout)`` itself, which stops at the configured
+    second (aiohttp rounds long timeouts up to whole seconds) and tells a
+    total timeout apart from a connect or read timeout.
+    """
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=None,
+        sock_connect=limits.connect_timeout,
+        sock_read=limits.read_timeout,
+    )
+
+
+class ConnectionLost(Exception):
+    """An established connection failed; ``__cause__`` is aiohttp's exception.
+
+    Control flow inside the prober only, never raised to its callers. aiohttp
+    silently sends an idempotent request a second time when its connection
+    breaks, with no switch to turn that off (aio-libs/aiohttp#10790): a reset
+    would cost the target two connections per attempt and ``attempts`` would
+    lie. Raised instead of ClientOSError/ServerDisconnectedError, it goes
+    straight through that retry, and the prober alone decides.
+    """
+
+
+async def _surface_connection_loss(
+    request: aiohttp.ClientRequest, handler: ClientHandlerType
+) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # failed to connect: aiohttp does not resend those
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise ConnectionLost(str(exc)) from exc
+
+
+def build_session(limits: ProbeLimits) -> aiohttp.ClientSession:
+    """A ClientSession configured for probing. Call it inside a running event loop.
+
+    - no connection reuse is relied on: the prober closes every response;
+    - no connector limits: ``Politeness`` owns concurrency, and a second,
+      differently keyed queue inside the timed region would turn waiting into
+      timeouts;
+    - no cookie jar: a Set-Cookie from one probe must not ride along on the next;
+    - ``trust_env`` off: it would also read ~/.netrc and send its credentials
+      as Authorization to targets; proxies come from ``ProxyRoutes`` instead;
+    - header caps from ``limits``; no decompression (bodies are never read);
+    - no silent resend by aiohttp (see ``ConnectionLost``).
+    """
+    connector = aiohttp.TCPConnector(ssl=ssl_setting(limits), limit=0, limit_per_host=0)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=client_timeout(limits),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=SKIPPED_AUTO_HEADERS,
+        auto_decompress=False,
+        trust_env=False,
+        read_bufsize=READ_BUFFER_BYTES,
+        max_line_size=limits.max_field_bytes,
+        max_field_size=limits.max_field_bytes + HEADER_FIELD_SLACK,
+        max_headers=limits.max_headers + HEADER_COUNT_SLACK,
+        middlewares=(_surface_connection_loss,),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRoutes:
+    """Which proxy, if any, a URL goes through: HTTP_PROXY / HTTPS_PROXY / NO_PROXY.
+
+    Read once from the environment (upper or lower case, lower wins, as curl
+    and urllib do); ``for_url`` is then a pure lookup.
+    """
+
+    proxies: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls) -> ProxyRoutes:
+        """The proxy variables of this process's environment."""
+        found = urllib.request.getproxies_environment()
+        keep = {k: v for k, v in found.items() if k in ("http", "https", "no") and v}
+        return cls(keep)
+
+    def for_url(self, url: str) -> str | None:
+        """The proxy URL for ``url``, or None to connect directly."""
+        parts = urlsplit(url)
+        proxy = self.proxies.get(parts.scheme.lower())
+        host = parts.hostname
+        if not proxy or not host:
+            return None
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+        if _bypassed(host, port, self.proxies.get("no", "")):
+            return None
+        return proxy
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    # NO_PROXY as curl and urllib read it: "*", or comma-separated names, each
+    # matching itself and its subdomains, optionally limited to one port.
+    for entry in no_proxy.split(","):
+        name = entry.strip().lower()
+        if name == "*":
+            return True
+        if not name:
+            continue
+        name_port: int | None = None
+        head, sep, tail = name.rpartition(":")
+        if sep and tail.isdigit() and not head.endswith(":"):
+            name, name_port = head, int(tail)
+        name = name.strip("[]").lstrip(".")
+        if name_port is not None and name_port != port:
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+    return False

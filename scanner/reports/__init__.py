@@ -1,0 +1,1 @@
+"""Renderings of scan results for machines and people (JSON, tables, SARIF, JUnit)."""

@@ -1,0 +1,167 @@
+"""The versioned JSON document of a scan (`scan --format json`), documented in docs/scan-json.md.
+
+Stable contract: fields are only ever added within a version; renaming or
+removing one bumps ``version``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import scanner
+from scanner.core.catalogue import rule
+from scanner.core.checks import Assessment, ProbeResult
+from scanner.core.findings import Evidence, Finding
+from scanner.core.policy import Policy
+from scanner.core.severity import Severity
+
+FORMAT = "cors-scanner.scan"
+VERSION = 1
+
+JSON = dict[str, Any]
+
+
+def policy_to_json(policy: Policy) -> JSON:
+    return {
+        "allowed_origins": [str(p) for p in policy.allowed_origins],
+        "allow_credentials": policy.allow_credentials,
+        "allowed_methods": list(policy.allowed_methods),
+        "allowed_headers": list(policy.allowed_headers),
+        "exposed_headers": list(policy.exposed_headers),
+        "max_age": policy.max_age,
+        "public": policy.public,
+    }
+
+
+def evidence_to_json(e: Evidence) -> JSON:
+    return {
+        "probe": e.probe_key,
+        "origin": e.origin,
+        "origin_kind": e.origin_kind,
+        "request": {"method": e.method, "url": e.url, "headers": e.request_headers.as_list()},
+        "response": {"status": e.status, "headers": e.response_headers.as_list()},
+        "error": e.error,
+        "verdict": e.verdict,
+    }
+
+
+def finding_to_json(f: Finding) -> JSON:
+    r = rule(f.rule_id)
+    return {
+        "rule_id": f.rule_id,
+        "severity": f.severity.value,
+        "category": f.category.value,
+        "title": f.title,
+        "summary": f.summary,
+        "fingerprint": f.fingerprint,
+        "origin_class": f.origin_class,
+        "credentialed": f.credentialed,
+        "related": list(f.related),
+        "description": r.description,
+        "remediation": {
+            "generic": r.remediation.generic,
+            "express": r.remediation.express,
+            "nginx": r.remediation.nginx,
+            "apache": r.remediation.apache,
+        },
+        "cwe": r.cwe,
+        "evidence": [evidence_to_json(e) for e in f.evidence],
+    }
+
+
+def probe_to_json(result: ProbeResult) -> JSON:
+    obs = result.observation
+    req = obs.request
+    verdict: JSON | None
+    if result.preflight is not None:
+        verdict = {"preflight_ok": result.preflight.ok, "reason": result.preflight.reason}
+    elif result.verdict is not None and result.verdict_with_credentials is not None:
+        plain, cred = result.verdict, result.verdict_with_credentials
+        preflight = cred.preflight or plain.preflight
+        verdict = {
+            "readable": plain.readable,
+            "readable_with_credentials": cred.readable,
+            "preflight_needed": plain.preflight_needed or cred.preflight_needed,
+            "preflight_ok": None if preflight is None else preflight.ok,
+            "reason": plain.reason,
+            "reason_with_credentials": cred.reason,
+            "exposed_headers": list(cred.exposed_headers if cred.readable else plain.exposed_headers),
+        }
+    else:
+        verdict = None
+    return {
+        "key": req.key,
+        "kind": req.kind.value,
+        "purpose": req.purpose.value if req.purpose else None,
+        "origin": req.origin.value,
+        "origin_kind": req.origin.kind.value,
+        "trusted": req.origin.trusted,
+        "browser_sendable": req.origin.browser_sendable,
+        "method": req.method,
+        "url": req.url,
+        "request_headers": req.headers.as_list(),
+        "status": obs.status,
+        "reason": obs.reason,
+        "response_headers": obs.headers.as_list(),
+        "error": obs.error.value if obs.error else None,
+        "error_detail": obs.error_detail,
+        "elapsed_ms": round(obs.elapsed_ms, 1),
+        "attempts": obs.attempts,
+        "verdict": verdict,
+    }
+
+
+def assessment_to_json(a: Assessment, *, probes: bool = True) -> JSON:
+    doc: JSON = {
+        "method": a.endpoint.method.upper(),
+        "url": a.endpoint.url,
+        "name": a.endpoint.name,
+        "policy": policy_to_json(a.policy),
+        "reachable": a.reachable,
+        "probe_count": len(a.probes),
+        "probe_errors": len(a.errors),
+        "findings": [finding_to_json(f) for f in a.findings],
+        "unchecked": list(a.unchecked),
+    }
+    if probes:
+        doc["probes"] = [probe_to_json(p) for p in a.probes]
+    return doc
+
+
+def summary(assessments: Sequence[Assessment], fail_on: Severity | None) -> JSON:
+    severities: Counter[str] = Counter(f.severity.value for a in assessments for f in a.findings)
+    failing = fail_on is not None and any(
+        f.severity >= fail_on for a in assessments for f in a.findings
+    )
+    return {
+        "endpoints": len(assessments),
+        "reachable": sum(1 for a in assessments if a.reachable),
+        "unreachable": sum(1 for a in assessments if not a.reachable),
+        "probes": sum(len(a.probes) for a in assessments),
+        "probe_errors": sum(len(a.errors) for a in assessments),
+        "findings": {s.value: severities.get(s.value, 0) for s in sorted(Severity, reverse=True)},
+        "fail_on": fail_on.value if fail_on else None,
+        "failed": failing,
+    }
+
+
+def scan_document(
+    assessments: Iterable[Assessment],
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    fail_on: Severity | None,
+) -> JSON:
+    items = list(assessments)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "tool": {"name": "cors-scanner", "version": scanner.__version__},
+        "started_at": started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "summary": summary(items, fail_on),
+        "endpoints": [assessment_to_json(a) for a in items],
+    }
