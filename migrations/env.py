@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging.config
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from scanner.db.engine import Database
@@ -40,7 +42,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
     )
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render our column types as plain SQLAlchemy ones: a revision must not import app code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -44,7 +44,6 @@ APP_ORIGIN = "https://app.acme.test"
 """The one legitimate front end of the demo: what most demo policies allow."""
 
 ADMIN_ORIGIN = "https://admin.acme.test"
-TOKEN_PLACEHOLDER = "{token}"
 
 Matcher = Callable[[str], str | None]
 """Origin header value in, Access-Control-Allow-Origin value out (None: no header)."""
@@ -216,7 +215,7 @@ class ExpectedFinding:
 
     def proof_for(self, token: str) -> str:
         """``proof`` with the scan's attacker token filled in."""
-        return self.proof.replace(TOKEN_PLACEHOLDER, token)
+        return self.proof.format(token=token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,4 +634,3 @@ def demo_app(cases: tuple[DemoCase, ...] = DEMO_CASES) -> web.Application:
         app.router.add_route("*", case.path, handler)
         app.router.add_route("*", case.path + "/{tail:.+}", handler)
     return app
-

@@ -13,7 +13,8 @@ these too.
     │   ├── InvalidOrigin          not an origin a browser could send or an allowlist could name
     │   ├── InvalidURL             not an absolute http(s) URL we can probe
     │   ├── InvalidPolicy          a policy that contradicts itself or uses an unsafe pattern
-    │   └── InvalidHeader          a request header line that is not `Name: value`
+    │   ├── InvalidHeader          a request header line that is not `Name: value`
+    │   └── UnsafeURL              a URL we refuse to call: not http(s), credentials, internal address
     ├── ConfigError                a setting (flag or CORS_SCANNER_* variable) is wrong
     ├── NotFound                   a stored object does not exist
     ├── Conflict                   a stored object already exists or changed underneath
@@ -87,6 +88,12 @@ class InvalidHeader(InputError):
     """Not a valid header line: expected 'Name: value'."""
 
     code = "invalid_header"
+
+
+class UnsafeURL(InputError):
+    """The URL is not safe to call: use http(s), no credentials, and a public address."""
+
+    code = "unsafe_url"
 
 
 class ConfigError(ScannerError):

@@ -110,30 +110,35 @@ class ScanRunner:
         """Whether this process is running the scan now."""
         return scan_id in self._tasks
 
-    async def cancel(self, scan_id: int, reason: str = "cancelled by request") -> bool:
-        """Cancel the scan's task and wait until it has recorded ``cancelled``.
+    async def cancel(self, scan_id: int, reason: str = "cancelled by request") -> None:
+        """Cancel the scan: stop its task if this process runs it, and record ``cancelled``.
 
-        False when this process is not running it (the caller then marks the
-        row itself).
+        Returns once the row is final. A scan that had already finished keeps
+        its state.
         """
         task = self._tasks.get(scan_id)
-        if task is None:
-            return False
-        self._cancel_reasons[scan_id] = reason
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_GRACE_S)
-        return True
+        if task is not None:
+            self._cancel_reasons[scan_id] = reason
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_GRACE_S)
+        # Also when the task never got to run (cancelled before its first step)
+        # or belongs to no live process: the row must not stay queued/running.
+        await self._finish(scan_id, ScanStatus.CANCELLED, reason)
 
     async def close(self) -> None:
         """Cancel every running scan (each is marked ``cancelled``) and wait for them."""
         self._closed = True
+        reason = "the server shut down while the scan was running"
         tasks = list(self._tasks.items())
         for scan_id, task in tasks:
-            self._cancel_reasons[scan_id] = "the server shut down while the scan was running"
+            self._cancel_reasons[scan_id] = reason
             task.cancel()
         if tasks:
             await asyncio.wait([t for _, t in tasks], timeout=SHUTDOWN_GRACE_S)
+        for scan_id, _task in tasks:
+            with contextlib.suppress(Exception):
+                await self._finish(scan_id, ScanStatus.CANCELLED, reason)
 
     async def wait(self, scan_id: int) -> None:
         """Wait until the scan's task (if any in this process) has finished."""

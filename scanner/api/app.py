@@ -65,7 +65,9 @@ def create_app(
     app[PAGE_MAX_KEY] = settings.max_page_size
     app[OPENAPI_CACHE] = {}
     app.cleanup_ctx.append(_database_context(database))
-    app.cleanup_ctx.append(_runner_context(suffixes, options or scan_options(settings), engine_factory))
+    app.cleanup_ctx.append(
+        _runner_context(suffixes, options or scan_options(settings), engine_factory)
+    )
     add_routes(app)
     return app
 

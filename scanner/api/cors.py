@@ -40,6 +40,11 @@ class CorsAllowlist:
     def __init__(self, origins: Iterable[str]) -> None:
         allowed: set[str] = set()
         for value in origins:
+            if "*" in value:
+                raise ConfigError(
+                    f"CORS_SCANNER_API_CORS_ORIGINS: {value!r}: list exact origins; "
+                    "wildcards and patterns are not accepted for our own API"
+                )
             try:
                 origin = Origin.parse(value)
             except InvalidOrigin as exc:

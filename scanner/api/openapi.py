@@ -21,48 +21,20 @@ from typing import Any
 from aiohttp import web
 
 import scanner
-from scanner.api.problems import CODES, PROBLEM_JSON
+from scanner.api.problems import CODES
 from scanner.api.schemas import (
-    AnyJSON,
-    Arr,
+    PROBLEM,
     Components,
-    Int,
-    Obj,
     Operation,
     Param,
-    Ref,
     Reply,
-    Str,
     operation_of,
+    problem_reply,
 )
 from scanner.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
 SECURITY_SCHEME = "bearerToken"
-
-PROBLEM = Ref(
-    name="Problem",
-    schema=Obj(
-        description="An RFC 9457 problem document.",
-        properties={
-            "type": Str(description="Link to the explanation of `code`."),
-            "title": Str(),
-            "status": Int(),
-            "detail": Str(),
-            "code": Str(description="Stable machine-readable error code."),
-            "errors": Arr(
-                items=Obj(
-                    properties={"field": Str(), "message": Str()},
-                    required=frozenset({"field", "message"}),
-                ),
-                description="Every invalid field (validation_failed only).",
-            ),
-            "checks": Obj(additional=AnyJSON(), description="Readiness checks (not_ready only)."),
-        },
-        required=frozenset({"type", "title", "status", "detail", "code"}),
-        additional=AnyJSON(),
-    ),
-)
 
 TAGS = (
     ("endpoints", "The inventory of API endpoints to scan."),
@@ -133,27 +105,23 @@ def _param(param: Param, where: str, components: Components, settings: Settings)
     }
 
 
-def _problem_reply(status: int, description: str) -> Reply:
-    return Reply(status, description, PROBLEM, media_type=PROBLEM_JSON)
-
-
 def error_replies(op: Operation) -> list[Reply]:
     """The error responses an operation can give, from what it does."""
     replies: list[Reply] = []
     if op.body is not None or op.raw_body is not None:
-        replies.append(_problem_reply(400, "The body is not valid JSON/UTF-8, or unreadable."))
+        replies.append(problem_reply(400, "The body is not valid JSON/UTF-8, or unreadable."))
     if op.scope is not None:
-        replies.append(_problem_reply(401, "No token, or an unknown or revoked one."))
-        replies.append(_problem_reply(403, f"The token lacks the {op.scope.value!r} scope."))
+        replies.append(problem_reply(401, "No token, or an unknown or revoked one."))
+        replies.append(problem_reply(403, f"The token lacks the {op.scope.value!r} scope."))
     if op.path_params:
-        replies.append(_problem_reply(404, "No such object."))
+        replies.append(problem_reply(404, "No such object."))
     if op.body is not None or op.raw_body is not None:
-        replies.append(_problem_reply(413, "The body is larger than the server accepts."))
-        replies.append(_problem_reply(415, "The body's Content-Type is not accepted."))
+        replies.append(problem_reply(413, "The body is larger than the server accepts."))
+        replies.append(problem_reply(415, "The body's Content-Type is not accepted."))
     if op.query or op.body is not None or op.raw_body is not None:
-        replies.append(_problem_reply(422, "Invalid fields; `errors` lists every one."))
+        replies.append(problem_reply(422, "Invalid fields; `errors` lists every one."))
     if op.uses_database:
-        replies.append(_problem_reply(503, "The database is unavailable."))
+        replies.append(problem_reply(503, "The database is unavailable."))
     return replies
 
 
@@ -286,8 +254,10 @@ def render_docs(document: dict[str, Any]) -> str:
                 ref = entry["schema"].get("$ref", "")
                 name = ref.rsplit("/", 1)[-1] if ref else "inline"
                 shape = f"<code>{esc(media)}</code> {esc(name)}"
-            parts.append(f"<tr><td>{esc(status)}</td><td>{esc(reply['description'])}</td>"
-                         f"<td>{shape}</td></tr>")
+            parts.append(
+                f"<tr><td>{esc(status)}</td><td>{esc(reply['description'])}</td>"
+                f"<td>{shape}</td></tr>"
+            )
         parts.append("</table></section>")
     parts.append("<h2 id='schemas'>Shapes</h2>")
     for name, schema in schemas.items():

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from scanner.api.problems import Problem
+from scanner.api.problems import PROBLEM_JSON, Problem
 from scanner.errors import FieldError, InputError
 
 MAX_JSON_DEPTH = 32  # our bodies nest 3 deep; anything far deeper is an attack or a bug
@@ -403,6 +403,36 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
 
 
+PROBLEM = Ref(
+    name="Problem",
+    schema=Obj(
+        description="An RFC 9457 problem document.",
+        properties={
+            "type": Str(description="Link to the explanation of `code`."),
+            "title": Str(),
+            "status": Int(),
+            "detail": Str(),
+            "code": Str(description="Stable machine-readable error code."),
+            "errors": Arr(
+                items=Obj(
+                    properties={"field": Str(), "message": Str()},
+                    required=frozenset({"field", "message"}),
+                ),
+                description="Every invalid field (validation_failed only).",
+            ),
+            "checks": Obj(additional=AnyJSON(), description="Readiness checks (not_ready only)."),
+        },
+        required=frozenset({"type", "title", "status", "detail", "code"}),
+        additional=AnyJSON(),
+    ),
+)
+
+
+def problem_reply(status: int, description: str) -> Reply:
+    """A documented error response carrying a problem document."""
+    return Reply(status, description, PROBLEM, media_type=PROBLEM_JSON)
+
+
 @dataclass(frozen=True, slots=True)
 class RawBody:
     """A body taken as bytes in one of ``media_types`` (imports), up to ``limit`` bytes."""
@@ -434,6 +464,9 @@ class Operation:
     body_required: bool = True
     raw_body: RawBody | None = None
     uses_database: bool = True
+    # Rules across fields (or the store's own validator) run on the decoded
+    # body even when the schema found errors, so one answer lists them all.
+    cross_check: Callable[[dict[str, Any]], list[FieldError]] | None = None
 
 
 @dataclass(slots=True)
@@ -479,6 +512,8 @@ def operation(op: Operation) -> Callable[[CallHandler], AiohttpHandler]:
                 decoded = await read_json(request, required=op.body_required)
                 if decoded is not _ABSENT:
                     body = op.body.check(decoded, "", errors)
+                    if op.cross_check is not None and isinstance(decoded, dict):
+                        errors = merged_errors(errors, op.cross_check(decoded))
             if errors:
                 raise Problem.validation(errors)
             return await fn(Call(request, path, query, body, raw))
@@ -489,6 +524,21 @@ def operation(op: Operation) -> Callable[[CallHandler], AiohttpHandler]:
         return handler
 
     return wrap
+
+
+def merged_errors(first: Sequence[FieldError], later: Sequence[FieldError]) -> list[FieldError]:
+    """``first`` plus the first error of ``later`` about each top-level field not yet named."""
+
+    def top(e: FieldError) -> str:
+        return e.field.split("[")[0].split(".")[0]
+
+    named = {top(e) for e in first}
+    merged = list(first)
+    for error in later:
+        if top(error) not in named:
+            named.add(top(error))
+            merged.append(error)
+    return merged
 
 
 def operation_of(handler: object) -> Operation | None:
@@ -571,8 +621,8 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
     limit = request.app[BODY_LIMIT_KEY]
     media = _media_type(request)
     raw = await read_limited(request, limit)
-    if not raw.strip() and not required and media in ("", *JSON_TYPES):
-        return _ABSENT
+    if not raw.strip() and not required:
+        return _ABSENT  # whatever a client library labels an empty body
     if media not in JSON_TYPES and not media.endswith("+json"):
         shown = media or "no Content-Type"
         raise Problem("unsupported_media_type", f"send JSON as application/json, not {shown}")

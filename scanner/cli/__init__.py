@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cors-scanner",
         description="Find CORS misconfigurations the way a browser would judge them.",
     )
-    parser.add_argument("--version", action="version", version=f"cors-scanner {scanner.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"cors-scanner {scanner.__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)

@@ -51,7 +51,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # aiohttp's own banner, then ours: where to look and what to run first.
         print(text)
         print(f"cors-scanner demo target at {base}/ ({len(DEMO_CASES)} paths)")
-        print(f"Try: cors-scanner scan {base}/reflect-credentials --allow-origin https://app.acme.test")
+        print(
+            f"Try: cors-scanner scan {base}/reflect-credentials --allow-origin https://app.acme.test"
+        )
         sys.stdout.flush()
 
     web.run_app(demo_app(), host=host, port=args.port, print=announce, handle_signals=True)

@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("--origin", required=True, help="the page's origin, e.g. https://app.acme.com")
-    p.add_argument("--credentials", action="store_true", help="credentials: 'include' / withCredentials")
+    p.add_argument(
+        "--credentials", action="store_true", help="credentials: 'include' / withCredentials"
+    )
     p.add_argument("--method", default="GET", help="the request's method (default GET)")
     p.add_argument(
         "--header",
@@ -149,9 +151,11 @@ def _read_paste(path: str) -> str:
 
 def build_request(args: argparse.Namespace) -> CorsRequest:
     origin_text = args.origin.strip()
-    origin = "null" if origin_text == "null" else Origin.parse(
-        origin_text, lenient=True, encode_host=uts46_host_encoder
-    ).serialize()
+    origin = (
+        "null"
+        if origin_text == "null"
+        else Origin.parse(origin_text, lenient=True, encode_host=uts46_host_encoder).serialize()
+    )
     headers = Headers.of([parse_header(h) for h in args.header])
     return CorsRequest(origin, normalize_method(args.method.strip()), headers, args.credentials)
 
@@ -246,29 +250,49 @@ def fixes(request: CorsRequest, reason: str) -> list[str]:
     o = request.origin
     out: list[str] = []
     if "No 'Access-Control-Allow-Origin' header" in reason:
-        out.append(f"Send 'Access-Control-Allow-Origin: {o}' (echo the origin after an exact allowlist check) and 'Vary: Origin'.")
-        out.append("nginx: add_header … always;  Apache: Header always set …  — without 'always' errors lose the header.")
+        out.append(
+            f"Send 'Access-Control-Allow-Origin: {o}' (echo the origin after an exact allowlist check) and 'Vary: Origin'."
+        )
+        out.append(
+            "nginx: add_header … always;  Apache: Header always set …  — without 'always' errors lose the header."
+        )
     elif "multiple values" in reason or "contains the invalid value" in reason:
-        out.append(f"Send exactly one 'Access-Control-Allow-Origin' header with one value: {o}. Remove the duplicate (often both the app and a proxy add it).")
+        out.append(
+            f"Send exactly one 'Access-Control-Allow-Origin' header with one value: {o}. Remove the duplicate (often both the app and a proxy add it)."
+        )
     elif "must not be the wildcard" in reason:
-        out.append(f"With credentials, '*' never works: send 'Access-Control-Allow-Origin: {o}' (echoed from an allowlist) and 'Vary: Origin'.")
+        out.append(
+            f"With credentials, '*' never works: send 'Access-Control-Allow-Origin: {o}' (echoed from an allowlist) and 'Vary: Origin'."
+        )
     elif "not equal to the supplied origin" in reason:
-        out.append(f"The value must be exactly '{o}': same scheme, lowercase host, no default port, no trailing slash.")
+        out.append(
+            f"The value must be exactly '{o}': same scheme, lowercase host, no default port, no trailing slash."
+        )
     elif "Access-Control-Allow-Credentials" in reason:
-        out.append("Send 'Access-Control-Allow-Credentials: true' (exactly, lowercase) for this allowlisted origin.")
+        out.append(
+            "Send 'Access-Control-Allow-Credentials: true' (exactly, lowercase) for this allowlisted origin."
+        )
     elif "HTTP ok status" in reason:
-        out.append("Answer the OPTIONS preflight with 204 (or 200) before authentication and routing run; a 401/404/405 fails it.")
+        out.append(
+            "Answer the OPTIONS preflight with 204 (or 200) before authentication and routing run; a 401/404/405 fails it."
+        )
     elif "Redirect is not allowed" in reason:
-        out.append("The preflight was redirected (http→https, a trailing slash, a login page): call the final URL directly.")
+        out.append(
+            "The preflight was redirected (http→https, a trailing slash, a login page): call the final URL directly."
+        )
     elif "is not allowed by Access-Control-Allow-Methods" in reason:
-        out.append(f"Add {request.method} to 'Access-Control-Allow-Methods' in the preflight response.")
+        out.append(
+            f"Add {request.method} to 'Access-Control-Allow-Methods' in the preflight response."
+        )
     elif "is not allowed by Access-Control-Allow-Headers" in reason:
         names = ", ".join(unsafe_request_header_names(request.headers))
         out.append(f"List the request's headers in 'Access-Control-Allow-Headers': {names}.")
     if not out:
         out.append("See docs/rules.md for the rule behind this reason.")
     out.append(
-        "Express: cors({ origin: ['" + o + "'], credentials: "
+        "Express: cors({ origin: ['"
+        + o
+        + "'], credentials: "
         + ("true" if request.credentials else "false")
         + " }) registered before routes and error handlers."
     )
@@ -313,7 +337,9 @@ def _as_json(e: Explanation) -> dict[str, Any]:
         "preflight_status": e.preflight_status,
         "status": e.actual_status,
         "reason": v.reason,
-        "console": console_message(e.url or "<url>", e.request.origin, v.reason) if v.reason else None,
+        "console": console_message(e.url or "<url>", e.request.origin, v.reason)
+        if v.reason
+        else None,
         "exposed_headers": list(v.exposed_headers),
         "fixes": fixes(e.request, v.reason) if v.reason else [],
         "notes": list(e.notes),
@@ -335,7 +361,9 @@ def _as_text(e: Explanation) -> str:
             why.append("headers " + ", ".join(unsafe))
         state = "not observed" if v.preflight is None else ("passes" if v.preflight.ok else "fails")
         status = f" (status {e.preflight_status})" if e.preflight_status is not None else ""
-        lines.append(f"Preflight: needed for {' and '.join(why) or 'this request'}{status}: {state}")
+        lines.append(
+            f"Preflight: needed for {' and '.join(why) or 'this request'}{status}: {state}"
+        )
     else:
         lines.append("Preflight: not needed (safelisted method and headers)")
     if v.readable:
@@ -344,11 +372,11 @@ def _as_text(e: Explanation) -> str:
             lines.append(f"Exposed:   {', '.join(v.exposed_headers)}")
     else:
         lines.append("Verdict:   BLOCKED")
-        lines.append(f"Console:   {console_message(e.url or '<url>', e.request.origin, v.reason or '')}")
+        lines.append(
+            f"Console:   {console_message(e.url or '<url>', e.request.origin, v.reason or '')}"
+        )
         for i, fix in enumerate(fixes(e.request, v.reason or "")):
             lines.append(("Fix:       " if i == 0 else "           ") + fix)
     for note in e.notes:
         lines.append(f"Note:      {note}")
     return "\n".join(lines)
-
-

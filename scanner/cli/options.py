@@ -18,7 +18,9 @@ _RESERVED_HEADERS = frozenset(
     | {"access-control-request-method", "access-control-request-headers"}
 )
 
-DEFAULT_USER_AGENT = f"cors-scanner/{scanner.__version__} (+https://github.com/cors-scanner/cors-scanner)"
+DEFAULT_USER_AGENT = (
+    f"cors-scanner/{scanner.__version__} (+https://github.com/cors-scanner/cors-scanner)"
+)
 
 
 def parse_header(text: str, *, allow_reserved: bool = False) -> tuple[str, str]:
@@ -36,14 +38,24 @@ def parse_header(text: str, *, allow_reserved: bool = False) -> tuple[str, str]:
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("probing")
-    group.add_argument("--timeout", type=float, metavar="S", help="seconds per request (default 10)")
-    group.add_argument("--retries", type=int, metavar="N", help="retries of transient failures (default 2)")
-    group.add_argument("--concurrency", type=int, metavar="N", help="requests in flight in all (default 64)")
-    group.add_argument("--per-host", type=int, metavar="N", help="requests in flight per host (default 4)")
+    group.add_argument(
+        "--timeout", type=float, metavar="S", help="seconds per request (default 10)"
+    )
+    group.add_argument(
+        "--retries", type=int, metavar="N", help="retries of transient failures (default 2)"
+    )
+    group.add_argument(
+        "--concurrency", type=int, metavar="N", help="requests in flight in all (default 64)"
+    )
+    group.add_argument(
+        "--per-host", type=int, metavar="N", help="requests in flight per host (default 4)"
+    )
     group.add_argument("--rate", type=float, metavar="R", help="max requests per second per host")
     group.add_argument("--user-agent", metavar="UA", help="User-Agent of every probe")
     group.add_argument("--ca-bundle", metavar="FILE", help="PEM file of extra CAs to trust")
-    group.add_argument("--insecure", action="store_true", default=None, help="do not verify TLS certificates")
+    group.add_argument(
+        "--insecure", action="store_true", default=None, help="do not verify TLS certificates"
+    )
 
 
 def probe_limits(args: argparse.Namespace, settings: Settings) -> ProbeLimits:

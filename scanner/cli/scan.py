@@ -20,7 +20,10 @@ from scanner.core.severity import Severity
 from scanner.engine import Engine, ScanOptions, Target
 from scanner.errors import InputError, InvalidURL
 from scanner.hostnames import default_public_suffixes, uts46_host_encoder
+from scanner.reports.csv import render_csv
 from scanner.reports.json import scan_document
+from scanner.reports.junit import render_junit
+from scanner.reports.sarif import render_sarif
 from scanner.reports.table import render_assessment, render_summary
 from scanner.settings import Settings
 
@@ -55,11 +58,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="ORIGIN",
         help="an origin the front ends use (repeat); patterns like https://*.acme.com allowed",
     )
-    policy.add_argument("--allow-credentials", action="store_true", help="front ends send credentials")
+    policy.add_argument(
+        "--allow-credentials", action="store_true", help="front ends send credentials"
+    )
     policy.add_argument("--allow-method", action="append", default=[], metavar="M")
     policy.add_argument("--allow-header", action="append", default=[], metavar="NAME")
-    policy.add_argument("--max-age", type=int, metavar="S", help="the highest acceptable preflight max-age")
-    policy.add_argument("--public", action="store_true", help="the endpoints are public: '*' is fine")
+    policy.add_argument(
+        "--max-age", type=int, metavar="S", help="the highest acceptable preflight max-age"
+    )
+    policy.add_argument(
+        "--public", action="store_true", help="the endpoints are public: '*' is fine"
+    )
     probes = p.add_argument_group("what to send")
     probes.add_argument(
         "--header",
@@ -69,10 +78,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="an extra header on every probe, e.g. an API key (repeat)",
     )
     probes.add_argument(
-        "--origin", action="append", default=[], metavar="ORIGIN", help="an extra Origin to probe (repeat)"
+        "--origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an extra Origin to probe (repeat)",
     )
     probes.add_argument(
-        "--only-origins", action="store_true", help="probe exactly the --origin values and nothing else"
+        "--only-origins",
+        action="store_true",
+        help="probe exactly the --origin values and nothing else",
     )
     probes.add_argument(
         "--send-unsafe-methods",
@@ -81,8 +96,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_probe_flags(p)
     out = p.add_argument_group("output")
-    out.add_argument("--format", choices=("table", "json"), default="table")
-    out.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    out.add_argument(
+        "--format",
+        choices=("table", "json", "sarif", "junit", "csv"),
+        default="table",
+        help="table (people), json (docs/scan-json.md), sarif (SARIF 2.1.0), junit (JUnit XML), "
+        "csv (one row per finding); see docs/ci.md",
+    )
+    out.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report here instead of stdout"
+    )
     out.add_argument(
         "--fail-on",
         default="high",
@@ -90,7 +113,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="exit 1 when a finding is at or above this: critical, high, medium, low, info (default high)",
     )
     out.add_argument(
-        "--fail-on-incomplete", action="store_true", help="exit 3 when any endpoint could not be probed"
+        "--fail-on-incomplete",
+        action="store_true",
+        help="exit 3 when any endpoint could not be probed",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=run)
@@ -173,7 +198,9 @@ def build_policy(args: argparse.Namespace) -> Policy:
 def build_options(args: argparse.Namespace, settings: Settings) -> ScanOptions:
     headers = tuple(parse_header(h) for h in args.header)
     origins = tuple(
-        Origin.parse(o, encode_host=uts46_host_encoder).serialize() if o.strip() != "null" else "null"
+        Origin.parse(o, encode_host=uts46_host_encoder).serialize()
+        if o.strip() != "null"
+        else "null"
         for o in args.origin
     )
     if args.only_origins and not origins:
@@ -253,6 +280,11 @@ def _write_report(
         _render(args.format, assessments, started, finished, fail_on, sys.stdout)
 
 
+# Machine formats rendered whole by one function: (assessments, *, started_at,
+# finished_at, fail_on) -> text.
+_RENDERERS = {"sarif": render_sarif, "junit": render_junit, "csv": render_csv}
+
+
 def _render(
     fmt: str,
     assessments: list[Assessment],
@@ -265,6 +297,12 @@ def _render(
         doc = scan_document(assessments, started_at=started, finished_at=finished, fail_on=fail_on)
         json.dump(doc, stream, indent=2)
         stream.write("\n")
+        return
+    renderer = _RENDERERS.get(fmt)
+    if renderer is not None:
+        stream.write(
+            renderer(assessments, started_at=started, finished_at=finished, fail_on=fail_on)
+        )
         return
     for assessment in assessments:
         stream.write(render_assessment(assessment))

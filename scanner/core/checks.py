@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 from scanner.core.browser import (
     Check,
-    CorsRequest,
     Response,
     Verdict,
     evaluate,
@@ -28,8 +27,8 @@ from scanner.core.origin import Origin
 from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, page_request
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
-from scanner.errors import InvalidOrigin
 from scanner.core.variants import VariantKind
+from scanner.errors import InvalidOrigin
 
 # Chromium honours at most 7200 s of Access-Control-Max-Age: a policy that says
 # nothing about max-age is held to that.
@@ -163,7 +162,7 @@ def _evidence(result: ProbeResult, verdict: str = "") -> Evidence:
         origin_kind=req.origin.kind.value,
         method=req.method,
         url=req.url,
-        request_headers=req.headers,
+        request_headers=req.public_headers,
         status=obs.status,
         response_headers=obs.headers,
         error=obs.error.value if obs.error else None,
@@ -173,7 +172,11 @@ def _evidence(result: ProbeResult, verdict: str = "") -> Evidence:
 
 def _describe(result: ProbeResult) -> str:
     if result.preflight is not None:
-        return "preflight passes" if result.preflight.ok else f"preflight fails: {result.preflight.reason}"
+        return (
+            "preflight passes"
+            if result.preflight.ok
+            else f"preflight fails: {result.preflight.reason}"
+        )
     if result.verdict_with_credentials and result.verdict_with_credentials.readable:
         return "readable with credentials"
     if result.verdict and result.verdict.readable:
@@ -200,7 +203,9 @@ class _Context:
         self.results = results
         self.unchecked: list[str] = []
         self.simple = [
-            r for r in results if r.observation.request.kind is ProbeKind.SIMPLE and r.observation.ok
+            r
+            for r in results
+            if r.observation.request.kind is ProbeKind.SIMPLE and r.observation.ok
         ]
 
     def finding(
@@ -265,13 +270,17 @@ class _Context:
             return Severity.MEDIUM if conditional else Severity.HIGH
 
         def cred(results: list[ProbeResult]) -> bool:
-            return any(r.verdict_with_credentials and r.verdict_with_credentials.readable for r in results)
+            return any(
+                r.verdict_with_credentials and r.verdict_with_credentials.readable for r in results
+            )
 
         if VariantKind.ARBITRARY in hits:
             # One root cause: the server trusts any origin. Every other class is
             # just more proof of it.
             everything = [r for kind in hits for r in hits[kind]]
-            everything.sort(key=lambda r: r.observation.request.origin.kind != VariantKind.ARBITRARY)
+            everything.sort(
+                key=lambda r: r.observation.request.origin.kind != VariantKind.ARBITRARY
+            )
             credentialed = cred(everything)
             rule_id = "reflect_any_origin_credentials" if credentialed else "reflect_any_origin"
             related = tuple(sorted(k.value for k in hits if k is not VariantKind.ARBITRARY))
@@ -280,7 +289,9 @@ class _Context:
                 "allowed"
                 + (", with Access-Control-Allow-Credentials: true." if credentialed else ".")
             )
-            severity = Severity.CRITICAL if credentialed else (Severity.LOW if public else Severity.HIGH)
+            severity = (
+                Severity.CRITICAL if credentialed else (Severity.LOW if public else Severity.HIGH)
+            )
             return [
                 self.finding(
                     rule_id,
@@ -329,7 +340,9 @@ class _Context:
             return []
         findings = []
         with_creds = [
-            r for r in stars if r.observation.headers.combined("access-control-allow-credentials") == "true"
+            r
+            for r in stars
+            if r.observation.headers.combined("access-control-allow-credentials") == "true"
         ]
         if with_creds:
             findings.append(
@@ -438,9 +451,7 @@ class _Context:
 
     def preflight_not_handled(self) -> list[Finding]:
         legit = [
-            r
-            for r in self.results
-            if r.observation.request.purpose is PreflightPurpose.LEGITIMATE
+            r for r in self.results if r.observation.request.purpose is PreflightPurpose.LEGITIMATE
         ]
         if not legit:
             if self.policy.allowed_origins:
@@ -460,7 +471,11 @@ class _Context:
         )
         if broken:
             summary += f" ({len(broken)} preflight probes got no response)"
-        return [self.finding("preflight_not_handled", "preflight", summary, (_evidence(r) for r in failed))]
+        return [
+            self.finding(
+                "preflight_not_handled", "preflight", summary, (_evidence(r) for r in failed)
+            )
+        ]
 
     def error_path(self) -> list[Finding]:
         errors = [r for r in self.results if r.observation.request.kind is ProbeKind.ERROR_PATH]
@@ -468,7 +483,9 @@ class _Context:
         for r in errors:
             obs = r.observation
             if not obs.ok or obs.status is None:
-                self.unchecked.append("cors_missing_on_error: not checked: the error-path probe failed")
+                self.unchecked.append(
+                    "cors_missing_on_error: not checked: the error-path probe failed"
+                )
                 continue
             if obs.status < 400:
                 self.unchecked.append(
@@ -579,7 +596,9 @@ class _Context:
             for r in self.results
             if r.observation.request.purpose is PreflightPurpose.ATTACKER
             and r.observation.ok
-            and (r.observation.headers.combined("access-control-allow-private-network") or "").lower()
+            and (
+                r.observation.headers.combined("access-control-allow-private-network") or ""
+            ).lower()
             == "true"
         ]
         if not hits:

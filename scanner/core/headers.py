@@ -10,6 +10,8 @@ from dataclasses import dataclass
 # comparisons (the CORS check's) stay exact.
 HeaderLine = tuple[str, str]
 
+REDACTED = "[redacted]"
+
 
 @dataclass(frozen=True, slots=True)
 class Headers:
@@ -53,6 +55,12 @@ class Headers:
         for n, _ in self.lines:
             seen.setdefault(n.lower(), None)
         return tuple(seen)
+
+    def redacted(self, names: frozenset[str]) -> Headers:
+        """The same lines with the values of ``names`` (lowercase) replaced: for reports."""
+        if not names:
+            return self
+        return Headers(tuple((n, REDACTED if n.lower() in names else v) for n, v in self.lines))
 
     def as_list(self) -> list[list[str]]:
         """JSON-friendly form: a list of [name, value] pairs."""

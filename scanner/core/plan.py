@@ -72,6 +72,14 @@ class ProbeRequest:
     headers: Headers
     cors_request: CorsRequest
     purpose: PreflightPurpose | None = None
+    # Names (lowercase) of headers whose values are the user's secrets (an API
+    # key given with --header): sent, never written into reports or the database.
+    secret_headers: frozenset[str] = frozenset()
+
+    @property
+    def public_headers(self) -> Headers:
+        """``headers`` with secret values redacted: what reports and storage may show."""
+        return self.headers.redacted(self.secret_headers)
 
     @property
     def credentialed(self) -> bool:
@@ -119,7 +127,7 @@ def plan_probes(
     origins: Sequence[ProbeOrigin],
     *,
     token: str,
-    settings: PlanSettings = PlanSettings(),  # noqa: B008 - frozen value
+    settings: PlanSettings = PlanSettings(),
 ) -> tuple[ProbeRequest, ...]:
     """Every probe for one endpoint, in a deterministic order.
 
@@ -134,6 +142,7 @@ def plan_probes(
     method = endpoint.method.upper()
     wire_method = actual_method(endpoint, settings)
     extra = settings.extra_request_headers
+    secrets = frozenset(name.lower() for name, _ in extra)
     seen: Counter[str] = Counter()
     probes: list[ProbeRequest] = []
 
@@ -154,6 +163,7 @@ def plan_probes(
                 origin=origin,
                 headers=headers,
                 cors_request=page,
+                secret_headers=secrets,
             )
         )
         # The verdict for a page at this origin counts the preflight it needs:
@@ -171,7 +181,9 @@ def plan_probes(
                 )
             )
 
-    legit = [o for o in origins if o.trusted and o.browser_sendable and o.kind is VariantKind.ALLOWED]
+    legit = [
+        o for o in origins if o.trusted and o.browser_sendable and o.kind is VariantKind.ALLOWED
+    ]
     foreign = next((o for o in origins if o.kind is VariantKind.ARBITRARY), None)
 
     reflector = legit[0] if legit else foreign
@@ -213,6 +225,7 @@ def plan_probes(
                     [("Origin", error_origin.value), ("Cookie", PROBE_COOKIE), *extra]
                 ),
                 cors_request=CorsRequest(error_origin.value, "GET", Headers(), credentials=True),
+                secret_headers=secrets,
             )
         )
     return tuple(probes)
@@ -238,4 +251,5 @@ def _preflight(
         headers=Headers.of([*lines, *extra]),
         cors_request=request,
         purpose=purpose,
+        secret_headers=frozenset(name.lower() for name, _ in extra),
     )

@@ -31,7 +31,9 @@ class OriginPattern:
     def parse(cls, text: str, *, encode_host: HostEncoder = stdlib_host_encoder) -> OriginPattern:
         raw = text.strip()
         if raw == "*":
-            raise InvalidPolicy("'*' is not an origin: set public=true for an endpoint anyone may read")
+            raise InvalidPolicy(
+                "'*' is not an origin: set public=true for an endpoint anyone may read"
+            )
         if "*" in raw:
             scheme, sep, rest = raw.partition("://*.")
             if not sep or "*" in rest:

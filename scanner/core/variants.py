@@ -448,7 +448,10 @@ def _suffix_hosts(base: _Base, suffixes: PublicSuffixes, token: str) -> Iterator
     if domain is not None:
         yield f"{scheme}://{token}{domain}{port}", domain
         yield f"{scheme}://{token}-{domain}{port}", domain
-    if base.full_host or domain is None:
+    # '{token}app.acme.com' would be a subdomain of acme.com: proof of trusting
+    # subdomains, not of a suffix test. Only outside the registrable domain does
+    # a suffix match hand the attacker a domain they can register.
+    if domain is None:
         yield f"{scheme}://{token}{base.host}{port}", base.host
 
 

@@ -45,15 +45,15 @@ async def record(
     detail: Mapping[str, Any] | None = None,
 ) -> None:
     """Add an entry in the caller's transaction, so it commits (or not) with the change."""
-    body = dict(detail or {})
     try:
-        size = len(json.dumps(body, default=str))
+        # Round-trip through JSON: datetimes and tuples are stored the same on every backend,
+        # and what cannot be JSON fails here, not at commit.
+        text = json.dumps(dict(detail or {}), default=_jsonable, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"audit detail is not JSON: {exc}") from None
-    if size > MAX_DETAIL_BYTES:
+    body = json.loads(text)
+    if len(text) > MAX_DETAIL_BYTES:
         body = {"truncated": True, "keys": sorted(body)[:100]}
-    # Round-trip through JSON so datetimes and tuples are stored the same on every backend.
-    body = json.loads(json.dumps(body, default=str))
     session.add(
         AuditLogRow(
             at=utc_now(),
@@ -65,6 +65,12 @@ async def record(
         )
     )
     await session.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 async def list_audit(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[AuditRecord]:

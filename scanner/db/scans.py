@@ -598,3 +598,18 @@ async def list_scan_endpoint_ids(session: AsyncSession, scan_id: int) -> set[int
         select(ScanEndpointRow.endpoint_id).where(ScanEndpointRow.scan_id == scan_id)
     )
     return set(rows.scalars())
+
+
+async def severity_counts(session: AsyncSession, scan_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Findings per severity for each of ``scan_ids`` (every severity present, 0 when none)."""
+    out = {i: {s.value: 0 for s in sorted(Severity, reverse=True)} for i in scan_ids}
+    if not scan_ids:
+        return out
+    rows = await session.execute(
+        select(ScanFindingRow.scan_id, ScanFindingRow.severity, func.count())
+        .where(ScanFindingRow.scan_id.in_(scan_ids))
+        .group_by(ScanFindingRow.scan_id, ScanFindingRow.severity)
+    )
+    for scan_id, severity, count in rows.all():
+        out[scan_id][severity] = int(count)
+    return out

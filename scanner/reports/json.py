@@ -88,7 +88,9 @@ def probe_to_json(result: ProbeResult) -> JSON:
             "preflight_ok": None if preflight is None else preflight.ok,
             "reason": plain.reason,
             "reason_with_credentials": cred.reason,
-            "exposed_headers": list(cred.exposed_headers if cred.readable else plain.exposed_headers),
+            "exposed_headers": list(
+                cred.exposed_headers if cred.readable else plain.exposed_headers
+            ),
         }
     else:
         verdict = None
@@ -102,7 +104,7 @@ def probe_to_json(result: ProbeResult) -> JSON:
         "browser_sendable": req.origin.browser_sendable,
         "method": req.method,
         "url": req.url,
-        "request_headers": req.headers.as_list(),
+        "request_headers": req.public_headers.as_list(),
         "status": obs.status,
         "reason": obs.reason,
         "response_headers": obs.headers.as_list(),

@@ -159,7 +159,10 @@ def test_missing_vary_origin() -> None:
 
 def test_wildcard_with_credentials_and_undeclared_wildcard() -> None:
     def star(request: ProbeRequest) -> tuple[int, list[tuple[str, str]]]:
-        return 200, [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")]
+        return 200, [
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Credentials", "true"),
+        ]
 
     found = rules(run(star, Policy()))
     assert found["wildcard_with_credentials"] is Severity.LOW
@@ -259,7 +262,8 @@ def test_verdicts_cover_both_credentials_modes_from_one_exchange(credentials: bo
     simple = [p for p in a.probes if p.observation.request.kind is ProbeKind.SIMPLE]
     assert simple
     for p in simple:
-        assert p.verdict is not None and p.verdict_with_credentials is not None
+        assert p.verdict is not None
+        assert p.verdict_with_credentials is not None
         sendable = p.observation.request.origin.browser_sendable
         if sendable:
             assert p.verdict.readable

@@ -72,7 +72,6 @@ ISSUE_POLICY = ("https://app.acme.com", "https://*.partner.co.uk")
         ("https://partner.co.uk.attacker.example", VariantKind.PREFIX),
         (f"https://{TOKEN}acme.com", VariantKind.SUFFIX),
         (f"https://{TOKEN}-acme.com", VariantKind.SUFFIX),
-        (f"https://{TOKEN}app.acme.com", VariantKind.SUFFIX),
         (f"https://{TOKEN}partner.co.uk", VariantKind.SUFFIX),
         ("https://appxacme.com", VariantKind.UNESCAPED_DOT),
         ("https://app.acmexcom", VariantKind.UNESCAPED_DOT),
@@ -281,7 +280,9 @@ def test_explicit_ports_are_kept_where_an_attacker_can_use_them(psl: PublicSuffi
     found = by_value(origins)
     assert found["https://app.acme.com:8443"].kind is VariantKind.ALLOWED
     assert found["http://app.acme.com:8443"].kind is VariantKind.HTTP_DOWNGRADE
-    assert found[f"https://{TOKEN}app.acme.com:8443"].kind is VariantKind.SUFFIX
+    assert found[f"https://{TOKEN}acme.com:8443"].kind is VariantKind.SUFFIX
+    # Inside the registrable domain, '{token}app.acme.com' would only prove subdomain trust.
+    assert f"https://{TOKEN}app.acme.com:8443" not in found
     assert found[f"https://{TOKEN}.app.acme.com:8443"].kind is VariantKind.SUBDOMAIN
     assert found["https://app.acme.com.attacker.example"].kind is VariantKind.PREFIX
     # No default port to make explicit.

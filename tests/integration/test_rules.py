@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from scanner.core.catalogue import CATALOGUE
 from scanner.core.checks import Assessment, ProbeResult
 from scanner.core.findings import Finding
 from scanner.core.plan import Endpoint, ProbeKind
@@ -23,9 +24,8 @@ from scanner.prober.limits import ProbeLimits
 
 # Fixed, so expected attacker origins can be written down (https://{token}acme.test).
 TOKEN = "cs0demo0"
-CASES = [pytest.param(case, id=case.path) for case in DEMO_CASES]
-BROKEN = [p for p in CASES if not p.values[0].correct]  # type: ignore[union-attr]
-CORRECT = [p for p in CASES if p.values[0].correct]  # type: ignore[union-attr]
+BROKEN = [pytest.param(case, id=case.path) for case in DEMO_CASES if not case.correct]
+CORRECT = [pytest.param(case, id=case.path) for case in DEMO_CASES if case.correct]
 
 
 @pytest.fixture
@@ -39,26 +39,23 @@ async def engine() -> AsyncIterator[Engine]:
 async def scan(engine: Engine, base: str, case: DemoCase) -> Assessment:
     target = Target(Endpoint(base + case.path, case.method), case.policy())
     assessment = await engine.assess(target, token=TOKEN)
-    failed = [
-        f"{o.request.key}: {o.error} {o.error_detail}" for o in assessment.errors
-    ]
+    failed = [f"{o.request.key}: {o.error} {o.error_detail}" for o in assessment.errors]
     assert not failed, f"{case.path}: probes got no response: {failed}"
     assert assessment.reachable
     return assessment
 
 
 def describe(findings: tuple[Finding, ...] | list[Finding]) -> str:
-    return "; ".join(
-        f"{f.rule_id} [{f.severity}, {f.origin_class}]: {f.summary}" for f in findings
-    )
+    return "; ".join(f"{f.rule_id} [{f.severity}, {f.origin_class}]: {f.summary}" for f in findings)
 
 
 def check_expected(case: DemoCase, assessment: Assessment, expected: ExpectedFinding) -> None:
     matching = [f for f in assessment.findings if f.rule_id == expected.rule_id]
-    assert matching, (
-        f"{case.path}: expected {expected.rule_id}, got: {describe(assessment.findings) or 'nothing'}"
+    got = describe(assessment.findings) or "nothing"
+    assert matching, f"{case.path}: expected {expected.rule_id}, got: {got}"
+    assert len(matching) == 1, (
+        f"{case.path}: {expected.rule_id} reported twice: {describe(matching)}"
     )
-    assert len(matching) == 1, f"{case.path}: {expected.rule_id} reported twice: {describe(matching)}"
     finding = matching[0]
     assert finding.origin_class == expected.origin_class
     assert finding.severity is expected.severity, (
@@ -66,7 +63,9 @@ def check_expected(case: DemoCase, assessment: Assessment, expected: ExpectedFin
     )
     proof = expected.proof_for(TOKEN)
     origins = [e.origin for e in finding.evidence]
-    assert proof in origins, f"{case.path}: {proof} not in the evidence of {expected.rule_id}: {origins}"
+    assert proof in origins, (
+        f"{case.path}: {proof} not in the evidence of {expected.rule_id}: {origins}"
+    )
     assert finding.endpoint_url.endswith(case.path)
     assert finding.endpoint_method == case.method
 
@@ -83,9 +82,7 @@ async def test_misconfigured_path_is_reported_exactly(
 
 
 @pytest.mark.parametrize("case", CORRECT)
-async def test_correct_path_has_no_finding(
-    engine: Engine, demo_base: str, case: DemoCase
-) -> None:
+async def test_correct_path_has_no_finding(engine: Engine, demo_base: str, case: DemoCase) -> None:
     assessment = await scan(engine, demo_base, case)
     assert assessment.findings == (), f"{case.path}: {describe(assessment.findings)}"
 
@@ -121,7 +118,8 @@ async def test_correct_allowlist_serves_its_front_end_and_nobody_else(
     # /good's front end sends custom headers, /good-put's uses PUT: both go through a preflight.
     assert legit.verdict_with_credentials.preflight_needed
     foreign = attacker_probe(assessment)
-    assert foreign.verdict is not None and not foreign.verdict.readable
+    assert foreign.verdict is not None
+    assert not foreign.verdict.readable
     assert foreign.verdict_with_credentials is not None
     assert not foreign.verdict_with_credentials.readable
 
@@ -131,14 +129,13 @@ async def test_public_endpoint_is_readable_by_anyone_without_credentials(
 ) -> None:
     assessment = await scan(engine, demo_base, case_for("/good-public"))
     foreign = attacker_probe(assessment)
-    assert foreign.verdict is not None and foreign.verdict.readable
+    assert foreign.verdict is not None
+    assert foreign.verdict.readable
     assert foreign.verdict_with_credentials is not None
     assert not foreign.verdict_with_credentials.readable
 
 
-async def test_closed_endpoint_is_readable_by_nobody(
-    engine: Engine, demo_base: str
-) -> None:
+async def test_closed_endpoint_is_readable_by_nobody(engine: Engine, demo_base: str) -> None:
     assessment = await scan(engine, demo_base, case_for("/closed"))
     simple = [p for p in assessment.probes if p.observation.request.kind is ProbeKind.SIMPLE]
     assert simple
@@ -152,8 +149,6 @@ def _cross_origin(result: ProbeResult) -> bool:
 def test_demo_cases_cover_every_rule() -> None:
     # The demo is the integration suite's coverage: a rule without a demo path
     # would never be exercised over real sockets.
-    from scanner.core.catalogue import CATALOGUE
-
     covered = {rule for case in DEMO_CASES for rule in case.rule_ids}
     missing = sorted(set(CATALOGUE) - covered)
     assert not missing, f"rules without a demo path: {missing}"

@@ -1,0 +1,267 @@
+"""What an alert says: the ``AlertEvent`` value and its Standard Webhooks payload.
+
+The dispatcher builds one :class:`AlertEvent` per finding event (from the
+pure diff in ``scanner.core``) and hands it to every channel: the generic
+webhook (:func:`webhook_payload`), Slack and PagerDuty. Payloads are *thin*
+(Standard Webhooks' advice for sensitive data): ids, the endpoint, rule,
+severity, fingerprint, a short evidence summary and API links, never whole
+exchanges. A payload stays under :data:`MAX_PAYLOAD_BYTES` whatever the
+target sent us: the summary (evidence, possibly hostile and huge) is cut
+first, with :data:`TRUNCATION_MARKER`, and the links point to the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from scanner.core.severity import Severity
+from scanner.errors import InputError
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "TRUNCATION_MARKER",
+    "AlertEvent",
+    "EndpointRef",
+    "EventType",
+    "Link",
+    "api_links",
+    "iso_timestamp",
+    "truncate",
+    "webhook_payload",
+]
+
+# Standard Webhooks: "usually smaller than 20kb". We stay well below.
+MAX_PAYLOAD_BYTES = 16 * 1024
+TRUNCATION_MARKER = "… [truncated]"
+API_PREFIX = "/api/v1"
+MAX_BASE_URL = 512
+# Per-field caps (characters) before the summary gets what is left of the budget.
+_CAPS = {"title": 300, "url": 2048, "owner": 200, "tag": 100, "tags": 50, "text": 1000}
+# The summary is worth keeping even when other fields are pathological: shrink
+# them (by these divisors) until this much room is left for it.
+_MIN_SUMMARY_BYTES = 512
+_SHRINK = (1, 4, 16, 64)
+
+
+class EventType(StrEnum):
+    """Event types on the wire: dot-separated, ``[a-z0-9_]`` (Standard Webhooks)."""
+
+    FINDING_NEW = "finding.new"
+    FINDING_REOPENED = "finding.reopened"
+    FINDING_RESOLVED = "finding.resolved"
+    FINDING_SLA_BREACHED = "finding.sla_breached"
+    REGRESSION_DETECTED = "regression.detected"
+    SCAN_COMPLETED = "scan.completed"
+    SCAN_FAILED = "scan.failed"
+    HOOK_TEST = "hook.test"
+
+    @property
+    def is_regression(self) -> bool:
+        """True for the ``regression.*`` family."""
+        return self.value.startswith("regression.")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRef:
+    """The endpoint an event is about, as users know it (inventory id, method, URL, owner, tags)."""
+
+    id: int | None
+    method: str
+    url: str
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link for humans and machines: ``rel`` (``finding``, ``endpoint``, ``scan``) and ``href``."""
+
+    rel: str
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One thing worth telling a hook, channel-neutral.
+
+    ``occurred_at`` is when the event happened (timezone-aware), not when it
+    is delivered. ``title`` is one line of our own words ("Reflected origin
+    with credentials"); ``summary`` is the short evidence (may quote what a
+    hostile target sent: channels escape or cap it). ``before``/``after``
+    describe the change in words when there is one (``"blocked"`` ->
+    ``"readable with credentials"``, or two severities). ``fingerprint`` is
+    the finding's stable identity (``fp1:...``): PagerDuty deduplicates on it.
+    ``links`` come from :func:`api_links`.
+    """
+
+    type: EventType
+    occurred_at: datetime
+    title: str
+    summary: str = ""
+    endpoint: EndpointRef | None = None
+    rule_id: str | None = None
+    severity: Severity | None = None
+    fingerprint: str | None = None
+    before: str | None = None
+    after: str | None = None
+    scan_id: int | None = None
+    finding_id: int | None = None
+    event_id: int | None = None
+    links: tuple[Link, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, EventType):
+            raise InputError(f"alert event: unknown type {self.type!r}")
+        if not isinstance(self.occurred_at, datetime) or self.occurred_at.utcoffset() is None:
+            raise InputError("alert event: occurred_at must be a timezone-aware datetime")
+        if self.severity is not None and not isinstance(self.severity, Severity):
+            raise InputError(f"alert event: unknown severity {self.severity!r}")
+
+    def link(self, rel: str) -> str | None:
+        """The href of the first link with this ``rel``, or None."""
+        return next((link.href for link in self.links if link.rel == rel), None)
+
+
+def api_links(
+    base_url: str,
+    *,
+    finding_id: int | None = None,
+    endpoint_id: int | None = None,
+    scan_id: int | None = None,
+) -> tuple[Link, ...]:
+    """Links into our API (``{base_url}/api/v1/...``) for the ids given, in that order.
+
+    ``base_url`` is where users reach the API (``https://cors.example.com``,
+    maybe with a path prefix); InputError unless it is an absolute http(s) URL
+    without query or fragment.
+    """
+    parts = urlsplit(base_url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or len(base_url) > MAX_BASE_URL
+    ):
+        raise InputError(f"alert links: expected an absolute http(s) base URL, got {base_url!r}")
+    root = base_url.rstrip("/") + API_PREFIX
+    links: list[Link] = []
+    for rel, collection, ident in (
+        ("finding", "findings", finding_id),
+        ("endpoint", "endpoints", endpoint_id),
+        ("scan", "scans", scan_id),
+    ):
+        if ident is not None:
+            links.append(Link(rel, f"{root}/{collection}/{int(ident)}"))
+    return tuple(links)
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``: ``2026-01-31T02:00:00.000Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def truncate(text: str, limit: int, *, marker: str = TRUNCATION_MARKER) -> str:
+    """``text`` if it has at most ``limit`` characters, else a prefix + ``marker`` of ``limit``."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(marker):
+        return text[:limit]
+    return text[: limit - len(marker)] + marker
+
+
+def webhook_payload(event: AlertEvent) -> bytes:
+    """The generic webhook body: ``{"type", "timestamp", "data"}`` as compact JSON bytes.
+
+    Always under :data:`MAX_PAYLOAD_BYTES`. ``data.truncated`` says whether
+    anything was cut (the summary first; other fields only in pathological
+    cases), in which case the text ends with :data:`TRUNCATION_MARKER`.
+    """
+    for divisor in _SHRINK:
+        data, cut = _data(event, divisor)
+        # ``false`` is the longer of the two values ``truncated`` can take.
+        skeleton = _dumps(_envelope(event, {**data, "summary": "", "truncated": False}))
+        room = MAX_PAYLOAD_BYTES - len(skeleton)
+        if room >= _MIN_SUMMARY_BYTES:
+            break
+    summary, cut_summary = _fit_json_string(event.summary, max(room, 0))
+    data["summary"] = summary
+    data["truncated"] = cut or cut_summary
+    body = _dumps(_envelope(event, data))
+    if len(body) > MAX_PAYLOAD_BYTES:  # pragma: no cover - the arithmetic above forbids it
+        raise AssertionError("webhook payload exceeds MAX_PAYLOAD_BYTES")
+    return body
+
+
+def _envelope(event: AlertEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": event.type.value, "timestamp": iso_timestamp(event.occurred_at), "data": data}
+
+
+def _data(event: AlertEvent, divisor: int) -> tuple[dict[str, Any], bool]:
+    cut = False
+
+    def cap(text: str | None, kind: str) -> str | None:
+        nonlocal cut
+        if text is None:
+            return None
+        short = truncate(text, max(_CAPS[kind] // divisor, 16))
+        cut = cut or short != text
+        return short
+
+    endpoint: dict[str, Any] | None = None
+    if event.endpoint is not None:
+        ref = event.endpoint
+        tags = ref.tags[: _CAPS["tags"] // divisor]
+        cut = cut or len(tags) != len(ref.tags)
+        endpoint = {
+            "id": ref.id,
+            "method": cap(ref.method, "tag"),
+            "url": cap(ref.url, "url"),
+            "owner": cap(ref.owner, "owner"),
+            "tags": [cap(tag, "tag") for tag in tags],
+        }
+    data: dict[str, Any] = {
+        "event_id": event.event_id,
+        "scan_id": event.scan_id,
+        "finding_id": event.finding_id,
+        "title": cap(event.title, "title"),
+        "endpoint": endpoint,
+        "rule_id": cap(event.rule_id, "title"),
+        "severity": event.severity.value if event.severity is not None else None,
+        "fingerprint": cap(event.fingerprint, "title"),
+        "before": cap(event.before, "text"),
+        "after": cap(event.after, "text"),
+        "links": {link.rel: link.href for link in event.links},
+    }
+    return data, cut
+
+
+def _dumps(value: Any) -> bytes:
+    # ASCII-only JSON: a hostile value cannot smuggle invalid UTF-8 or raw
+    # control characters, and the byte count is the character count.
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _fit_json_string(text: str, room: int) -> tuple[str, bool]:
+    """The longest prefix of ``text`` (+ marker when cut) whose JSON form fits ``room`` bytes."""
+
+    def size(candidate: str) -> int:
+        return len(_dumps(candidate)) - 2  # the skeleton already holds the quotes
+
+    if size(text) <= room:
+        return text, False
+    low, high = 0, len(text)  # invariant: prefix of length ``low`` + marker fits
+    if size(TRUNCATION_MARKER) > room:
+        return "", True
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(text[:middle] + TRUNCATION_MARKER) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low] + TRUNCATION_MARKER, True

@@ -1,0 +1,208 @@
+"""The PagerDuty channel: Events API v2 ``trigger`` and ``resolve`` messages.
+
+(``PagerDuty/developer-docs`` events-API-v2: Overview, Trigger Events.) Our
+finding lifecycle maps onto PagerDuty alerts through ``dedup_key`` = the
+finding's fingerprint:
+
+- ``finding.new``, ``finding.reopened``, ``regression.detected``,
+  ``finding.sla_breached`` -> ``trigger`` (repeated triggers with the same key
+  add to the open alert instead of opening another);
+- ``finding.resolved`` -> ``resolve`` with the same ``dedup_key`` and the same
+  ``routing_key``; a later trigger opens a new alert, matching "reopened";
+- ``hook.test`` -> an ``info`` trigger, so users see the integration work;
+- ``scan.*`` -> nothing (None): PagerDuty is for things a human must fix.
+
+Severity: critical -> critical, high -> error, medium -> warning, low and
+info -> info. Success is ``202 Accepted``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from scanner.alerts.envelope import AlertEvent, EventType, iso_timestamp, truncate
+from scanner.alerts.sender import DEFAULT_USER_AGENT, Channel, PreparedRequest
+from scanner.core.severity import Severity
+from scanner.errors import InputError
+
+__all__ = [
+    "EVENTS_URL",
+    "MAX_DEDUP_KEY",
+    "MAX_SUMMARY",
+    "PagerDutyTarget",
+    "build_pagerduty_request",
+    "dedup_key",
+    "pagerduty_severity",
+]
+
+EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+MAX_DEDUP_KEY = 255
+MAX_SUMMARY = 1024
+MAX_ROUTING_KEY = 64
+CLIENT = "cors-scanner"
+# Short enough that custom_details never approach PagerDuty's 512 KB limit.
+_DETAIL_CAPS = {"summary": 4000, "url": 2048, "text": 500}
+
+_SEVERITY = {
+    Severity.CRITICAL: "critical",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "info",
+    Severity.INFO: "info",
+}
+_TRIGGERS = frozenset(
+    {
+        EventType.FINDING_NEW,
+        EventType.FINDING_REOPENED,
+        EventType.FINDING_SLA_BREACHED,
+        EventType.HOOK_TEST,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PagerDutyTarget:
+    """One PagerDuty integration: its routing (integration) key and the Events API URL.
+
+    ``routing_key`` is a secret (it lets anyone open incidents): never in
+    ``repr``. ``url`` defaults to the US service; the EU one is
+    ``https://events.eu.pagerduty.com/v2/enqueue``.
+    """
+
+    routing_key: str = field(repr=False)
+    url: str = EVENTS_URL
+
+    def __post_init__(self) -> None:
+        key = self.routing_key
+        if (
+            not isinstance(key, str)
+            or not key
+            or len(key) > MAX_ROUTING_KEY
+            or not key.isascii()
+            or not key.isalnum()
+        ):
+            raise InputError(
+                "pagerduty: routing_key must be the integration key (32 letters/digits)"
+            )
+
+
+def pagerduty_severity(severity: Severity | None) -> str:
+    """PagerDuty's severity for ours (``info`` when there is none)."""
+    return _SEVERITY[severity] if severity is not None else "info"
+
+
+def dedup_key(event: AlertEvent) -> str:
+    """The alert's identity: the finding fingerprint, at most 255 characters.
+
+    A longer fingerprint is hashed rather than cut (two long keys sharing a
+    prefix must not merge). Events without a fingerprint use their event id.
+    """
+    if event.fingerprint:
+        key = event.fingerprint
+    elif event.event_id is not None:
+        key = f"{CLIENT}:event:{event.event_id}"
+    else:
+        key = f"{CLIENT}:{event.type.value}:{iso_timestamp(event.occurred_at)}"
+    if len(key) > MAX_DEDUP_KEY:
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key
+
+
+def build_pagerduty_request(
+    target: PagerDutyTarget, event: AlertEvent, *, user_agent: str = DEFAULT_USER_AGENT
+) -> PreparedRequest | None:
+    """The Events API v2 request for ``event``, or None when PagerDuty has no use for it."""
+    if event.type is EventType.FINDING_RESOLVED:
+        message: dict[str, Any] = {
+            "routing_key": target.routing_key,
+            "event_action": "resolve",
+            "dedup_key": dedup_key(event),
+        }
+    elif event.type in _TRIGGERS or event.type.is_regression:
+        message = _trigger(target, event)
+    else:
+        return None
+    body = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    headers = (("Content-Type", "application/json"), ("User-Agent", user_agent))
+    return PreparedRequest(Channel.PAGERDUTY, target.url, headers, body)
+
+
+def _trigger(target: PagerDutyTarget, event: AlertEvent) -> dict[str, Any]:
+    endpoint = event.endpoint
+    payload: dict[str, Any] = {
+        "summary": truncate(_summary_line(event), MAX_SUMMARY),
+        "source": _source(event),
+        "severity": pagerduty_severity(event.severity),
+        "timestamp": iso_timestamp(event.occurred_at),
+    }
+    if endpoint is not None:
+        payload["component"] = truncate(f"{endpoint.method} {endpoint.url}", _DETAIL_CAPS["text"])
+        if endpoint.owner:
+            payload["group"] = truncate(endpoint.owner, _DETAIL_CAPS["text"])
+    if event.rule_id:
+        payload["class"] = truncate(event.rule_id, _DETAIL_CAPS["text"])
+    payload["custom_details"] = _details(event)
+    message: dict[str, Any] = {
+        "routing_key": target.routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key(event),
+        "payload": payload,
+        "client": CLIENT,
+    }
+    links = [{"href": link.href, "text": f"{link.rel} in cors-scanner"} for link in event.links]
+    if links:
+        message["links"] = links
+        message["client_url"] = links[0]["href"]
+    return message
+
+
+def _summary_line(event: AlertEvent) -> str:
+    severity = f"[{event.severity.value}] " if event.severity is not None else ""
+    where = ""
+    if event.endpoint is not None:
+        where = f" on {event.endpoint.method} {event.endpoint.url}"
+    return f"{severity}{event.title}{where}"
+
+
+def _source(event: AlertEvent) -> str:
+    # "The unique location of the affected system": the endpoint's host.
+    if event.endpoint is not None:
+        host = urlsplit(event.endpoint.url).netloc
+        if host:
+            return truncate(host, _DETAIL_CAPS["text"])
+    return CLIENT
+
+
+def _details(event: AlertEvent) -> dict[str, Any]:
+    details: dict[str, Any] = {"event_type": event.type.value}
+    if event.fingerprint:
+        details["fingerprint"] = event.fingerprint
+    if event.severity is not None:
+        details["severity"] = event.severity.value
+    if event.rule_id:
+        details["rule_id"] = truncate(event.rule_id, _DETAIL_CAPS["text"])
+    if event.endpoint is not None:
+        details["endpoint"] = {
+            "id": event.endpoint.id,
+            "method": truncate(event.endpoint.method, _DETAIL_CAPS["text"]),
+            "url": truncate(event.endpoint.url, _DETAIL_CAPS["url"]),
+            "owner": event.endpoint.owner and truncate(event.endpoint.owner, _DETAIL_CAPS["text"]),
+            "tags": [truncate(tag, _DETAIL_CAPS["text"]) for tag in event.endpoint.tags[:50]],
+        }
+    if event.before is not None or event.after is not None:
+        details["before"] = event.before and truncate(event.before, _DETAIL_CAPS["text"])
+        details["after"] = event.after and truncate(event.after, _DETAIL_CAPS["text"])
+    if event.summary:
+        details["evidence"] = truncate(event.summary, _DETAIL_CAPS["summary"])
+    for name, value in (
+        ("scan_id", event.scan_id),
+        ("finding_id", event.finding_id),
+        ("event_id", event.event_id),
+    ):
+        if value is not None:
+            details[name] = value
+    return details

@@ -1,0 +1,63 @@
+"""The audit log over HTTP (admin): every write, who made it, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from scanner.api.app import DATABASE
+from scanner.api.handlers.system import iso
+from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
+from scanner.api.schemas import AnyJSON, Call, Int, Obj, Operation, Ref, Reply, Str, operation
+from scanner.db import audit
+from scanner.db.audit import AuditRecord
+from scanner.db.tokens import Scope
+
+ENTRY = Ref(
+    name="AuditEntry",
+    schema=Obj(
+        properties={
+            "id": Int(),
+            "at": Str(format="date-time"),
+            "actor": Str(description="The token's name, or `cli`."),
+            "action": Str(description="What was done, e.g. `endpoint.create`."),
+            "target_type": Str(),
+            "target_id": Str(nullable=True),
+            "detail": Obj(additional=AnyJSON()),
+        },
+        required=frozenset({"id", "at", "actor", "action", "target_type", "target_id", "detail"}),
+    ),
+)
+AUDIT_PAGE = page_schema("AuditPage", ENTRY)
+
+
+def entry_json(e: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "target_type": e.target_type,
+        "target_id": e.target_id,
+        "detail": dict(e.detail),
+    }
+
+
+@operation(
+    Operation(
+        operation_id="listAudit",
+        summary="The audit log, newest first",
+        tag="audit",
+        scope=Scope.ADMIN,
+        query=PAGE_PARAMS,
+        replies=(Reply(200, "One page of entries.", AUDIT_PAGE),),
+    )
+)
+async def list_audit(call: Call) -> web.Response:
+    async with call.request.app[DATABASE].session() as session, session.begin():
+        page = await audit.list_audit(
+            session, limit=page_limit(call), cursor=call.query.get("cursor")
+        )
+    items = [entry_json(e) for e in page.items]
+    return web.json_response(page_json(call.request, items, page.next_cursor))

@@ -1,0 +1,71 @@
+"""Tokens (admin) and the audit log over HTTP."""
+
+from __future__ import annotations
+
+import re
+
+from tests.api.conftest import Api
+
+TOKENS = "/api/v1/tokens"
+
+
+async def test_token_lifecycle(api: Api) -> None:
+    created = await api.post(TOKENS, {"name": "ci pipeline", "scopes": ["read", "write"]})
+    assert created.status == 201, created.text
+    secret = created.body["secret"]
+    token = created.body["token"]
+    assert re.fullmatch(r"csk_[A-Za-z0-9_-]{43}", secret)
+    assert created.headers["Location"] == f"{TOKENS}/{token['id']}"
+    assert token["prefix"] == secret[:12]
+    assert token["scopes"] == ["read", "write"]
+    assert token["created_by"] == "admin-bot"
+    assert token["active"] is True
+
+    listed = await api.get(TOKENS)
+    assert "ci pipeline" in [t["name"] for t in listed.body["items"]]
+    assert secret not in listed.text  # the secret is never shown again
+    assert (await api.get(f"{TOKENS}/{token['id']}")).body["name"] == "ci pipeline"
+
+    # The new token works with its scopes, and acts under its own name.
+    made = await api.post("/api/v1/endpoints", {"url": "https://a.acme.test/"}, token=secret)
+    assert made.status == 201
+    audit = (await api.get("/api/v1/audit")).body["items"]
+    assert audit[0]["action"] == "endpoint.create"
+    assert audit[0]["actor"] == "ci pipeline"
+
+    revoked = await api.delete(f"{TOKENS}/{token['id']}")
+    assert revoked.status == 200
+    assert revoked.body["revoked_at"] is not None
+    assert (await api.get("/api/v1/endpoints", token=secret)).status == 401
+    assert (await api.delete(f"{TOKENS}/99999")).status == 404
+    assert (await api.get(f"{TOKENS}/99999")).status == 404
+
+    actions = [(e["action"], e["target_id"]) for e in (await api.get("/api/v1/audit")).body["items"]]
+    assert ("token.create", str(token["id"])) in actions
+    assert ("token.revoke", str(token["id"])) in actions
+    assert secret not in (await api.get("/api/v1/audit")).text
+
+
+async def test_token_validation(api: Api) -> None:
+    reply = await api.post(TOKENS, {"name": "", "scopes": ["root", "read", "sudo"], "ttl": 3})
+    assert reply.status == 422
+    assert sorted(reply.fields()) == ["name", "scopes[0]", "scopes[2]", "ttl"]
+    repeated = await api.post(TOKENS, {"name": "x", "scopes": ["read", "read"]})
+    assert repeated.fields() == ["scopes[1]"]
+    empty = await api.post(TOKENS, {"name": "x", "scopes": []})
+    assert empty.fields() == ["scopes"]
+    newline = await api.post(TOKENS, {"name": "a\nb", "scopes": ["read"]})
+    assert newline.fields() == ["name"]
+
+
+async def test_audit_pagination(api: Api) -> None:
+    for i in range(7):
+        assert (await api.post("/api/v1/endpoints", {"url": f"https://a.acme.test/{i}"})).status == 201
+    first = await api.get("/api/v1/audit", params={"limit": "3"})
+    assert len(first.body["items"]) == 3
+    every = await api.walk("/api/v1/audit", params={"limit": "3"})
+    ids = [e["id"] for e in every]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    assert len(every) == 7
+    assert all(e["at"].endswith("Z") for e in every)
+    assert every[0]["detail"] == {"method": "GET", "url": "https://a.acme.test/6"}

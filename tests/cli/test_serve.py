@@ -1,0 +1,250 @@
+"""`cors-scanner serve` as a real process: start, first token, health, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from scanner.db import scans
+from scanner.db.engine import Database
+from tests.api.targets import serve_target
+
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
+TOKEN = re.compile(r"^\s+(csk_[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Served:
+    process: asyncio.subprocess.Process
+    url: str
+    stdout: str
+    stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def token(self) -> str | None:
+        found = TOKEN.search(self.stdout)
+        return found.group(1) if found else None
+
+
+def _env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORS_SCANNER_")}
+    env["CORS_SCANNER_DATABASE_URL"] = database_url
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def _start(database_url: str, cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanner",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        cwd=cwd,
+        env=_env(database_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@asynccontextmanager
+async def serve(database_url: str, cwd: Path) -> AsyncIterator[Served]:
+    """Run `serve` until its listening line; SIGTERM it on exit unless the test did."""
+    process = await _start(database_url, cwd)
+    assert process.stderr is not None
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while True:
+                raw = await process.stderr.readline()
+                assert raw, "serve exited before listening:\n" + "".join(lines)
+                lines.append(raw.decode())
+                found = LISTENING.search(lines[-1])
+                if found:
+                    break
+        # The token (if any) is printed before the listener starts.
+        stdout = b""
+        while True:
+            try:
+                async with asyncio.timeout(0.2):
+                    chunk = await process.stdout.read(4096)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            stdout += chunk
+        yield Served(process, found.group(1), stdout.decode(), lines)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await process.communicate()
+
+
+async def _stop(served: Served, sig: int = signal.SIGTERM) -> tuple[int, str]:
+    served.process.send_signal(sig)
+    async with asyncio.timeout(STOP_TIMEOUT_S):
+        _, rest = await served.process.communicate()
+    return int(served.process.returncode or 0), "".join(served.stderr_lines) + rest.decode()
+
+
+async def test_serve_first_start_prints_an_admin_token_and_stops_cleanly(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    async with serve(url, tmp_path) as served:
+        secret = served.token
+        assert secret is not None, served.stdout
+        assert "shown only this once" in served.stdout
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{served.url}/healthz") as health:
+                assert health.status == 200
+                assert (await health.json())["status"] == "ok"
+            async with http.get(f"{served.url}/readyz") as ready:
+                assert ready.status == 200
+            async with http.get(
+                f"{served.url}/api/v1/tokens", headers={"Authorization": f"Bearer {secret}"}
+            ) as listed:
+                assert listed.status == 200
+                names = [t["name"] for t in (await listed.json())["items"]]
+                assert names == ["admin"]
+            async with http.get(f"{served.url}/api/v1/endpoints") as anonymous:
+                assert anonymous.status == 401
+        code, stderr = await _stop(served)
+    assert code == 0, stderr
+    assert "stopped" in stderr
+    assert "Traceback" not in stderr
+
+    # Second start on the same database: a token exists, none is created or printed.
+    async with serve(url, tmp_path) as again:
+        assert again.token is None
+        assert "csk_" not in again.stdout
+        code, stderr = await _stop(again, signal.SIGINT)
+    assert code == 0, stderr
+
+
+async def test_sigterm_cancels_running_scans_and_records_it(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    async with serve_target() as target, serve(url, tmp_path) as served:
+        auth = {"Authorization": f"Bearer {served.token}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.post(
+                f"{served.url}/api/v1/endpoints", json={"url": f"{target}/slow"}
+            ) as created:
+                assert created.status == 201, await created.text()
+            async with http.post(f"{served.url}/api/v1/scans", json={}) as started:
+                assert started.status == 202
+                scan_id = (await started.json())["id"]
+            async with asyncio.timeout(20):
+                while True:
+                    async with http.get(f"{served.url}/api/v1/scans/{scan_id}") as polled:
+                        if (await polled.json())["status"] == "running":
+                            break
+                    await asyncio.sleep(0.05)
+        code, stderr = await _stop(served)
+    assert code == 0, stderr
+    database = await Database.connect(url)
+    try:
+        async with database.session() as session, session.begin():
+            scan = await scans.get_scan(session, scan_id)
+    finally:
+        await database.close()
+    assert scan.status is scans.ScanStatus.CANCELLED
+    assert scan.error == "the server shut down while the scan was running"
+
+
+async def test_serve_migrates_sqlite_and_refuses_an_old_postgresql_schema(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    if empty_database.dialect == "sqlite":
+        async with serve(empty_database.url, tmp_path) as served:
+            assert served.token is not None  # migrated from nothing, then served
+            code, stderr = await _stop(served)
+        assert code == 0, stderr
+        assert (await empty_database.schema_status()).is_current
+        return
+    process = await _start(empty_database.url, tmp_path)
+    async with asyncio.timeout(START_TIMEOUT_S):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 4, stderr.decode()
+    assert "run `cors-scanner db upgrade`" in stderr.decode()
+    assert b"csk_" not in stdout
+    assert not (await empty_database.schema_status()).is_current
+
+
+def test_serve_refuses_a_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.cli import main
+
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port 70000" in capsys.readouterr().err
+
+
+async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.cli import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CORS_SCANNER_DATABASE_URL", url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+        return code, out.getvalue(), err.getvalue()
+
+    # main() runs its own event loop: keep it off this test's loop.
+    code, out, _ = await asyncio.to_thread(run, "tokens", "create", "ci", "--scope", "read", "--quiet")
+    assert code == 0
+    secret = out.strip()
+    assert re.fullmatch(r"csk_[A-Za-z0-9_-]{43}", secret)
+
+    code, out, _ = await asyncio.to_thread(run, "tokens", "list", "--format", "json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [(t["name"], t["scopes"], t["revoked_at"]) for t in listed] == [("ci", ["read"], None)]
+    assert secret not in out
+    assert listed[0]["prefix"] == secret[:12]
+
+    code, out, _ = await asyncio.to_thread(run, "tokens", "list")
+    assert code == 0
+    assert "ci" in out
+    assert "active" in out
+
+    code, out, _ = await asyncio.to_thread(run, "tokens", "revoke", str(listed[0]["id"]))
+    assert code == 0
+    code, out, _ = await asyncio.to_thread(run, "tokens", "list", "--format", "json")
+    assert json.loads(out)[0]["revoked_at"] is not None
+
+    code, _, err = await asyncio.to_thread(run, "tokens", "revoke", "99")
+    assert code == 2
+    assert "token 99 does not exist" in err
+
+    database = await Database.connect(url)
+    try:
+        from scanner.db.audit import list_audit
+
+        async with database.session() as session, session.begin():
+            page = await list_audit(session, limit=10, cursor=None)
+    finally:
+        await database.close()
+    assert [(e.actor, e.action) for e in page.items] == [
+        ("cli", "token.revoke"),
+        ("cli", "token.create"),
+    ]
