@@ -49,9 +49,18 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     return False
 
 
+# Any constant: every cors-scanner process migrating one PostgreSQL database takes this lock.
+_MIGRATION_LOCK = 0x636F7273  # "cors"
+
+
 def _migrate(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Two `db upgrade`s at once (or two services starting) would both apply the same
+            # revision; the lock makes the second wait, then find nothing left to do.
+            # SQLite needs none: its transactions are BEGIN IMMEDIATE (scanner/db/engine.py).
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         context.run_migrations()
 
 

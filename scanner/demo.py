@@ -38,6 +38,7 @@ __all__ = [
     "ExpectedFinding",
     "case_for",
     "demo_app",
+    "render_index",
 ]
 
 APP_ORIGIN = "https://app.acme.test"
@@ -122,7 +123,8 @@ def _configured_with_slash(*entries: str) -> Matcher:
 class CorsBehaviour:
     """How one demo path answers, as a small CORS middleware with the knobs servers get wrong.
 
-    ``match`` turns the Origin into the Access-Control-Allow-Origin value;
+    ``match`` turns the Origin into the Access-Control-Allow-Origin value
+    (None: no CORS layer at all, and ``OPTIONS`` is not routed, 405);
     ``credentials`` adds ``Access-Control-Allow-Credentials: true`` with it;
     ``vary`` adds ``Vary: Origin`` to every response (allowed or not);
     ``on_errors`` false drops every CORS header from 4xx/5xx (nginx

@@ -21,16 +21,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from scanner.core.checks import Assessment
 from scanner.core.plan import Endpoint
 from scanner.core.variants import DEFAULT_THIRD_PARTY_HOSTS, PublicSuffixes, VariantSettings
 from scanner.db import scans
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointFilter, EndpointRecord, select_endpoints
-from scanner.db.policies import effective_policies
+from scanner.db.policies import EffectivePolicy, effective_policies, effective_policy
 from scanner.db.scans import ScanStatus
 from scanner.engine import Engine, ScanOptions, Target
-from scanner.errors import Conflict, DatabaseError
+from scanner.errors import Conflict, DatabaseError, ScannerError
 from scanner.prober.limits import DEFAULT_USER_AGENT, ProbeLimits
 from scanner.settings import Settings
 
@@ -67,7 +69,7 @@ class _Planned:
 
     targets: tuple[Target, ...]
     ids: dict[tuple[str, str], int]  # (METHOD, url) -> endpoint id
-    records: tuple[EndpointRecord, ...]
+    unresolved: tuple[tuple[EndpointRecord, str], ...]  # no policy could be built: why
 
 
 EngineFactory = Callable[[ScanOptions, PublicSuffixes], Engine]
@@ -140,13 +142,6 @@ class ScanRunner:
             with contextlib.suppress(Exception):
                 await self._finish(scan_id, ScanStatus.CANCELLED, reason)
 
-    async def wait(self, scan_id: int) -> None:
-        """Wait until the scan's task (if any in this process) has finished."""
-        task = self._tasks.get(scan_id)
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
-
     # -- one scan --------------------------------------------------------------
 
     async def run(self, scan_id: int) -> None:
@@ -182,18 +177,23 @@ class ScanRunner:
             selection = scan.selection
             flt = EndpointFilter(tag=selection.tag, owner=selection.owner)
             records = await select_endpoints(session, flt, selection.endpoint_ids)
-            policies = await effective_policies(session, records)
+            policies, unresolved = await _policies(session, records)
             targets: list[Target] = []
             ids: dict[tuple[str, str], int] = {}
             for record in records:
+                if record.id not in policies:
+                    continue
                 endpoint = Endpoint(url=record.url, method=record.method.upper(), name=record.name)
                 targets.append(Target(endpoint, policies[record.id].policy))
                 ids[(endpoint.method, endpoint.url)] = record.id
             if not await scans.mark_running(session, scan_id, endpoints_total=len(records)):
                 return None
-        return _Planned(tuple(targets), ids, tuple(records))
+        return _Planned(tuple(targets), ids, tuple(unresolved))
 
     async def _execute(self, scan_id: int, planned: _Planned) -> None:
+        for record, reason in planned.unresolved:
+            target = Target(Endpoint(url=record.url, method=record.method.upper()))
+            await self._save_unassessed(scan_id, record.id, target, reason)
         saved: set[int] = set()
         async with self._engine_factory(self._options, self._suffixes) as engine:
             try:
@@ -257,6 +257,24 @@ class ScanRunner:
                 )
         except Conflict as exc:
             raise _ScanClosed(exc.message) from exc
+
+
+async def _policies(
+    session: AsyncSession, records: list[EndpointRecord]
+) -> tuple[dict[int, EffectivePolicy], list[tuple[EndpointRecord, str]]]:
+    """Effective policies in one batch; if one cannot be built, isolate it."""
+    try:
+        return await effective_policies(session, records), []
+    except ScannerError:
+        log.exception("policy resolution failed for a batch; resolving one by one")
+    found: dict[int, EffectivePolicy] = {}
+    failed: list[tuple[EndpointRecord, str]] = []
+    for record in records:
+        try:
+            found[record.id] = await effective_policy(session, record)
+        except ScannerError as exc:
+            failed.append((record, f"its policy cannot be resolved: {exc.message}"))
+    return found, failed
 
 
 class _ScanClosed(Exception):

@@ -1,24 +1,29 @@
 """What an alert says: the ``AlertEvent`` value and its Standard Webhooks payload.
 
-The dispatcher builds one :class:`AlertEvent` per finding event (from the
-pure diff in ``scanner.core``) and hands it to every channel: the generic
-webhook (:func:`webhook_payload`), Slack and PagerDuty. Payloads are *thin*
-(Standard Webhooks' advice for sensitive data): ids, the endpoint, rule,
-severity, fingerprint, a short evidence summary and API links, never whole
-exchanges. A payload stays under :data:`MAX_PAYLOAD_BYTES` whatever the
-target sent us: the summary (evidence, possibly hostile and huge) is cut
-first, with :data:`TRUNCATION_MARKER`, and the links point to the rest.
+The dispatcher builds one :class:`AlertEvent` per event of the pure diff
+(``AlertEvent.from_core(scanner.core.lifecycle.Event, ...)``) or of the
+service (scan completed, hook test), and hands it to every channel: the
+generic webhook (:func:`webhook_payload`), Slack and PagerDuty. Payloads are
+*thin* (Standard Webhooks' advice for sensitive data): ids, the endpoint,
+rule, severity, fingerprint, a short evidence summary, the diff's bounded
+before/after evidence, and API links. A payload stays under
+:data:`MAX_PAYLOAD_BYTES` whatever the target sent us: the summary
+(possibly hostile and huge) is cut first, with :data:`TRUNCATION_MARKER`;
+before/after evidence too big to carry becomes ``{"truncated": true}``;
+the links point to the rest.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from scanner.core.catalogue import CATALOGUE
+from scanner.core.lifecycle import REGRESSION_KINDS, Event, EventKind, JSONObject
 from scanner.core.severity import Severity
 from scanner.errors import InputError
 
@@ -30,6 +35,7 @@ __all__ = [
     "EventType",
     "Link",
     "api_links",
+    "bounded_json",
     "iso_timestamp",
     "truncate",
     "webhook_payload",
@@ -41,7 +47,7 @@ TRUNCATION_MARKER = "… [truncated]"
 API_PREFIX = "/api/v1"
 MAX_BASE_URL = 512
 # Per-field caps (characters) before the summary gets what is left of the budget.
-_CAPS = {"title": 300, "url": 2048, "owner": 200, "tag": 100, "tags": 50, "text": 1000}
+_CAPS = {"title": 300, "url": 2048, "owner": 200, "tag": 100, "tags": 50, "json": 4096}
 # The summary is worth keeping even when other fields are pathological: shrink
 # them (by these divisors) until this much room is left for it.
 _MIN_SUMMARY_BYTES = 512
@@ -49,21 +55,38 @@ _SHRINK = (1, 4, 16, 64)
 
 
 class EventType(StrEnum):
-    """Event types on the wire: dot-separated, ``[a-z0-9_]`` (Standard Webhooks)."""
+    """Event types on the wire: dot-separated, ``[a-z0-9_]`` (Standard Webhooks).
 
+    Every ``scanner.core.lifecycle.EventKind`` (same value), plus the events
+    the service itself raises.
+    """
+
+    # From the diff (scanner.core.lifecycle.EventKind).
     FINDING_NEW = "finding.new"
     FINDING_REOPENED = "finding.reopened"
     FINDING_RESOLVED = "finding.resolved"
-    FINDING_SLA_BREACHED = "finding.sla_breached"
-    REGRESSION_DETECTED = "regression.detected"
+    SEVERITY_RAISED = "finding.severity_raised"
+    SEVERITY_LOWERED = "finding.severity_lowered"
+    TRIAGE_EXPIRED = "finding.triage_expired"
+    NOT_VERIFIED = "finding.not_verified"
+    RULE_CHANGE = "finding.rule_change"
+    SUPPRESSED = "finding.suppressed"
+    UNSUPPRESSED = "finding.unsuppressed"
+    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"
+    HEADER_DRIFT = "regression.header_drift"
+    # From the service.
+    SLA_BREACHED = "finding.sla_breached"
     SCAN_COMPLETED = "scan.completed"
     SCAN_FAILED = "scan.failed"
     HOOK_TEST = "hook.test"
 
     @property
-    def is_regression(self) -> bool:
-        """True for the ``regression.*`` family."""
-        return self.value.startswith("regression.")
+    def is_regression_kind(self) -> bool:
+        """True for the kinds the diff may flag as regressions (``REGRESSION_KINDS``)."""
+        return self.value in _REGRESSION_VALUES
+
+
+_REGRESSION_VALUES = frozenset(kind.value for kind in REGRESSION_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +113,14 @@ class AlertEvent:
     """One thing worth telling a hook, channel-neutral.
 
     ``occurred_at`` is when the event happened (timezone-aware), not when it
-    is delivered. ``title`` is one line of our own words ("Reflected origin
-    with credentials"); ``summary`` is the short evidence (may quote what a
-    hostile target sent: channels escape or cap it). ``before``/``after``
-    describe the change in words when there is one (``"blocked"`` ->
-    ``"readable with credentials"``, or two severities). ``fingerprint`` is
+    is delivered. ``title`` is one line of our own words (the rule's title);
+    ``summary`` is the short evidence (may quote what a hostile target sent:
+    channels escape or cap it). ``before``/``after`` are the diff's JSON
+    evidence of the change (shape depends on the type). ``fingerprint`` is
     the finding's stable identity (``fp1:...``): PagerDuty deduplicates on it.
-    ``links`` come from :func:`api_links`.
+    ``is_regression`` is the diff's verdict: only regressions page.
+    ``transition`` is set on ``finding.rule_change`` events: the change they
+    stand for. ``links`` come from :func:`api_links`.
     """
 
     type: EventType
@@ -107,8 +131,10 @@ class AlertEvent:
     rule_id: str | None = None
     severity: Severity | None = None
     fingerprint: str | None = None
-    before: str | None = None
-    after: str | None = None
+    before: JSONObject | None = field(default=None, hash=False)
+    after: JSONObject | None = field(default=None, hash=False)
+    is_regression: bool = False
+    transition: EventType | None = None
     scan_id: int | None = None
     finding_id: int | None = None
     event_id: int | None = None
@@ -121,10 +147,76 @@ class AlertEvent:
             raise InputError("alert event: occurred_at must be a timezone-aware datetime")
         if self.severity is not None and not isinstance(self.severity, Severity):
             raise InputError(f"alert event: unknown severity {self.severity!r}")
+        if self.is_regression and not self.type.is_regression_kind:
+            raise InputError(f"alert event: a {self.type} event is never a regression")
+
+    @classmethod
+    def from_core(
+        cls,
+        event: Event,
+        *,
+        endpoint: EndpointRef,
+        base_url: str | None = None,
+        finding_id: int | None = None,
+        event_id: int | None = None,
+        title: str | None = None,
+    ) -> AlertEvent:
+        """The alert for one diff event about ``endpoint`` (whose id must match).
+
+        ``title`` defaults to the rule's title from the catalogue; the summary
+        is the finding's summary carried in ``after`` (or ``before``). Links
+        into the API are built when ``base_url`` is given.
+        """
+        if endpoint.id != event.endpoint_id:
+            raise InputError(
+                f"alert event: endpoint {endpoint.id} given for an event of {event.endpoint_id}"
+            )
+        try:
+            kind = EventType(event.kind.value)
+            transition = EventType(event.transition.value) if event.transition else None
+        except ValueError:
+            raise InputError(f"alert event: no alert type for {event.kind.value!r}") from None
+        links: tuple[Link, ...] = ()
+        if base_url is not None:
+            links = api_links(
+                base_url, finding_id=finding_id, endpoint_id=endpoint.id, scan_id=event.run_id
+            )
+        return cls(
+            type=kind,
+            occurred_at=event.at,
+            title=title or _default_title(event),
+            summary=_summary_from(event.after) or _summary_from(event.before),
+            endpoint=endpoint,
+            rule_id=event.rule_id,
+            severity=event.severity,
+            fingerprint=event.fingerprint,
+            before=event.before,
+            after=event.after,
+            is_regression=event.is_regression,
+            transition=transition,
+            scan_id=event.run_id,
+            finding_id=finding_id,
+            event_id=event_id,
+            links=links,
+        )
 
     def link(self, rel: str) -> str | None:
         """The href of the first link with this ``rel``, or None."""
         return next((link.href for link in self.links if link.rel == rel), None)
+
+
+def _default_title(event: Event) -> str:
+    known = CATALOGUE.get(event.rule_id) if event.rule_id else None
+    if known is not None:
+        return known.title
+    if event.kind is EventKind.HEADER_DRIFT:
+        return "CORS response headers changed"
+    return event.rule_id or event.kind.value
+
+
+def _summary_from(evidence: JSONObject | None) -> str:
+    summary = evidence.get("summary") if evidence is not None else None
+    return summary if isinstance(summary, str) else ""
 
 
 def api_links(
@@ -234,11 +326,27 @@ def _data(event: AlertEvent, divisor: int) -> tuple[dict[str, Any], bool]:
         "rule_id": cap(event.rule_id, "title"),
         "severity": event.severity.value if event.severity is not None else None,
         "fingerprint": cap(event.fingerprint, "title"),
-        "before": cap(event.before, "text"),
-        "after": cap(event.after, "text"),
+        "is_regression": event.is_regression,
+        "transition": event.transition.value if event.transition is not None else None,
         "links": {link.rel: link.href for link in event.links},
     }
+    for name in ("before", "after"):
+        value, too_big = bounded_json(getattr(event, name), max(_CAPS["json"] // divisor, 64))
+        data[name] = value
+        cut = cut or too_big
     return data, cut
+
+
+def bounded_json(value: JSONObject | None, limit: int) -> tuple[JSONObject | None, bool]:
+    """``(value, False)`` if its compact JSON has at most ``limit`` bytes, else ``(marker, True)``.
+
+    The marker, ``{"truncated": true}``, says the evidence exists but is too
+    big to carry: follow the links. Evidence is JSON structure, so it is kept
+    whole or not at all, never cut into invalid JSON.
+    """
+    if value is None or len(_dumps(value)) <= limit:
+        return value, False
+    return {"truncated": True}, True
 
 
 def _dumps(value: Any) -> bytes:

@@ -4,13 +4,16 @@
 finding lifecycle maps onto PagerDuty alerts through ``dedup_key`` = the
 finding's fingerprint:
 
-- ``finding.new``, ``finding.reopened``, ``regression.detected``,
+- regressions (``finding.new``, ``finding.reopened``,
+  ``finding.severity_raised``, ``regression.*`` with ``is_regression``) and
   ``finding.sla_breached`` -> ``trigger`` (repeated triggers with the same key
   add to the open alert instead of opening another);
 - ``finding.resolved`` -> ``resolve`` with the same ``dedup_key`` and the same
   ``routing_key``; a later trigger opens a new alert, matching "reopened";
+  ``finding.suppressed`` resolves too: a person decided nobody is to be paged;
 - ``hook.test`` -> an ``info`` trigger, so users see the integration work;
-- ``scan.*`` -> nothing (None): PagerDuty is for things a human must fix.
+- anything else (not a regression, a rule change, ``scan.*``) -> nothing
+  (None): PagerDuty is for things a human must fix now.
 
 Severity: critical -> critical, high -> error, medium -> warning, low and
 info -> info. Success is ``202 Accepted``.
@@ -24,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from scanner.alerts.envelope import AlertEvent, EventType, iso_timestamp, truncate
+from scanner.alerts.envelope import (
+    AlertEvent,
+    EventType,
+    bounded_json,
+    iso_timestamp,
+    truncate,
+)
 from scanner.alerts.sender import DEFAULT_USER_AGENT, Channel, PreparedRequest
 from scanner.core.severity import Severity
 from scanner.errors import InputError
@@ -45,7 +54,7 @@ MAX_SUMMARY = 1024
 MAX_ROUTING_KEY = 64
 CLIENT = "cors-scanner"
 # Short enough that custom_details never approach PagerDuty's 512 KB limit.
-_DETAIL_CAPS = {"summary": 4000, "url": 2048, "text": 500}
+_DETAIL_CAPS = {"summary": 4000, "url": 2048, "text": 500, "json": 8192}
 
 _SEVERITY = {
     Severity.CRITICAL: "critical",
@@ -54,14 +63,8 @@ _SEVERITY = {
     Severity.LOW: "info",
     Severity.INFO: "info",
 }
-_TRIGGERS = frozenset(
-    {
-        EventType.FINDING_NEW,
-        EventType.FINDING_REOPENED,
-        EventType.FINDING_SLA_BREACHED,
-        EventType.HOOK_TEST,
-    }
-)
+_ALWAYS_TRIGGER = frozenset({EventType.SLA_BREACHED, EventType.HOOK_TEST})
+_RESOLVE = frozenset({EventType.FINDING_RESOLVED, EventType.SUPPRESSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +119,13 @@ def build_pagerduty_request(
     target: PagerDutyTarget, event: AlertEvent, *, user_agent: str = DEFAULT_USER_AGENT
 ) -> PreparedRequest | None:
     """The Events API v2 request for ``event``, or None when PagerDuty has no use for it."""
-    if event.type is EventType.FINDING_RESOLVED:
+    if event.type in _RESOLVE:
         message: dict[str, Any] = {
             "routing_key": target.routing_key,
             "event_action": "resolve",
             "dedup_key": dedup_key(event),
         }
-    elif event.type in _TRIGGERS or event.type.is_regression:
+    elif event.is_regression or event.type in _ALWAYS_TRIGGER:
         message = _trigger(target, event)
     else:
         return None
@@ -193,9 +196,10 @@ def _details(event: AlertEvent) -> dict[str, Any]:
             "owner": event.endpoint.owner and truncate(event.endpoint.owner, _DETAIL_CAPS["text"]),
             "tags": [truncate(tag, _DETAIL_CAPS["text"]) for tag in event.endpoint.tags[:50]],
         }
-    if event.before is not None or event.after is not None:
-        details["before"] = event.before and truncate(event.before, _DETAIL_CAPS["text"])
-        details["after"] = event.after and truncate(event.after, _DETAIL_CAPS["text"])
+    for name in ("before", "after"):
+        value = getattr(event, name)
+        if value is not None:
+            details[name] = bounded_json(value, _DETAIL_CAPS["json"])[0]
     if event.summary:
         details["evidence"] = truncate(event.summary, _DETAIL_CAPS["summary"])
     for name, value in (

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -29,7 +30,7 @@ from scanner.alerts.retry import (
     classify_response,
     parse_retry_after,
 )
-from scanner.alerts.ssrf import AddressPolicy, BlockedAddress, guarded_connector
+from scanner.alerts.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress, guarded_connector
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -80,6 +81,7 @@ class PreparedRequest:
     """One HTTP request, ready to send: exactly these headers and body bytes.
 
     ``body`` is what any signature covers; nothing may re-serialize it.
+    ``repr`` shows only the channel, method and host (see ``__repr__``).
     """
 
     channel: Channel
@@ -92,6 +94,12 @@ class PreparedRequest:
         """The first value of header ``name`` (case-insensitive), or None."""
         wanted = name.lower()
         return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def __repr__(self) -> str:
+        # A Slack webhook URL is itself a credential, and a signature can be
+        # replayed for minutes: show where the request goes, nothing more.
+        host = urlsplit(self.url).hostname or "?"
+        return f"PreparedRequest({self.channel.value} {self.method} {host}, {len(self.body)} bytes)"
 
     def loggable_headers(self) -> tuple[tuple[str, str], ...]:
         """The headers with signatures and credentials replaced by ``[redacted]``."""
@@ -170,7 +178,8 @@ async def deliver(
 ) -> AttemptResult:
     """Send one attempt of ``request`` and classify what happened. Never raises for the receiver.
 
-    Redirects are not followed. At most :data:`MAX_EXCERPT_BYTES` of the body
+    Send through a session from :func:`build_hook_session`: the SSRF guard
+    lives in its connector. Redirects are not followed. At most :data:`MAX_EXCERPT_BYTES` of the body
     are read, then the connection is closed (not drained, not reused).
     ``timeout`` (seconds) bounds everything from connect to the excerpt.
     ``clock`` reads HTTP-date ``Retry-After`` values. Only cancellation
@@ -269,6 +278,10 @@ def _blocked(exc: BaseException) -> BlockedAddress | None:
         os_error = getattr(current, "os_error", None)
         if isinstance(os_error, BlockedAddress):
             return os_error
+        # aiohappyeyeballs merges the errors of several addresses into one
+        # plain OSError that keeps only their messages.
+        if isinstance(current, OSError) and BLOCKED_MARKER in str(current):
+            return BlockedAddress(str(current).split(BLOCKED_MARKER, 1)[1].lstrip(": "))
         current = current.__cause__ or current.__context__
     return None
 

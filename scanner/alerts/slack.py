@@ -42,26 +42,28 @@ FALLBACK_TEXT_LIMIT = 1000
 _FIELD_CAPS = {"title": 300, "url": 500, "owner": 100, "rule": 200, "change": 200, "heading": 300}
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _BARE_MENTION = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+# How each type reads in a message, in the order counts are listed: what
+# needs a human first. Counts use the label in lower case ("2 new, 1 resolved").
 _LABELS = {
+    EventType.LEGIT_ORIGIN_BLOCKED: "Legit origin blocked",
+    EventType.HEADER_DRIFT: "Header drift",
     EventType.FINDING_NEW: "New",
     EventType.FINDING_REOPENED: "Reopened",
+    EventType.SEVERITY_RAISED: "Severity raised",
+    EventType.SLA_BREACHED: "Past SLA",
+    EventType.TRIAGE_EXPIRED: "Triage expired",
+    EventType.UNSUPPRESSED: "Unsuppressed",
+    EventType.NOT_VERIFIED: "Not re-verified",
+    EventType.SEVERITY_LOWERED: "Severity lowered",
+    EventType.RULE_CHANGE: "Rule change",
+    EventType.SUPPRESSED: "Suppressed",
     EventType.FINDING_RESOLVED: "Resolved",
-    EventType.FINDING_SLA_BREACHED: "SLA breached",
-    EventType.REGRESSION_DETECTED: "Regression",
-    EventType.SCAN_COMPLETED: "Scan completed",
     EventType.SCAN_FAILED: "Scan failed",
+    EventType.SCAN_COMPLETED: "Scan completed",
     EventType.HOOK_TEST: "Test",
 }
-_COUNT_WORDS = {
-    EventType.FINDING_NEW: "new",
-    EventType.FINDING_REOPENED: "reopened",
-    EventType.FINDING_RESOLVED: "resolved",
-    EventType.FINDING_SLA_BREACHED: "past SLA",
-    EventType.REGRESSION_DETECTED: "regression",
-    EventType.SCAN_COMPLETED: "scan completed",
-    EventType.SCAN_FAILED: "scan failed",
-    EventType.HOOK_TEST: "test",
-}
+# Scalar fields of before/after worth showing as "name: old → new".
+_CHANGE_FIELDS = ("status", "severity", "reopen_count")
 
 # (text, trusted): trusted text is our own mrkdwn, copied as is and never cut
 # in the middle; untrusted text is escaped and may be cut anywhere.
@@ -135,22 +137,24 @@ def _message(
 
 
 def _order(event: AlertEvent) -> tuple[int, int]:
-    # Resolved findings are good news: after everything that needs a human.
-    resolved = event.type is EventType.FINDING_RESOLVED
+    # Regressions first, good news (resolved, suppressed) last; then by severity.
+    if event.is_regression:
+        group = 0
+    elif event.type in (EventType.FINDING_RESOLVED, EventType.SUPPRESSED):
+        group = 2
+    else:
+        group = 1
     rank = event.severity.rank if event.severity is not None else -1
-    return (1 if resolved else 0, -rank)
+    return (group, -rank)
 
 
 def _counts(events: Sequence[AlertEvent]) -> str:
     tally: dict[EventType, int] = {}
     for event in events:
         tally[event.type] = tally.get(event.type, 0) + 1
-    parts = []
-    for kind, count in tally.items():
-        word = _COUNT_WORDS[kind]
-        plural = "s" if count != 1 and kind is EventType.REGRESSION_DETECTED else ""
-        parts.append(f"{count} {word}{plural}")
-    return ", ".join(parts)
+    return ", ".join(
+        f"{tally[kind]} {label.lower()}" for kind, label in _LABELS.items() if kind in tally
+    )
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -164,13 +168,13 @@ def _link(href: str, label: str) -> str:
 
 
 def _event_text(event: AlertEvent) -> str:
-    finding = event.link("finding") or event.link("scan") or event.link("endpoint")
+    target = event.link("finding") or event.link("scan") or event.link("endpoint")
     label = _LABELS[event.type]
     severity = f"*{event.severity.value.upper()}* · " if event.severity is not None else ""
     title = truncate(event.title, _FIELD_CAPS["title"])
     segments: list[_Segment] = [(f"{severity}{label} · ", True)]
-    if finding is not None:
-        segments.append((_link(finding, title), True))
+    if target is not None:
+        segments.append((_link(target, title), True))
     else:
         segments.append((title, False))
     endpoint = event.endpoint
@@ -183,16 +187,29 @@ def _event_text(event: AlertEvent) -> str:
     if event.rule_id:
         segments.append(("\nrule ", True))
         segments.append((truncate(event.rule_id, _FIELD_CAPS["rule"]), False))
-    if event.before is not None or event.after is not None:
-        segments.append(("\n", True))
-        segments.append((truncate(event.before or "-", _FIELD_CAPS["change"]), False))
+    for name, old, new in _changes(event):
+        segments.append((f"\n{name}: ", True))
+        segments.append((truncate(old, _FIELD_CAPS["change"]), False))
         segments.append((" → ", True))
-        segments.append((truncate(event.after or "-", _FIELD_CAPS["change"]), False))
+        segments.append((truncate(new, _FIELD_CAPS["change"]), False))
     if event.summary:
         segments.append(("\n", True))
         segments.append((event.summary, False))
-    more = f"… {_link(finding, 'more')}" if finding is not None else "… (truncated)"
+    more = f"… {_link(target, 'more')}" if target is not None else "… (truncated)"
     return _fit(segments, SECTION_TEXT_LIMIT, more)
+
+
+def _changes(event: AlertEvent) -> list[tuple[str, str, str]]:
+    """``(field, before, after)`` for the scalar fields the change is about."""
+    before, after = event.before or {}, event.after or {}
+    found = []
+    for name in _CHANGE_FIELDS:
+        old, new = before.get(name), after.get(name)
+        scalar = all(v is None or isinstance(v, str | int | float) for v in (old, new))
+        if scalar and (old is not None or new is not None) and old != new:
+            shown = ["-" if v is None else str(v) for v in (old, new)]
+            found.append((name, shown[0], shown[1]))
+    return found
 
 
 def _fit(segments: Sequence[_Segment], limit: int, more: str) -> str:

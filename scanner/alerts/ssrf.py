@@ -57,6 +57,7 @@ from yarl import URL
 from scanner.errors import InvalidURL, UnsafeURL
 
 __all__ = [
+    "BLOCKED_MARKER",
     "METADATA_ADDRESSES",
     "METADATA_HOSTNAMES",
     "AddressClass",
@@ -219,11 +220,14 @@ _SETTINGS = {
 }
 
 
+BLOCKED_MARKER = "blocked by SSRF guard"
+
+
 class BlockedAddress(OSError):
     """A connection to a refused address was stopped by the guard (``reason`` says why)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(errno.EACCES, f"blocked by SSRF guard: {reason}")
+        super().__init__(errno.EACCES, f"{BLOCKED_MARKER}: {reason}")
         self.reason = reason
 
 

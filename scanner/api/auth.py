@@ -13,29 +13,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from scanner.api.problems import Problem
 from scanner.api.schemas import operation_of
 from scanner.db.engine import Database
-from scanner.db.tokens import Scope, TokenRecord, authenticate
+from scanner.db.tokens import TokenRecord, authenticate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TOKEN_KEY = web.RequestKey("token", TokenRecord)
 REALM = 'Bearer realm="cors-scanner"'
 MAX_TOKEN_LENGTH = 200  # ours are ~47 characters; longer is not a token of ours
-
-# What each scope includes.
-_IMPLIED: dict[Scope, frozenset[Scope]] = {
-    Scope.READ: frozenset({Scope.READ, Scope.WRITE, Scope.ADMIN}),
-    Scope.WRITE: frozenset({Scope.WRITE, Scope.ADMIN}),
-    Scope.ADMIN: frozenset({Scope.ADMIN}),
-}
-
-
-def has_scope(token: TokenRecord, needed: Scope) -> bool:
-    """Whether the token's scopes include ``needed`` (admin ⊇ write ⊇ read)."""
-    return bool(token.scopes & _IMPLIED[needed])
 
 
 def bearer_secret(header: str | None) -> str | None:
@@ -53,7 +42,7 @@ def bearer_secret(header: str | None) -> str | None:
 
 def auth_middleware(
     database: Callable[[], Database],
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """Authenticate requests to scoped operations; ``database`` returns the app's handle."""
 
     @web.middleware
@@ -61,7 +50,7 @@ def auth_middleware(
         op = operation_of(request.match_info.handler)
         if op is None or op.scope is None:
             return await handler(request)
-        needed = Scope(op.scope.value)
+        needed = op.scope
         secret = bearer_secret(request.headers.get("Authorization"))
         if secret is None:
             raise Problem(
@@ -78,7 +67,7 @@ def auth_middleware(
                 "the token is unknown or revoked",
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
-        if not has_scope(token, needed):
+        if not token.allows(needed):
             raise Problem(
                 "forbidden",
                 f"this operation needs the {needed.value!r} scope; the token has "

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from scanner.core.origin import Origin
 from scanner.errors import ConfigError, InvalidOrigin
@@ -70,7 +71,7 @@ class CorsAllowlist:
 
 def cors_middleware(
     allowlist: CorsAllowlist,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """A middleware that answers preflights and decorates every response."""
 
     @web.middleware

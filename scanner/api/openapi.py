@@ -161,7 +161,12 @@ def _operation(op: Operation, components: Components, settings: Settings) -> dic
         doc["requestBody"] = {
             "required": True,
             "description": op.raw_body.description,
-            "content": {m: {"schema": {"type": "string"}} for m in op.raw_body.media_types},
+            # A file, not a value: CSV is text; a JSON or YAML document may hold anything
+            # (the importer reports what it cannot use, row by row).
+            "content": {
+                m: {"schema": {"type": "string"} if m.startswith("text/csv") else {}}
+                for m in op.raw_body.media_types
+            },
         }
     responses: dict[str, Any] = {}
     for reply in all_replies(op):

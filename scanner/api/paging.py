@@ -31,7 +31,7 @@ LIMIT = Param(
 )
 CURSOR = Param(
     "cursor",
-    Str(min_length=1, max_length=200, semantic=_check_cursor),
+    Str(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", semantic=_check_cursor),
     "Where to continue: the cursor inside the previous page's `next` link (opaque).",
 )
 PAGE_PARAMS = (LIMIT, CURSOR)

@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scanner.errors import (
     Conflict,
@@ -251,6 +252,15 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         if exc.status < 400:
             raise  # redirects and successes raised as exceptions pass through
         return problem_response(from_http_exception(exc))
+    except (OSError, TimeoutError, OperationalError, InterfaceError):
+        # The database connection failed (refused, dropped, timed out, locked too
+        # long): retryable, and not a bug. The cause goes to the log only.
+        log.warning(
+            "database unavailable in %s %s", request.method, request.rel_url.path, exc_info=True
+        )
+        return problem_response(
+            Problem("database_unavailable", "the database is unavailable; retry later")
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
         return problem_response(

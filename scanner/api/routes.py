@@ -46,6 +46,10 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
 
 
 def add_routes(app: web.Application) -> None:
-    """Register every route of ROUTES on ``app``."""
+    """Register every route of ROUTES on ``app``.
+
+    Ids match digits only, so ``/endpoints/import`` is never read as an id and
+    a wrong method there is a 405 naming the right one.
+    """
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path.replace("{id}", "{id:[0-9]+}"), handler)

@@ -20,11 +20,12 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from scanner.api.problems import PROBLEM_JSON, Problem
+from scanner.db.tokens import Scope
 from scanner.errors import FieldError, InputError
 
 MAX_JSON_DEPTH = 32  # our bodies nest 3 deep; anything far deeper is an attack or a bug
@@ -435,17 +436,10 @@ def problem_reply(status: int, description: str) -> Reply:
 
 @dataclass(frozen=True, slots=True)
 class RawBody:
-    """A body taken as bytes in one of ``media_types`` (imports), up to ``limit`` bytes."""
+    """A body taken as bytes in one of ``media_types`` (imports), up to the import limit."""
 
     media_types: tuple[str, ...]
     description: str
-
-
-class Scoped(Protocol):
-    """What the auth layer needs to know of a scope (``scanner.db.tokens.Scope``)."""
-
-    @property
-    def value(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,7 +449,7 @@ class Operation:
     operation_id: str
     summary: str
     tag: str
-    scope: Scoped | None  # None: no authentication
+    scope: Scope | None  # None: no authentication
     replies: tuple[Reply, ...]
     description: str = ""
     path_params: tuple[Param, ...] = ()

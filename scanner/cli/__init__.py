@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -79,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScannerError as exc:
         print(f"cors-scanner: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `scan --format json | head`: the reader left; that is not our error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("cors-scanner: interrupted", file=sys.stderr)
         return 130

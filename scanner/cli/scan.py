@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,7 +22,7 @@ from scanner.engine import Engine, ScanOptions, Target
 from scanner.errors import InputError, InvalidURL
 from scanner.hostnames import default_public_suffixes, uts46_host_encoder
 from scanner.reports.csv import render_csv
-from scanner.reports.json import scan_document
+from scanner.reports.json import ScanDocumentWriter
 from scanner.reports.junit import render_junit
 from scanner.reports.sarif import render_sarif
 from scanner.reports.table import render_assessment, render_summary
@@ -224,11 +225,59 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ]
     options = build_options(args, settings)
     progress = sys.stderr.isatty() and not args.no_progress
-    started = datetime.now(UTC)
-    assessments = asyncio.run(_scan(targets, options, progress))
-    finished = datetime.now(UTC)
-    _write_report(args, assessments, started, finished, fail_on)
+    with _output(args.output) as stream:
+        report = _Report(args.format, stream, fail_on)
+        assessments = asyncio.run(_scan(targets, options, progress, report))
+        report.finish(assessments)
     return exit_code(assessments, fail_on, incomplete_fails=args.fail_on_incomplete)
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the report ({exc.strerror})") from None
+    with stream:
+        yield stream
+
+
+class _Report:
+    """Writes the report as the scan goes: JSON and table stream each endpoint when it
+    is judged; SARIF, JUnit and CSV need every finding first and render at the end.
+    What is kept meanwhile is each endpoint's slim assessment (findings and failures)."""
+
+    def __init__(self, fmt: str, stream: TextIO, fail_on: Severity) -> None:
+        self.fmt = fmt
+        self.stream = stream
+        self.fail_on = fail_on
+        self.started = datetime.now(UTC)
+        self._json = ScanDocumentWriter(stream, started_at=self.started) if fmt == "json" else None
+
+    def add(self, assessment: Assessment) -> None:
+        if self._json is not None:
+            self._json.add(assessment)
+        elif self.fmt == "table":
+            self.stream.write(render_assessment(assessment))
+        self.stream.flush()
+
+    def finish(self, assessments: list[Assessment]) -> None:
+        finished = datetime.now(UTC)
+        if self._json is not None:
+            self._json.finish(assessments, finished_at=finished, fail_on=self.fail_on)
+        elif self.fmt == "table":
+            seconds = (finished - self.started).total_seconds()
+            self.stream.write(render_summary(assessments, self.fail_on, seconds))
+        else:
+            renderer = _RENDERERS[self.fmt]
+            self.stream.write(
+                renderer(
+                    assessments, started_at=self.started, finished_at=finished, fail_on=self.fail_on
+                )
+            )
 
 
 def exit_code(assessments: list[Assessment], fail_on: Severity, *, incomplete_fails: bool) -> int:
@@ -241,13 +290,17 @@ def exit_code(assessments: list[Assessment], fail_on: Severity, *, incomplete_fa
     return EXIT_OK
 
 
-async def _scan(targets: list[Target], options: ScanOptions, progress: bool) -> list[Assessment]:
+async def _scan(
+    targets: list[Target], options: ScanOptions, progress: bool, report: _Report
+) -> list[Assessment]:
+    """Scan, handing each assessment to the report at once; return the slim ones in input order."""
     order = {t.endpoint.key: i for i, t in enumerate(targets)}
     results: list[Assessment] = []
     findings = 0
     async with Engine(options, default_public_suffixes()) as engine:
         async for assessment in engine.scan(targets):
-            results.append(assessment)
+            report.add(assessment)
+            results.append(assessment.slim())
             findings += len(assessment.findings)
             if progress:
                 _progress(len(results), len(targets), findings)
@@ -266,44 +319,6 @@ def _progress(done: int, total: int, findings: int) -> None:
     sys.stderr.flush()
 
 
-def _write_report(
-    args: argparse.Namespace,
-    assessments: list[Assessment],
-    started: datetime,
-    finished: datetime,
-    fail_on: Severity,
-) -> None:
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as stream:
-            _render(args.format, assessments, started, finished, fail_on, stream)
-    else:
-        _render(args.format, assessments, started, finished, fail_on, sys.stdout)
-
-
 # Machine formats rendered whole by one function: (assessments, *, started_at,
 # finished_at, fail_on) -> text.
 _RENDERERS = {"sarif": render_sarif, "junit": render_junit, "csv": render_csv}
-
-
-def _render(
-    fmt: str,
-    assessments: list[Assessment],
-    started: datetime,
-    finished: datetime,
-    fail_on: Severity,
-    stream: TextIO,
-) -> None:
-    if fmt == "json":
-        doc = scan_document(assessments, started_at=started, finished_at=finished, fail_on=fail_on)
-        json.dump(doc, stream, indent=2)
-        stream.write("\n")
-        return
-    renderer = _RENDERERS.get(fmt)
-    if renderer is not None:
-        stream.write(
-            renderer(assessments, started_at=started, finished_at=finished, fail_on=fail_on)
-        )
-        return
-    for assessment in assessments:
-        stream.write(render_assessment(assessment))
-    stream.write(render_summary(assessments, fail_on, (finished - started).total_seconds()))

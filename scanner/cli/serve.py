@@ -30,8 +30,6 @@ from scanner.settings import Settings
 
 log = logging.getLogger("scanner.serve")
 
-# How long open client connections get to finish their requests on shutdown.
-SHUTDOWN_TIMEOUT_S = 10.0
 FIRST_TOKEN_NAME = "admin"  # noqa: S105 - a name, not a secret
 
 
@@ -124,10 +122,9 @@ async def _fail_interrupted_scans(database: Database) -> None:
 
 
 async def _listen(settings: Settings, database: Database) -> None:
-    from scanner.api import create_app
+    from scanner.api.app import create_app, make_runner
 
-    app = create_app(settings, database=database)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = make_runner(create_app(settings, database=database))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

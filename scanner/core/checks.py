@@ -83,10 +83,29 @@ class Assessment:
     probes: tuple[ProbeResult, ...]
     findings: tuple[Finding, ...]
     unchecked: tuple[str, ...]
+    # How many probes were sent; differs from len(probes) only after slim().
+    sent: int = -1
+
+    @property
+    def probe_count(self) -> int:
+        return self.sent if self.sent >= 0 else len(self.probes)
 
     @property
     def reachable(self) -> bool:
         return any(p.observation.ok for p in self.probes)
+
+    def slim(self) -> Assessment:
+        """A copy that keeps findings and failures but drops the successful exchanges.
+
+        Long scans keep these for the summary, the exit code and the reports
+        that need findings only, so memory does not grow with every probe's
+        headers. ``reachable``, ``errors`` and ``probe_count`` are unchanged.
+        """
+        kept = [p for p in self.probes if not p.observation.ok]
+        first_ok = next((p for p in self.probes if p.observation.ok), None)
+        if first_ok is not None:
+            kept.insert(0, first_ok)
+        return replace(self, probes=tuple(kept), sent=self.probe_count)
 
     @property
     def errors(self) -> tuple[Observation, ...]:

@@ -15,7 +15,10 @@ engine, so no ``alembic.ini`` or working directory is involved.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ MIN_SQLITE_VERSION = (3, 35, 0)  # UPDATE/INSERT ... RETURNING
 SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for SQLite's one write lock
 CONNECT_TIMEOUT_S = 10.0  # PostgreSQL: fail fast with a clear message instead of hanging
 
+_MIGRATION_LOCK = threading.Lock()
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 MIGRATIONS_DIR = _REPO_ROOT / "migrations"
 
@@ -66,8 +70,9 @@ def alembic_config(url: str | None = None) -> Any:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration this code ships."""
+    """The newest migration this code ships (read once: readiness checks call this often)."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -273,14 +278,19 @@ class Database:
 
     async def _alembic(self, step: Callable[[Any], None]) -> None:
         config = alembic_config()
-        db = self
 
         def run(conn: Connection) -> None:
             config.attributes["connection"] = conn
-            config.attributes["database"] = db
             step(config)
 
-        await self.run_migrations(run)
+        # Alembic keeps the running migration in module globals (alembic.context), so two
+        # migrations in one process must not interleave. Other processes are kept out by
+        # the database itself (migrations/env.py).
+        await asyncio.to_thread(_MIGRATION_LOCK.acquire)
+        try:
+            await self.run_migrations(run)
+        finally:
+            _MIGRATION_LOCK.release()
 
 
 def _is_known_revision(revision: str) -> bool:

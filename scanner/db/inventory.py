@@ -92,6 +92,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _TAG = re.compile(r"[a-z0-9][a-z0-9._:/@+\-]*\Z")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Fetch's forbidden methods: a page can never send them, so CORS does not apply.
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
 
@@ -162,11 +163,13 @@ def _optional_text(value: object, limit: int, what: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InputError(f"expected text, not {type(value).__name__}")
-    text = value.strip()
+    text = value.replace("\r\n", "\n").strip()
     if len(text) > limit:
         raise InputError(f"the {what} is longer than {limit} characters")
-    if "\x00" in text:
-        raise InputError(f"the {what} contains a NUL character")
+    # Control characters other than line breaks and tabs (ESC, C1 controls) would drive
+    # the terminal of whoever lists the inventory.
+    if _TEXT_CONTROL.search(text):
+        raise InputError(f"the {what} contains a control character")
     return text or None
 
 

@@ -495,7 +495,7 @@ async def save_assessment(
             method=assessment.endpoint.method.upper(),
             url=assessment.endpoint.url,
             reachable=assessment.reachable,
-            probe_count=len(assessment.probes),
+            probe_count=assessment.probe_count,
             probe_errors=len(assessment.errors),
             policy=policy_to_json(assessment.policy),
             unchecked=list(assessment.unchecked),
@@ -544,7 +544,7 @@ async def save_assessment(
                 created_at=created,
             )
         )
-    new = SavedCounts(len(assessment.probes), len(assessment.errors), len(findings))
+    new = SavedCounts(assessment.probe_count, len(assessment.errors), len(findings))
     scan.endpoints_done += 0 if previous is not None else 1
     scan.probes_total += new.probes - old.probes
     scan.probe_errors += new.probe_errors - old.probe_errors

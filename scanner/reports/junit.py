@@ -179,7 +179,7 @@ def _reachable_case(assessment: Assessment) -> ET.Element:
         _text(
             case,
             "system-out",
-            f"{len(errors)} of {len(assessment.probes)} probes got no response ({breakdown}); "
+            f"{len(errors)} of {assessment.probe_count} probes got no response ({breakdown}); "
             "checks that needed them may be incomplete.",
         )
         return case

@@ -332,7 +332,7 @@ def _notification(assessment: Assessment) -> JSON | None:
     if assessment.reachable:
         descriptor, level = NOTIFICATION_PROBE_ERRORS, "warning"
         text = (
-            f"{method} {endpoint.url}: {len(errors)} of {len(assessment.probes)} probes got no "
+            f"{method} {endpoint.url}: {len(errors)} of {assessment.probe_count} probes got no "
             f"response ({breakdown}); checks that needed them may be incomplete."
         )
     else:

@@ -41,7 +41,7 @@ def render_assessment(a: Assessment) -> str:
         detail = f"{first.error}: {first.error_detail}" if first and first.error else "no response"
         lines.append(f"  UNREACHABLE  every probe failed ({_printable(detail)})")
     elif not a.findings:
-        lines.append(f"  ok           no findings ({len(a.probes)} probes)")
+        lines.append(f"  ok           no findings ({a.probe_count} probes)")
     for f in a.findings:
         lines.append(f"  {_LABEL[f.severity]} {f.rule_id}: {f.title}")
         lines.append(f"           {_printable(f.summary)}")
@@ -60,7 +60,7 @@ def render_assessment(a: Assessment) -> str:
 def render_summary(assessments: Sequence[Assessment], fail_on: Severity, seconds: float) -> str:
     counts = Counter(f.severity for a in assessments for f in a.findings)
     unreachable = sum(1 for a in assessments if not a.reachable)
-    probes = sum(len(a.probes) for a in assessments)
+    probes = sum(a.probe_count for a in assessments)
     by_severity = ", ".join(f"{counts.get(s, 0)} {s.value}" for s in sorted(Severity, reverse=True))
     failing = sum(n for s, n in counts.items() if s >= fail_on)
     if assessments and unreachable == len(assessments):

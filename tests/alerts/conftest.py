@@ -120,9 +120,10 @@ def _event(**changes: Any) -> AlertEvent:
             owner="payments-team",
             tags=("pci", "public-api"),
         ),
-        rule_id="cors/reflected-origin-with-credentials",
+        rule_id="reflect_any_origin_credentials",
         severity=Severity.CRITICAL,
         fingerprint="fp1:0123456789abcdef0123456789abcdef",
+        is_regression=True,
         scan_id=42,
         finding_id=1001,
         event_id=5001,
@@ -133,5 +134,5 @@ def _event(**changes: Any) -> AlertEvent:
 
 @pytest.fixture
 def make_event() -> Callable[..., AlertEvent]:
-    """``make_event(**changes)``: a critical ``finding.new`` with the fields replaced."""
+    """``make_event(**changes)``: a critical ``finding.new`` regression, fields replaced."""
     return _event

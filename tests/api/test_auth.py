@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scanner.db.tokens import Scope, create_token
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 READS = ["/api/v1/endpoints", "/api/v1/policies", "/api/v1/scans"]
 ADMIN_READS = ["/api/v1/tokens", "/api/v1/audit"]
@@ -52,8 +52,12 @@ async def test_scopes(api: Api) -> None:
     assert denied.status == 403
     assert "'write' scope" in denied.problem["detail"]
     assert (await api.post("/api/v1/endpoints", create, token="write")).status == 201
-    assert (await api.post("/api/v1/tokens", {"name": "x", "scopes": ["read"]}, token="write")).status == 403
-    assert (await api.get("/api/v1/endpoints", token="read")).body["items"][0]["url"] == create["url"]
+    assert (
+        await api.post("/api/v1/tokens", {"name": "x", "scopes": ["read"]}, token="write")
+    ).status == 403
+    assert (await api.get("/api/v1/endpoints", token="read")).body["items"][0]["url"] == create[
+        "url"
+    ]
 
 
 async def test_auth_comes_before_validation(api: Api) -> None:

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
+from scanner.api.cors import CorsAllowlist
 from scanner.core.plan import Endpoint
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.engine import Engine, ScanOptions, Target
-from scanner.api.cors import CorsAllowlist
 from scanner.errors import ConfigError
 from scanner.hostnames import default_public_suffixes
-from tests.api.conftest import CONSOLE, Api
+from tests.api.client import CONSOLE, Api
 
 ENDPOINTS = "/api/v1/endpoints"
 

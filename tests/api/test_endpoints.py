@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 ENDPOINTS = "/api/v1/endpoints"
 
@@ -87,7 +87,9 @@ async def test_duplicates_conflict(api: Api) -> None:
 
 
 async def test_filters(api: Api) -> None:
-    a = await create(api, "https://a.acme.test/users", owner="team-a", tags=["public"], name="Users")
+    a = await create(
+        api, "https://a.acme.test/users", owner="team-a", tags=["public"], name="Users"
+    )
     b = await create(api, "https://b.acme.test/orders", owner="team-b", tags=["public", "pci"])
     c = await create(api, "https://c.acme.test/admin", owner="team-a", enabled=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 ENDPOINTS = "/api/v1/endpoints"
 
@@ -80,7 +80,10 @@ async def test_body_too_large(api: Api) -> None:
             yield b" " * 1024
 
     streamed = await api.call(
-        "POST", ENDPOINTS, data=chunks(), headers={"Content-Type": "application/json"}  # type: ignore[arg-type]
+        "POST",
+        ENDPOINTS,
+        data=chunks(),
+        headers={"Content-Type": "application/json"},  # type: ignore[arg-type]
     )
     assert streamed.status == 413
     assert (await api.get(ENDPOINTS)).body["items"] == []
@@ -121,7 +124,10 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
         ({"enabled": "maybe"}, ["query.enabled"]),
         ({"cursor": "not-a-cursor"}, ["query.cursor"]),
         ({"sort": "name"}, ["query.sort"]),
-        ({"limit": "0", "enabled": "x", "colour": "red"}, ["query.limit", "query.enabled", "query.colour"]),
+        (
+            {"limit": "0", "enabled": "x", "colour": "red"},
+            ["query.limit", "query.enabled", "query.colour"],
+        ),
         ({"q": "a\x00b"}, ["query.q"]),
     ],
 )
@@ -150,7 +156,62 @@ async def test_hostile_strings_are_refused_not_crashed_on(api: Api) -> None:
 
 
 async def test_ids_out_of_range_are_not_found(api: Api) -> None:
-    for path in (f"{ENDPOINTS}/0", f"{ENDPOINTS}/-1", f"{ENDPOINTS}/2147483648", f"{ENDPOINTS}/1e3"):
+    for path in (
+        f"{ENDPOINTS}/0",
+        f"{ENDPOINTS}/-1",
+        f"{ENDPOINTS}/2147483648",
+        f"{ENDPOINTS}/1e3",
+    ):
         reply = await api.get(path)
         assert reply.status == 404, path
         assert reply.problem["code"] == "not_found"
+
+
+async def test_an_unreachable_database_is_503_not_500(unused_tcp_port: int) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from scanner.api import create_app
+    from scanner.db.engine import Database, create_engine
+    from tests.api.client import api_settings, read
+
+    # PostgreSQL on a loopback port where nothing listens: a database that is down.
+    url = f"postgresql+asyncpg://postgres:hunter2@127.0.0.1:{unused_tcp_port}/gone"
+    down = Database(create_engine(url), url)
+    app = create_app(api_settings(down), database=down)
+    try:
+        async with (
+            TestServer(app, host="127.0.0.1") as server,
+            TestClient(server) as client,
+            client.get(ENDPOINTS, headers={"Authorization": "Bearer csk_whatever"}) as response,
+        ):
+            reply = await read(response)
+    finally:
+        await down.close()
+    assert reply.status == 503
+    assert reply.problem["code"] == "database_unavailable"
+    assert "hunter2" not in reply.text
+    assert str(unused_tcp_port) not in reply.text
+
+
+async def test_unexpected_errors_are_500_problems_without_internals() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from scanner.api.problems import problems_middleware
+    from tests.api.client import read
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("password=hunter2 at /srv/app/secret.py line 3")
+
+    app = web.Application(middlewares=[problems_middleware])
+    app.router.add_get("/boom", broken)
+    async with (
+        TestServer(app, host="127.0.0.1") as server,
+        TestClient(server) as client,
+        client.get("/boom") as response,
+    ):
+        reply = await read(response)
+    assert reply.status == 500
+    assert reply.problem["code"] == "internal_error"
+    assert "hunter2" not in reply.text
+    assert "secret.py" not in reply.text

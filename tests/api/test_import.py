@@ -7,14 +7,12 @@ from typing import Any
 
 import yaml
 
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 IMPORT = "/api/v1/endpoints/import"
 
 
-async def send(
-    api: Api, body: str | bytes, ctype: str, token: str = "write", **params: str
-) -> Any:
+async def send(api: Api, body: str | bytes, ctype: str, token: str = "write", **params: str) -> Any:
     return await api.call(
         "POST", IMPORT, data=body, headers={"Content-Type": ctype}, params=params, token=token
     )
@@ -44,7 +42,10 @@ async def test_csv_import_dry_run_then_real_then_idempotent(api: Api) -> None:
         {"method": "POST", "url": "https://api.acme.test/v1/orders"},
     ]
     listed = (await api.get("/api/v1/endpoints")).body["items"]
-    assert [(e["name"], e["tags"]) for e in listed] == [("Users", ["public", "v1"]), ("Orders", ["pci"])]
+    assert [(e["name"], e["tags"]) for e in listed] == [
+        ("Users", ["public", "v1"]),
+        ("Orders", ["pci"]),
+    ]
     users = listed[0]["id"]
     effective = (await api.get(f"/api/v1/endpoints/{users}/policy")).body
     assert effective["policy"]["allowed_origins"] == ["https://app.acme.test"]
@@ -58,7 +59,11 @@ async def test_csv_import_dry_run_then_real_then_idempotent(api: Api) -> None:
         {"method": "GET", "url": "https://api.acme.test/v1/users", "fields": ["owner"]}
     ]
 
-    audit = [e for e in (await api.get("/api/v1/audit")).body["items"] if e["action"] == "endpoint.import"]
+    audit = [
+        e
+        for e in (await api.get("/api/v1/audit")).body["items"]
+        if e["action"] == "endpoint.import"
+    ]
     assert len(audit) == 3  # dry runs are not writes
     assert audit[-1]["detail"]["created"] == 2
 

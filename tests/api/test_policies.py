@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 POLICIES = "/api/v1/policies"
 

@@ -11,7 +11,7 @@ import pytest
 from scanner.api.app import RUNNER
 from scanner.db import scans as scan_store
 from scanner.engine import Engine, Target
-from tests.api.conftest import Api
+from tests.api.client import Api
 from tests.api.targets import serve_target
 
 SCANS = "/api/v1/scans"
@@ -231,9 +231,7 @@ class _BrokenOnOne(Engine):
         return await super().assess(target, token=token)
 
 
-async def test_one_bad_endpoint_never_stops_the_scan(
-    serve_api: Any, target: str
-) -> None:
+async def test_one_bad_endpoint_never_stops_the_scan(serve_api: Any, target: str) -> None:
     api = await serve_api(engine_factory=_BrokenOnOne)
     ok = [await add(api, f"{target}/closed?{i}") for i in range(3)]
     broken = await add(api, f"{target}/closed?broken")
@@ -247,3 +245,18 @@ async def test_one_bad_endpoint_never_stops_the_scan(
         saved = await scan_store.list_scan_endpoint_ids(session, scan["id"])
     assert saved == {*ok, broken}
 
+
+async def test_a_crash_marks_the_scan_failed_with_the_error(
+    serve_api: Any, target: str, tmp_path: Any
+) -> None:
+    # A CA bundle that is not a certificate: the prober refuses to start, our fault.
+    bad_bundle = tmp_path / "ca.pem"
+    bad_bundle.write_text("not a certificate\n")
+    api = await serve_api(ca_bundle=str(bad_bundle))
+    await add(api, f"{target}/closed")
+    started = await api.post(SCANS, {})
+    scan = await wait_final(api, started.body["id"])
+    assert scan["status"] == "failed"
+    assert scan["error"].startswith("ConfigError: ")
+    assert "ca.pem" in scan["error"]
+    assert scan["finished_at"] is not None

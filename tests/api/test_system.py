@@ -13,7 +13,7 @@ from scanner.api import create_app
 from scanner.api.problems import CODES
 from scanner.api.routes import ROUTES
 from scanner.db.engine import Database
-from tests.api.conftest import Api, api_settings, read
+from tests.api.client import Api, api_settings, read
 
 
 async def test_healthz_needs_no_token_and_no_database(api: Api) -> None:
@@ -48,8 +48,6 @@ async def test_readyz_fails_on_an_unmigrated_database(unmigrated: TestClient) ->
     assert problem["checks"]["schema"]["current"] is None
     async with unmigrated.get("/healthz") as response:
         assert response.status == 200  # alive, just not ready
-
-
 
 
 async def test_openapi_document_is_valid_and_covers_every_route(api: Api) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.api.conftest import Api
+from tests.api.client import Api
 
 TOKENS = "/api/v1/tokens"
 
@@ -40,7 +40,9 @@ async def test_token_lifecycle(api: Api) -> None:
     assert (await api.delete(f"{TOKENS}/99999")).status == 404
     assert (await api.get(f"{TOKENS}/99999")).status == 404
 
-    actions = [(e["action"], e["target_id"]) for e in (await api.get("/api/v1/audit")).body["items"]]
+    actions = [
+        (e["action"], e["target_id"]) for e in (await api.get("/api/v1/audit")).body["items"]
+    ]
     assert ("token.create", str(token["id"])) in actions
     assert ("token.revoke", str(token["id"])) in actions
     assert secret not in (await api.get("/api/v1/audit")).text
@@ -60,7 +62,9 @@ async def test_token_validation(api: Api) -> None:
 
 async def test_audit_pagination(api: Api) -> None:
     for i in range(7):
-        assert (await api.post("/api/v1/endpoints", {"url": f"https://a.acme.test/{i}"})).status == 201
+        assert (
+            await api.post("/api/v1/endpoints", {"url": f"https://a.acme.test/{i}"})
+        ).status == 201
     first = await api.get("/api/v1/audit", params={"limit": "3"})
     assert len(first.body["items"]) == 3
     every = await api.walk("/api/v1/audit", params={"limit": "3"})

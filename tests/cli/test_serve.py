@@ -210,7 +210,9 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         return code, out.getvalue(), err.getvalue()
 
     # main() runs its own event loop: keep it off this test's loop.
-    code, out, _ = await asyncio.to_thread(run, "tokens", "create", "ci", "--scope", "read", "--quiet")
+    code, out, _ = await asyncio.to_thread(
+        run, "tokens", "create", "ci", "--scope", "read", "--quiet"
+    )
     assert code == 0
     secret = out.strip()
     assert re.fullmatch(r"csk_[A-Za-z0-9_-]{43}", secret)

@@ -92,11 +92,13 @@ def test_validation_lists_every_bad_field() -> None:
                 "name": "two\nlines",
                 "tags": ["ok", "not ok", ""],
                 "enabled": "yes",
+                "notes": "\x1b[2J\x1b[31mall clear",
+                "owner": "team\x9b31m",
                 "colour": "blue",
             }
         )
     fields = {e.field for e in exc.value.errors}
-    assert fields == {"method", "url", "name", "tags", "enabled", "colour"}
+    assert fields == {"method", "url", "name", "tags", "enabled", "notes", "owner", "colour"}
     assert exc.value.code == "validation_failed"
     assert isinstance(exc.value, InputError)
     tag_error = next(e for e in exc.value.errors if e.field == "tags")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from scanner.db.engine import Database, head_revision
 from scanner.db.tables import metadata
 from scanner.errors import DatabaseError
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "endpoints",
     "endpoint_tags",
@@ -57,6 +62,41 @@ async def test_upgrade_downgrade_upgrade(empty_database: Database) -> None:
     async with db.engine.connect() as conn:
         assert await conn.run_sync(_tables) == TABLES
     assert (await db.schema_status()).current == head_revision()
+
+
+async def test_concurrent_upgrades_apply_each_revision_once(empty_database: Database) -> None:
+    # Two services starting at once against one database: both succeed, nothing applied twice.
+    env = {**os.environ, "CORS_SCANNER_DATABASE_URL": empty_database.url}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "scanner",
+            "db",
+            "upgrade",
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        for _ in range(2)
+    ]
+    results = [await p.communicate() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], results
+    status = await empty_database.schema_status()
+    assert status.is_current
+    async with empty_database.engine.connect() as conn:
+        versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    assert versions == [(status.head,)]
+
+
+async def test_migrations_in_one_process_do_not_interleave(empty_database: Database) -> None:
+    other = await Database.connect(empty_database.url)
+    try:
+        await asyncio.gather(empty_database.upgrade(), other.upgrade())
+    finally:
+        await other.close()
+    assert (await empty_database.schema_status()).is_current
 
 
 async def test_migrated_schema_matches_tables_py(database: Database) -> None:

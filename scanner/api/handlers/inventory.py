@@ -54,6 +54,8 @@ from scanner.importers.tabular import parse_csv, parse_json, parse_yaml
 from scanner.reports.json import policy_to_json
 
 _ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# What the document can say about a URL; normalise_url checks the rest.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f/?#@]+[^\x00-\x20\x7f#]*$"
 
 ENDPOINT_FIELDS: dict[str, Schema] = {
     "method": Str(
@@ -65,6 +67,7 @@ ENDPOINT_FIELDS: dict[str, Schema] = {
     "url": Str(
         min_length=1,
         max_length=MAX_URL_LENGTH,
+        pattern=URL_PATTERN,
         semantic=normalise_url,
         description="Absolute http(s) URL; stored in canonical form.",
         example="https://api.example.com/v1/users",
@@ -449,7 +452,12 @@ def report_json(report: ImportReport, parse_errors: list[RowError]) -> dict[str,
             Param("dry_run", Bool(), "Report what would change, write nothing."),
             Param(
                 "base_url",
-                Str(min_length=1, max_length=MAX_URL_LENGTH, semantic=normalise_url),
+                Str(
+                    min_length=1,
+                    max_length=MAX_URL_LENGTH,
+                    pattern=URL_PATTERN,
+                    semantic=normalise_url,
+                ),
                 "OpenAPI only: where relative server URLs point.",
             ),
         ),

@@ -11,7 +11,17 @@ import scanner
 from scanner.api.app import DATABASE, OPENAPI_CACHE, SETTINGS
 from scanner.api.openapi import build_document, render_docs
 from scanner.api.problems import Problem
-from scanner.api.schemas import AnyJSON, Call, Obj, Operation, Ref, Reply, Str, operation
+from scanner.api.schemas import (
+    AnyJSON,
+    Call,
+    Obj,
+    Operation,
+    Ref,
+    Reply,
+    Str,
+    operation,
+    problem_reply,
+)
 from scanner.errors import DatabaseError
 
 HEALTH = Ref(
@@ -63,7 +73,10 @@ async def healthz(call: Call) -> web.Response:
         summary="Readiness: the database answers and its schema is current",
         tag="system",
         scope=None,
-        replies=(Reply(200, "Ready to serve.", READY),),
+        replies=(
+            Reply(200, "Ready to serve.", READY),
+            problem_reply(503, "Not ready: the database is unreachable or not migrated."),
+        ),
         description="503 with a `not_ready` problem (and `checks`) otherwise.",
     )
 )
