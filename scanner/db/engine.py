@@ -130,6 +130,12 @@ def create_engine(url: str) -> AsyncEngine:
                 "an in-memory SQLite database is not supported: every connection would see "
                 "a different empty database; give a file path"
             )
+        folder = Path(parsed.database).expanduser().parent
+        if not parsed.database.startswith("file:") and not folder.is_dir():
+            raise DatabaseError(
+                f"cannot reach the database at {_safe_url(url)}: the folder {folder} does not "
+                "exist (create it, or point CORS_SCANNER_DATABASE_URL elsewhere)"
+            )
         engine = create_async_engine(parsed)
         _install_sqlite_hooks(engine)
         return engine
