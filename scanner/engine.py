@@ -18,6 +18,7 @@ from scanner.core.origin import Origin
 from scanner.core.plan import Endpoint, PlanSettings, plan_probes
 from scanner.core.policy import Policy
 from scanner.core.variants import (
+    DEFAULT_THIRD_PARTY_HOSTS,
     ProbeOrigin,
     PublicSuffixes,
     VariantKind,
@@ -26,7 +27,9 @@ from scanner.core.variants import (
 )
 from scanner.hostnames import uts46_host_encoder
 from scanner.prober.execute import Prober
-from scanner.prober.limits import ProbeLimits
+from scanner.prober.guard import target_policy
+from scanner.prober.limits import DEFAULT_USER_AGENT, ProbeLimits
+from scanner.settings import Settings
 
 DEFAULT_ENDPOINT_CONCURRENCY = 32
 
@@ -49,6 +52,32 @@ class ScanOptions:
     origins: tuple[str, ...] = ()  # extra Origin values to probe (scan --origin)
     only_origins: bool = False  # probe exactly ``origins`` and nothing else
     endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY
+
+
+def scan_options(settings: Settings) -> ScanOptions:
+    """How to scan, from settings: the one mapping, used by `scan`, `explain`, the API and workers.
+
+    Commands with flags apply them to the settings first (``dataclasses.replace``).
+    """
+    timeout = settings.timeout
+    limits = ProbeLimits(
+        connect_timeout=min(settings.connect_timeout, timeout),
+        read_timeout=timeout,
+        total_timeout=timeout,
+        retries=settings.retries,
+        global_concurrency=settings.concurrency,
+        per_host_concurrency=settings.per_host,
+        per_host_rate=settings.per_host_rate,
+        user_agent=settings.user_agent or DEFAULT_USER_AGENT,
+        ca_bundle=settings.ca_bundle,
+        verify_tls=not settings.insecure,
+        target_policy=target_policy(settings),
+    )
+    variants = VariantSettings(
+        attacker_domain=settings.attacker_domain,
+        third_party_hosts=settings.third_party_hosts or DEFAULT_THIRD_PARTY_HOSTS,
+    )
+    return ScanOptions(limits=limits, variants=variants)
 
 
 def new_token() -> str:

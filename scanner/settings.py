@@ -44,11 +44,35 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("expected a number, 0 or more")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise ValueError("expected a port number 0-65535")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
 
 
 def _optional_str(text: str) -> str | None:
@@ -81,6 +105,42 @@ class Settings:
     attacker_domain: str = "attacker.example"
     third_party_hosts: tuple[str, ...] = ()  # empty: the built-in list
     log_level: str = "info"
+    # Logs: "json" (one object a line), "text", or "auto" (json unless stderr is a terminal).
+    log_format: str = "auto"
+    # Which addresses scan targets may resolve to (scanner.prober.guard).
+    target_allow_private: bool = True
+    target_allow_loopback: bool = True
+    target_allow_link_local: bool = False
+    target_allow_metadata: bool = False
+    # API requests per minute per token (0: no limit), and how many may come at once.
+    api_rate_limit_per_minute: int = 600
+    api_rate_limit_burst: int = 600
+    # Runs and workers (issue 4). Lease arithmetic uses the database clock.
+    lease_seconds: float = 60.0  # a claimed work item is ours this long without a heartbeat
+    heartbeat_seconds: float = 20.0  # lease renewal interval; keep it under lease_seconds / 2
+    batch_size: int = 25  # endpoints (all of one host) per work item
+    max_attempts: int = 3  # claims of one work item before it is marked dead
+    worker_concurrency: int = 4  # work items one worker process runs at once
+    poll_seconds: float = 2.0  # idle workers look for work about this often (jittered)
+    catch_up_grace: float = 21_600.0  # seconds: a missed tick this recent is still planned
+    schedule_jitter: float = 30.0  # seconds: spread schedules so they do not fire together
+    schedule_reload_seconds: float = 60.0  # how often schedulers re-read the schedules table
+    retention_days: int = 30  # probe details of older finished runs are pruned (0: keep)
+    # Alert hooks (issue 5). Hook URLs may not reach internal addresses unless allowed.
+    hook_allow_loopback: bool = False
+    hook_allow_private: bool = False
+    hook_timeout: float = 15.0  # seconds per delivery attempt
+    hook_retry_base_seconds: float = 5.0  # first retry within this (full jitter, doubling)
+    hook_retry_cap_seconds: float = 43_200.0  # longest wait between two attempts
+    hook_give_up_seconds: float = 259_200.0  # a delivery is dead this long after its first attempt
+    hook_concurrency: int = 16  # deliveries one dispatcher sends at once, all hooks
+    hook_concurrency_per_hook: int = 2  # ... and to one hook: a slow one cannot take every slot
+    hook_poll_seconds: float = 1.0  # how often an idle dispatcher looks for due deliveries
+    hook_lease_seconds: float = 60.0  # a claimed delivery is ours this long (> hook_timeout)
+    hook_secret_grace_seconds: float = 86_400.0  # a rotated secret keeps signing this long
+    public_url: str | None = None  # where users reach the API: makes alert links absolute
+    # Metrics (issue 6): GET /metrics without a token (default: a read token is needed).
+    metrics_public: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -118,4 +178,35 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ca_bundle": _optional_str,
     "insecure": _bool,
     "third_party_hosts": _list,
+    "lease_seconds": _positive_float,
+    "heartbeat_seconds": _positive_float,
+    "batch_size": _positive_int,
+    "max_attempts": _positive_int,
+    "worker_concurrency": _positive_int,
+    "poll_seconds": _positive_float,
+    "catch_up_grace": _positive_float,
+    "schedule_jitter": _non_negative_float,
+    "schedule_reload_seconds": _positive_float,
+    "retention_days": _non_negative_int,
+    "log_level": _choice("debug", "info", "warning", "error", "critical"),
+    "log_format": _choice("auto", "json", "text"),
+    "target_allow_private": _bool,
+    "target_allow_loopback": _bool,
+    "target_allow_link_local": _bool,
+    "target_allow_metadata": _bool,
+    "api_rate_limit_per_minute": _non_negative_int,
+    "api_rate_limit_burst": _positive_int,
+    "hook_allow_loopback": _bool,
+    "hook_allow_private": _bool,
+    "hook_timeout": _positive_float,
+    "hook_retry_base_seconds": _positive_float,
+    "hook_retry_cap_seconds": _positive_float,
+    "hook_give_up_seconds": _positive_float,
+    "hook_concurrency": _positive_int,
+    "hook_concurrency_per_hook": _positive_int,
+    "hook_poll_seconds": _positive_float,
+    "hook_lease_seconds": _positive_float,
+    "hook_secret_grace_seconds": _positive_float,
+    "public_url": _optional_str,
+    "metrics_public": _bool,
 }

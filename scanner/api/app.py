@@ -1,17 +1,22 @@
-"""The aiohttp application factory: settings, database and scan runner wired with typed keys.
+"""The aiohttp application factory: settings, database and work-item worker wired with typed keys.
 
 ``create_app(settings)`` connects to ``settings.database_url`` when the app
 starts and closes it when the app stops; pass ``database=`` to share a handle
-the caller owns (tests, ``serve``), which the app then never closes. The
-scan runner lives as long as the app: on shutdown every running scan is
-cancelled and recorded as such before the database closes.
+the caller owns (tests, ``serve``), which the app then never closes. An
+embedded worker (default) lives as long as the app: scans are planned into
+work items and this worker runs them; on shutdown it releases the items in
+hand back to the queue (another worker, or the next start, resumes them).
 
-Middlewares, outermost first: our own CORS (so error responses carry its
-headers too), problem documents, then bearer-token auth.
+Middlewares, outermost first: the request id (``X-Request-Id``, in every log
+line), our own CORS (so error responses carry its headers too), problem
+documents, bearer-token auth, then the per-token rate limit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -19,16 +24,21 @@ from aiohttp import web
 from scanner.api.auth import auth_middleware
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.problems import problems_middleware
+from scanner.api.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
+from scanner.api.requestid import install_request_ids, request_id_middleware
 from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
 from scanner.core.variants import PublicSuffixes
 from scanner.db.engine import Database
-from scanner.engine import Engine, ScanOptions
-from scanner.runner import EngineFactory, ScanRunner, scan_options
+from scanner.engine import Engine, ScanOptions, scan_options
 from scanner.settings import Settings
+from scanner.worker import Worker
+from scanner.worker.loop import EngineFactory
+
+log = logging.getLogger("scanner.api")
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
-RUNNER = web.AppKey("runner", ScanRunner)
+WORKER = web.AppKey("worker", Worker)
 OPENAPI_CACHE = web.AppKey("openapi_cache", dict)
 
 # aiohttp's HTTP parser refuses longer request lines with a plain-text 400 of
@@ -53,35 +63,48 @@ def create_app(
     suffixes: PublicSuffixes | None = None,
     options: ScanOptions | None = None,
     engine_factory: EngineFactory = Engine,
+    embedded_worker: bool = True,
 ) -> web.Application:
     """The REST API application.
 
     ``suffixes`` defaults to the bundled Public Suffix List, ``options`` to
-    :func:`scanner.runner.scan_options` of ``settings``. ``engine_factory``
-    exists for the scan runner's own tests.
+    :func:`scanner.engine.scan_options` of ``settings``. ``engine_factory``
+    exists for the worker's own tests. ``embedded_worker``: run a work-item
+    worker inside the app (scans started here complete here); ``serve`` runs
+    its worker as a separate runtime component instead.
     """
     from scanner.api.routes import add_routes  # routes import the handlers, which import us
 
     allowlist = CorsAllowlist(settings.api_cors_origins)
+    middlewares = [
+        request_id_middleware,  # first: every later log line of the request carries its id
+        cors_middleware(allowlist),
+        problems_middleware,
+        auth_middleware(lambda: app[DATABASE]),
+    ]
+    limiter: RateLimiter | None = None
+    if settings.api_rate_limit_per_minute > 0:
+        limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
+        middlewares.append(rate_limit_middleware(limiter))  # after auth: it counts per token
     app = web.Application(
-        middlewares=[
-            cors_middleware(allowlist),
-            problems_middleware,
-            auth_middleware(lambda: app[DATABASE]),
-        ],
+        middlewares=middlewares,
         # We read bodies ourselves with per-route limits (schemas.read_limited);
         # aiohttp's own cap must not be the smaller one.
         client_max_size=max(settings.max_body_bytes, settings.max_import_bytes) + 1,
     )
     app[SETTINGS] = settings
+    if limiter is not None:
+        app[RATE_LIMITER] = limiter
+    install_request_ids(app)
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
     app[IMPORT_LIMIT_KEY] = settings.max_import_bytes
     app[PAGE_MAX_KEY] = settings.max_page_size
     app[OPENAPI_CACHE] = {}
     app.cleanup_ctx.append(_database_context(database))
-    app.cleanup_ctx.append(
-        _runner_context(suffixes, options or scan_options(settings), engine_factory)
-    )
+    if embedded_worker:
+        app.cleanup_ctx.append(
+            _worker_context(suffixes, options or scan_options(settings), engine_factory)
+        )
     add_routes(app)
     return app
 
@@ -104,7 +127,7 @@ def _database_context(
     return context
 
 
-def _runner_context(
+def _worker_context(
     suffixes: PublicSuffixes | None, options: ScanOptions, engine_factory: EngineFactory
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
@@ -114,11 +137,21 @@ def _runner_context(
             chosen: PublicSuffixes = default_public_suffixes()
         else:
             chosen = suffixes
-        runner = ScanRunner(app[DATABASE], options, chosen, engine_factory=engine_factory)
-        app[RUNNER] = runner
+        worker = Worker(
+            app[DATABASE], app[SETTINGS], options, chosen, engine_factory=engine_factory
+        )
+        app[WORKER] = worker
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop), name="api-worker")
         try:
             yield
         finally:
-            await runner.close()
+            # Stop claiming, release what is in hand (back to queued), deregister.
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await task
+                except Exception:
+                    log.exception("the embedded worker failed")
 
     return context

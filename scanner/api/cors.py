@@ -27,7 +27,7 @@ from scanner.errors import ConfigError, InvalidOrigin
 
 ALLOW_METHODS = ("GET", "POST", "PATCH", "DELETE")
 ALLOW_HEADERS = ("Authorization", "Content-Type")
-EXPOSE_HEADERS = ("Location", "WWW-Authenticate")
+EXPOSE_HEADERS = ("Location", "WWW-Authenticate", "X-Request-Id", "Retry-After")
 MAX_AGE = 600
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -43,6 +43,10 @@ TAGS = (
     ("tokens", "API tokens (admin)."),
     ("audit", "Who changed what (admin)."),
     ("system", "Health, readiness and this documentation."),
+    ("findings", "Findings across runs, their triage and history, and regressions."),
+    ("hooks", "Alert hooks (webhook, Slack, PagerDuty) and their delivery log."),
+    ("schedules", "Cron schedules: when runs start by themselves and what they scan."),
+    ("workers", "The worker processes that execute runs, live or stale."),
 )
 
 
@@ -113,6 +117,7 @@ def error_replies(op: Operation) -> list[Reply]:
     if op.scope is not None:
         replies.append(problem_reply(401, "No token, or an unknown or revoked one."))
         replies.append(problem_reply(403, f"The token lacks the {op.scope.value!r} scope."))
+        replies.append(problem_reply(429, "Too many requests with this token; see Retry-After."))
     if op.path_params:
         replies.append(problem_reply(404, "No such object."))
     if op.body is not None or op.raw_body is not None:
@@ -178,6 +183,11 @@ def _operation(op: Operation, components: Components, settings: Settings) -> dic
                 name: {"description": text, "required": True, "schema": {"type": "string"}}
                 for name, text in reply.headers.items()
             }
+        known = responses.get(str(reply.status))
+        if known is not None and "content" in entry:
+            # One status, several media types (a report in the format asked for).
+            known.setdefault("content", {}).update(entry["content"])
+            continue
         responses[str(reply.status)] = entry
     doc["responses"] = responses
     return doc

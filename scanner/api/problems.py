@@ -122,6 +122,13 @@ CODES: dict[str, ProblemCode] = {
             "and application/yaml.",
         ),
         ProblemCode(
+            "rate_limited",
+            429,
+            "Too many requests",
+            "This token made more requests than CORS_SCANNER_API_RATE_LIMIT_PER_MINUTE allows "
+            "(bursts up to CORS_SCANNER_API_RATE_LIMIT_BURST); wait the `Retry-After` seconds.",
+        ),
+        ProblemCode(
             "internal_error",
             500,
             "Internal server error",

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.handlers import audit, inventory, policies, scans, system, tokens
+from scanner.api.app import SETTINGS
+from scanner.api.handlers import (
+    audit,
+    findings,
+    hooks,
+    inventory,
+    metrics,
+    policies,
+    reports,
+    scans,
+    schedules,
+    system,
+    tokens,
+    workers,
+)
 from scanner.api.schemas import AiohttpHandler
 
 API = "/api/v1"
@@ -36,12 +50,39 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
     ("GET", f"{API}/scans/{{id}}/findings", scans.list_findings),
     ("GET", f"{API}/scans/{{id}}/probes", scans.list_probes),
     ("POST", f"{API}/scans/{{id}}/cancel", scans.cancel_scan),
+    # schedules and workers (issue 4)
+    ("GET", f"{API}/schedules", schedules.list_schedules),
+    ("POST", f"{API}/schedules", schedules.create_schedule),
+    ("GET", f"{API}/schedules/{{id}}", schedules.get_schedule),
+    ("PATCH", f"{API}/schedules/{{id}}", schedules.update_schedule),
+    ("DELETE", f"{API}/schedules/{{id}}", schedules.delete_schedule),
+    ("GET", f"{API}/workers", workers.list_workers),
     # tokens and audit (admin)
     ("GET", f"{API}/tokens", tokens.list_tokens),
     ("POST", f"{API}/tokens", tokens.create_token),
     ("GET", f"{API}/tokens/{{id}}", tokens.get_token),
     ("DELETE", f"{API}/tokens/{{id}}", tokens.revoke_token),
     ("GET", f"{API}/audit", audit.list_audit),
+    # findings and regressions (issue 5)
+    ("GET", f"{API}/findings", findings.list_findings),
+    ("GET", f"{API}/findings/{{id}}", findings.get_finding),
+    ("PATCH", f"{API}/findings/{{id}}", findings.triage_finding),
+    ("GET", f"{API}/findings/{{id}}/history", findings.finding_history),
+    ("GET", f"{API}/regressions", findings.list_regressions),
+    ("GET", f"{API}/scans/{{id}}/regressions", findings.list_scan_regressions),
+    # alert hooks (issue 5)
+    ("GET", f"{API}/hooks", hooks.list_hooks),
+    ("POST", f"{API}/hooks", hooks.create_hook),
+    ("GET", f"{API}/hooks/{{id}}", hooks.get_hook),
+    ("PATCH", f"{API}/hooks/{{id}}", hooks.update_hook),
+    ("DELETE", f"{API}/hooks/{{id}}", hooks.delete_hook),
+    ("POST", f"{API}/hooks/{{id}}/rotate-secret", hooks.rotate_secret),
+    ("GET", f"{API}/hooks/{{id}}/deliveries", hooks.list_deliveries),
+    ("POST", f"{API}/hooks/{{id}}/test", hooks.test_hook),
+    ("POST", f"{API}/deliveries/{{id}}/redeliver", hooks.redeliver),
+    # metrics and reports of stored runs (issue 6)
+    ("GET", "/metrics", metrics.metrics),
+    ("GET", f"{API}/scans/{{id}}/report", reports.scan_report),
 )
 
 
@@ -51,5 +92,8 @@ def add_routes(app: web.Application) -> None:
     Ids match digits only, so ``/endpoints/import`` is never read as an id and
     a wrong method there is a 405 naming the right one.
     """
+    public_metrics = app[SETTINGS].metrics_public
     for method, path, handler in ROUTES:
+        if handler is metrics.metrics and public_metrics:
+            handler = metrics.public_metrics  # CORS_SCANNER_METRICS_PUBLIC: no token needed
         app.router.add_route(method, path.replace("{id}", "{id:[0-9]+}"), handler)

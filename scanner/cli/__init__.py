@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import scanner
 from scanner.errors import DatabaseError, ScannerError
+from scanner.logs import configure_logging
 from scanner.settings import Settings
 
 EXIT_OK = 0
@@ -34,8 +35,10 @@ COMMAND_MODULES = (
     "scanner.cli.scan",
     "scanner.cli.explain",
     "scanner.cli.serve",
+    "scanner.cli.runs",
     "scanner.cli.inventory",
     "scanner.cli.tokens",
+    "scanner.cli.findings",
     "scanner.cli.database",
     "scanner.cli.demo",
 )
@@ -73,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
+        configure_logging(settings)
         return int(args.handler(args, settings))
     except DatabaseError as exc:
         print(f"cors-scanner: {exc.message}", file=sys.stderr)

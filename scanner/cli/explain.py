@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
-from scanner.cli.options import add_probe_flags, parse_header, probe_limits
+from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
 from scanner.core.browser import (
     CorsRequest,
     Response,
@@ -34,6 +34,7 @@ from scanner.core.observation import Observation
 from scanner.core.origin import Origin
 from scanner.core.plan import PROBE_COOKIE, ProbeKind, ProbeRequest
 from scanner.core.variants import ProbeOrigin, VariantKind
+from scanner.engine import scan_options
 from scanner.errors import InputError
 from scanner.hostnames import uts46_host_encoder
 from scanner.prober.execute import Prober
@@ -220,7 +221,8 @@ async def explain_live(
             cors_request=request,
         )
     )
-    async with Prober(probe_limits(args, settings)) as prober:
+    limits = scan_options(apply_probe_flags(args, settings)).limits
+    async with Prober(limits) as prober:
         observations = await prober.send_all(probes)
     pre_obs = observations[0] if len(observations) == 2 else None
     actual_obs = observations[-1]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 
-import scanner
-from scanner.core.variants import DEFAULT_THIRD_PARTY_HOSTS, VariantSettings
 from scanner.errors import InvalidHeader
-from scanner.prober.limits import ProbeLimits
 from scanner.settings import Settings
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -16,10 +14,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _RESERVED_HEADERS = frozenset(
     {"origin", "host", "content-length", "transfer-encoding", "connection"}
     | {"access-control-request-method", "access-control-request-headers"}
-)
-
-DEFAULT_USER_AGENT = (
-    f"cors-scanner/{scanner.__version__} (+https://github.com/cors-scanner/cors-scanner)"
 )
 
 
@@ -58,30 +52,17 @@ def add_probe_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def probe_limits(args: argparse.Namespace, settings: Settings) -> ProbeLimits:
-    """Flags over settings over defaults."""
-
-    def pick(flag: str, setting: object) -> object:
-        value = getattr(args, flag, None)
-        return setting if value is None else value
-
-    timeout = float(pick("timeout", settings.timeout))  # type: ignore[arg-type]
-    return ProbeLimits(
-        connect_timeout=min(settings.connect_timeout, timeout),
-        read_timeout=timeout,
-        total_timeout=timeout,
-        retries=int(pick("retries", settings.retries)),  # type: ignore[call-overload]
-        global_concurrency=int(pick("concurrency", settings.concurrency)),  # type: ignore[call-overload]
-        per_host_concurrency=int(pick("per_host", settings.per_host)),  # type: ignore[call-overload]
-        per_host_rate=pick("rate", settings.per_host_rate),  # type: ignore[arg-type]
-        user_agent=str(pick("user_agent", settings.user_agent) or DEFAULT_USER_AGENT),
-        ca_bundle=pick("ca_bundle", settings.ca_bundle),  # type: ignore[arg-type]
-        verify_tls=not bool(pick("insecure", settings.insecure)),
-    )
-
-
-def variant_settings(settings: Settings) -> VariantSettings:
-    return VariantSettings(
-        attacker_domain=settings.attacker_domain,
-        third_party_hosts=settings.third_party_hosts or DEFAULT_THIRD_PARTY_HOSTS,
-    )
+def apply_probe_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Settings with the probing flags given on the command line applied (flags win)."""
+    flags = {
+        "timeout": getattr(args, "timeout", None),
+        "retries": getattr(args, "retries", None),
+        "concurrency": getattr(args, "concurrency", None),
+        "per_host": getattr(args, "per_host", None),
+        "per_host_rate": getattr(args, "rate", None),
+        "user_agent": getattr(args, "user_agent", None),
+        "ca_bundle": getattr(args, "ca_bundle", None),
+        "insecure": getattr(args, "insecure", None),
+    }
+    given = {name: value for name, value in flags.items() if value is not None}
+    return replace(settings, **given) if given else settings

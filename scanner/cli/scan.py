@@ -7,18 +7,19 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
-from scanner.cli.options import add_probe_flags, parse_header, probe_limits, variant_settings
+from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
 from scanner.core.checks import Assessment
-from scanner.core.origin import Origin
+from scanner.core.origin import Origin, masked_url
 from scanner.core.plan import Endpoint, PlanSettings
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
-from scanner.engine import Engine, ScanOptions, Target
+from scanner.engine import Engine, ScanOptions, Target, scan_options
 from scanner.errors import InputError, InvalidURL
 from scanner.hostnames import default_public_suffixes, uts46_host_encoder
 from scanner.reports.csv import render_csv
@@ -177,10 +178,10 @@ def validate_url(url: str) -> str:
     """An absolute http(s) URL without credentials; the scanner's own check, before any I/O."""
     origin = Origin.from_url(url, encode_host=uts46_host_encoder)
     if origin.scheme not in ("http", "https"):
-        raise InvalidURL(f"{url!r}: only http and https URLs can be scanned")
+        raise InvalidURL(f"{masked_url(url)!r}: only http and https URLs can be scanned")
     head = url.split("://", 1)[1].split("/", 1)[0]
     if "@" in head:
-        raise InvalidURL(f"{url!r}: put credentials in --header, not in the URL")
+        raise InvalidURL(f"{masked_url(url)!r}: put credentials in --header, not in the URL")
     return url
 
 
@@ -206,9 +207,8 @@ def build_options(args: argparse.Namespace, settings: Settings) -> ScanOptions:
     )
     if args.only_origins and not origins:
         raise InputError("--only-origins needs at least one --origin")
-    return ScanOptions(
-        limits=probe_limits(args, settings),
-        variants=variant_settings(settings),
+    return replace(
+        scan_options(apply_probe_flags(args, settings)),
         plan=PlanSettings(
             send_unsafe_methods=args.send_unsafe_methods, extra_request_headers=headers
         ),

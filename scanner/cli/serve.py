@@ -1,15 +1,23 @@
-"""`cors-scanner serve`: the REST API and its in-process scans, in one process.
+"""`cors-scanner serve`: the REST API, the scheduler and a worker, in one process.
 
 Start-up, in order: connect to the database; bring its schema to the code's
 (SQLite, the embedded default: migrated automatically; PostgreSQL: refused
 with the command to run, since migrating a shared database is an operator's
-decision); on an empty token table, create an admin token and print it once;
-on SQLite, mark scans a previous process left unfinished as failed (one
-SQLite file serves one process, so nobody else is running them); then listen
-and log the URL.
+decision); on an empty token table, create an admin token and print it once; then run
+the runtime components (``scanner.runtime``): the API listener, the
+scheduler (cron ticks become runs) and a worker (runs' work items get done;
+unfinished runs of a previous process resume). Several ``serve``/``worker``
+processes may share one PostgreSQL database; on SQLite a second worker
+process is refused.
 
-SIGINT or SIGTERM stops it gracefully: the listener closes, running scans are
-cancelled and recorded as cancelled, the database is closed, exit code 0.
+Roles, for deployments that split them: ``--no-worker`` leaves the work to
+separate ``cors-scanner worker`` processes (API + scheduler: the usual
+``serve`` of a scaled-out installation); ``--no-scheduler`` leaves cron ticks
+to another ``serve`` (extra API replicas). Both: the API alone.
+
+SIGINT or SIGTERM stops it gracefully: the listener closes, the worker stops
+claiming and releases what it holds back to the queue, the database is
+closed, exit code 0.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from dataclasses import replace
 from typing import Any
@@ -36,7 +43,7 @@ FIRST_TOKEN_NAME = "admin"  # noqa: S105 - a name, not a secret
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="run the REST API (scans run inside the server)",
+        help="run the REST API, the scheduler and a worker in one process",
         description=(
             "Serve the REST API on --host/--port (default: CORS_SCANNER_HOST and "
             "CORS_SCANNER_PORT, 127.0.0.1:8080) with the database at "
@@ -46,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="run no worker here: separate `cors-scanner worker` processes execute the runs",
+    )
+    p.add_argument(
+        "--no-scheduler",
+        dest="scheduler",
+        action="store_false",
+        help="fire no schedules here: another `serve` runs the scheduler (extra API replicas)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -67,18 +86,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     # Alembic announces each of its plugins at INFO on every start: noise to operators.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, worker=args.worker, scheduler=args.scheduler))
 
 
-async def serve(settings: Settings) -> int:
-    """Run the API until SIGINT/SIGTERM; the exit code."""
+async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = True) -> int:
+    """Run the API (and the scheduler and a worker, unless told not to) until stopped."""
     database = await Database.connect(settings.database_url)
     try:
         await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
         await _first_admin_token(database)
-        if database.dialect == "sqlite":
-            await _fail_interrupted_scans(database)
-        await _listen(settings, database)
+        await _run(settings, database, worker=worker, scheduler=scheduler)
     finally:
         await database.close()
     return EXIT_OK
@@ -110,38 +127,57 @@ async def _first_admin_token(database: Database) -> None:
     )
 
 
-async def _fail_interrupted_scans(database: Database) -> None:
-    from scanner.db import scans
+class ApiServer:
+    """The REST API listener as a runtime component."""
 
-    async with database.session() as session, session.begin():
-        count = await scans.fail_unfinished_scans(
-            session, reason="interrupted: the server stopped before the scan finished"
-        )
-    if count:
-        log.warning("%d scan(s) left unfinished by a previous run were marked failed", count)
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self._settings = settings
+        self._database = database
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until ``stop``; then close the listener."""
+        from scanner.api.app import create_app, make_runner
+
+        app = create_app(self._settings, database=self._database, embedded_worker=False)
+        runner = make_runner(app)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._settings.host, self._settings.port)
+            await site.start()
+            for host, port in dict.fromkeys((a[0], a[1]) for a in runner.addresses):
+                shown = f"[{host}]" if ":" in host else host
+                log.info(
+                    "cors-scanner API listening on http://%s:%d/ (docs: /api/v1/docs)", shown, port
+                )
+            await stop.wait()
+            log.info("stopping: closing the listener, releasing work in hand")
+        finally:
+            await runner.cleanup()
 
 
-async def _listen(settings: Settings, database: Database) -> None:
-    from scanner.api.app import create_app, make_runner
+async def _run(settings: Settings, database: Database, *, worker: bool, scheduler: bool) -> None:
+    from scanner.engine import scan_options
+    from scanner.hostnames import default_public_suffixes
+    from scanner.runtime import Component, run_components
+    from scanner.scheduler import Scheduler
+    from scanner.worker import Worker
 
-    runner = make_runner(create_app(settings, database=database))
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        for host, port in dict.fromkeys((a[0], a[1]) for a in runner.addresses):
-            shown = f"[{host}]" if ":" in host else host
-            log.info(
-                "cors-scanner API listening on http://%s:%d/ (docs: /api/v1/docs)", shown, port
-            )
-        await stop.wait()
-        log.info("stopping: closing the listener and cancelling running scans")
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+    components: list[Component] = [ApiServer(settings, database)]
+    if scheduler:
+        components.append(Scheduler(database, settings))
+    if worker:
+        in_process = Worker(database, settings, scan_options(settings), default_public_suffixes())
+        # The worker registers first: on SQLite a second worker process is refused
+        # before anything listens.
+        await in_process.register()
+        components.append(in_process)
+    log.info(
+        "roles: API%s%s",
+        ", scheduler" if scheduler else "",
+        ", worker" if worker else " (no worker here: run `cors-scanner worker`)",
+    )
+    from scanner.alerts.dispatcher import Dispatcher  # issue 5: the alert outbox
+
+    components.append(Dispatcher.from_settings(database, settings))
+    await run_components(components)
     log.info("stopped")

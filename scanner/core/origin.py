@@ -31,6 +31,14 @@ HostEncoder = Callable[[str], str]
 codec, which differs from browsers only for a few characters (ß, ς, ZWJ)."""
 
 
+_USERINFO = re.compile(r"(//)[^/?#@]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any user name and password masked, for error messages and logs."""
+    return _USERINFO.sub(r"\1***@", url) if isinstance(url, str) else repr(url)
+
+
 def stdlib_host_encoder(host: str) -> str:
     try:
         return host.encode("idna").decode("ascii")
@@ -85,16 +93,18 @@ class Origin:
     def from_url(cls, url: str, *, encode_host: HostEncoder = stdlib_host_encoder) -> Origin:
         """The origin of an absolute URL (what a browser would send from a page there)."""
         if not isinstance(url, str) or any(c in url for c in "\r\n\t\0 "):
-            raise InvalidURL(f"{url!r}: a URL has no spaces or control characters")
+            raise InvalidURL(f"{masked_url(url)!r}: a URL has no spaces or control characters")
         try:
             parts = urlsplit(url)
         except ValueError as exc:
-            raise InvalidURL(f"{url!r}: {exc}") from exc
+            raise InvalidURL(f"{masked_url(url)!r}: {exc}") from exc
         if not parts.scheme or not parts.netloc:
-            raise InvalidURL(f"{url!r}: expected an absolute URL such as https://host/path")
+            raise InvalidURL(
+                f"{masked_url(url)!r}: expected an absolute URL such as https://host/path"
+            )
         netloc = parts.netloc.rpartition("@")[2]
         try:
-            return cls._build(parts.scheme, netloc, url, encode_host)
+            return cls._build(parts.scheme, netloc, masked_url(url), encode_host)
         except InvalidOrigin as exc:
             raise InvalidURL(str(exc)) from exc
 

@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scanner.core.origin import Origin
+from scanner.core.origin import Origin, masked_url
 from scanner.db.pagination import Page, check_limit, decode_cursor, encode_cursor
 from scanner.db.policies import (
     PolicyFields,
@@ -116,23 +116,24 @@ def normalise_url(value: object) -> str:
     """The canonical form of an endpoint URL (see module docstring). ``InvalidURL`` otherwise."""
     if not isinstance(value, str) or not value:
         raise InvalidURL("expected an absolute http(s) URL such as https://api.example.com/v1")
+    shown = masked_url(value)  # never echo a password back
     if len(value) > MAX_URL_LENGTH:
         raise InvalidURL(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if _CONTROL.search(value):
-        raise InvalidURL(f"{value!r}: a URL has no spaces or control characters (CR, LF, tab)")
+        raise InvalidURL(f"{shown!r}: a URL has no spaces or control characters (CR, LF, tab)")
     try:
         parts = urlsplit(value)
     except ValueError as exc:
-        raise InvalidURL(f"{value!r}: {exc}") from None
+        raise InvalidURL(f"{shown!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise InvalidURL(f"{value!r}: expected an absolute http:// or https:// URL")
+        raise InvalidURL(f"{shown!r}: expected an absolute http:// or https:// URL")
     if not parts.netloc or parts.netloc.startswith(":"):
-        raise InvalidURL(f"{value!r}: the URL has no host")
+        raise InvalidURL(f"{shown!r}: the URL has no host")
     if "@" in parts.netloc:
-        raise InvalidURL(f"{value!r}: remove the user name and password from the URL")
+        raise InvalidURL(f"{shown!r}: remove the user name and password from the URL")
     if "#" in value:
-        raise InvalidURL(f"{value!r}: remove the #fragment (browsers never send it)")
+        raise InvalidURL(f"{shown!r}: remove the #fragment (browsers never send it)")
     origin = Origin.from_url(value)
     netloc = origin.host if origin.port is None else f"{origin.host}:{origin.port}"
 

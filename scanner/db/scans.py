@@ -101,6 +101,12 @@ class ScanRecord:
     started_at: datetime | None
     finished_at: datetime | None
     severity_counts: dict[str, int] = field(default_factory=dict)
+    # Runs and work (issue 4): where it came from and how much work is left.
+    schedule_id: int | None = None
+    scheduled_for: datetime | None = None
+    items_total: int = 0
+    items_remaining: int = 0
+    finalized_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +199,11 @@ def _scan(row: ScanRow, counts: dict[str, int] | None = None) -> ScanRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         severity_counts=counts or {},
+        schedule_id=row.schedule_id,
+        scheduled_for=row.scheduled_for,
+        items_total=row.items_total,
+        items_remaining=row.items_remaining,
+        finalized_at=row.finalized_at,
     )
 
 
@@ -561,11 +572,12 @@ async def save_unassessed(
     method: str,
     url: str,
     reason: str,
+    note: str = "not assessed",
 ) -> None:
     """Record an endpoint the scan could not assess at all (our fault, not the target's).
 
-    It counts as done, unreachable, with ``reason`` in ``unchecked``, so the
-    scan still finishes and the gap is visible.
+    It counts as done, unreachable, with ``"<note>: <reason>"`` in ``unchecked``,
+    so the scan still finishes and the gap is visible.
     """
     scan = await session.get(ScanRow, scan_id, with_for_update=True, populate_existing=True)
     if scan is None:
@@ -585,7 +597,7 @@ async def save_unassessed(
             probe_count=0,
             probe_errors=0,
             policy={},
-            unchecked=[f"not assessed: {reason}"],
+            unchecked=[f"{note}: {reason}"],
         )
     )
     scan.endpoints_done += 1

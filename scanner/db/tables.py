@@ -199,10 +199,19 @@ class AuditLogRow(Base):
 
 
 class ScanRow(Base):
-    """One scan: what was selected, its progress and outcome."""
+    """One scan (a "run"): what was selected, its progress and outcome.
+
+    A scheduled run carries its schedule and nominal tick; UNIQUE(schedule_id,
+    scheduled_for) makes each tick produce exactly one run however many
+    schedulers fire it. ``items_remaining`` reaching 0 triggers finalisation,
+    which sets ``finalized_at`` exactly once.
+    """
 
     __tablename__ = "scans"
-    __table_args__ = (Index(None, "status"),)
+    __table_args__ = (
+        Index(None, "status"),
+        UniqueConstraint("schedule_id", "scheduled_for"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
@@ -218,6 +227,14 @@ class ScanRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # -- runs and work (issue 4) --
+    schedule_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("schedules.id", ondelete="SET NULL")
+    )
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    items_total: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    items_remaining: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ScanEndpointRow(Base):
@@ -288,3 +305,248 @@ class ScanFindingRow(Base):
     credentialed: Mapped[bool] = mapped_column(Boolean)
     evidence: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- findings, regressions and alert hooks (issue 5) ----------------------------
+#
+# ``tracked_findings`` holds one row per fingerprint across runs (the core's
+# TrackedFinding, version-guarded); ``finding_events`` is the append-only log
+# the diff and triage write; ``hooks`` are alert receivers and
+# ``hook_deliveries`` their outbox, written in the diff's transaction and
+# claimed by dispatchers with a lease; ``delivery_attempts`` logs every try.
+
+FINGERPRINT_LENGTH = 100
+EVENT_KIND_LENGTH = 64
+MESSAGE_ID_LENGTH = 64
+LEASE_TOKEN_LENGTH = 64
+
+
+class TrackedFindingRow(Base):
+    """One finding across runs, unique by fingerprint (``scanner.core.lifecycle.TrackedFinding``)."""
+
+    __tablename__ = "tracked_findings"
+    __table_args__ = (
+        UniqueConstraint("fingerprint"),
+        Index(None, "endpoint_id"),
+        Index(None, "status"),
+        Index(None, "rule_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(FINGERPRINT_LENGTH))
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[str] = mapped_column(String(100))
+    origin_class: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    first_seen_run: Mapped[int] = mapped_column(Integer)
+    last_seen_run: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    not_verified_run: Mapped[int | None] = mapped_column(Integer)
+    probe_keys: Mapped[list[str]] = mapped_column(JSON)
+    triage_kind: Mapped[str | None] = mapped_column(String(16))
+    triage_by: Mapped[str | None] = mapped_column(String(TOKEN_NAME_LENGTH))
+    triage_reason: Mapped[str | None] = mapped_column(Text)
+    triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    triage_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class FindingEventRow(Base):
+    """One event of the diff or of triage (``scanner.core.lifecycle.Event``), append-only."""
+
+    __tablename__ = "finding_events"
+    __table_args__ = (
+        Index(None, "fingerprint"),
+        Index(None, "run_id"),
+        Index(None, "is_regression", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(EVENT_KIND_LENGTH))
+    transition: Mapped[str | None] = mapped_column(String(EVENT_KIND_LENGTH))
+    fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_LENGTH))
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    rule_id: Mapped[str | None] = mapped_column(String(100))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    is_regression: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HookRow(Base):
+    """An alert receiver. Secrets are stored as given and never returned by the API."""
+
+    __tablename__ = "hooks"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    github_signature: Mapped[bool] = mapped_column(Boolean)
+    routing_key: Mapped[str | None] = mapped_column(Text)
+    event_kinds: Mapped[list[str]] = mapped_column(JSON)
+    min_severity: Mapped[str | None] = mapped_column(String(16))
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    owners: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(TOKEN_NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HookDeliveryRow(Base):
+    """One message for one hook: the outbox row, claimed with a lease like work items.
+
+    ``msg_id`` is the ``webhook-id``, the same on every retry. ``body`` holds
+    the exact bytes to send (text) for webhooks and Slack; PagerDuty's routing
+    key is added at send time so that it lives only on the hook.
+    """
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "hook_id"),
+        UniqueConstraint("msg_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "hook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hook_id: Mapped[int] = mapped_column(Integer, ForeignKey("hooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("finding_events.id", ondelete="SET NULL")
+    )
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(EVENT_KIND_LENGTH))
+    msg_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LENGTH))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_token: Mapped[str | None] = mapped_column(String(LEASE_TOKEN_LENGTH))
+    leased_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeliveryAttemptRow(Base):
+    """One attempt of one delivery: what happened, for the delivery log."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("hook_deliveries.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    response_excerpt: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+
+
+# -- runs and work (issue 4): schedules, leased work items, workers -----------------
+
+_QUEUED = text("status = 'queued'")
+_LEASED = text("status = 'leased'")
+
+
+class ScheduleRow(Base):
+    """A cron schedule: when (cron in ``timezone``) to scan which endpoints (``selection``)."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Timer spread in seconds; NULL = the service's CORS_SCANNER_SCHEDULE_JITTER.
+    jitter_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The newest nominal tick already planned: where start-up catch-up resumes.
+    last_planned_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkItemRow(Base):
+    """One unit of a run's work, claimed under a lease (see ``scanner.db.leases``).
+
+    ``kind`` is ``probe_batch`` (payload: endpoint ids of one host) or
+    ``finalize_run``. ``host_key`` (scheme://host:port) is what per-host
+    politeness across workers locks on. Lease columns: ``leased_by``,
+    ``lease_token`` (fencing), ``lease_expires_at`` (database clock).
+    """
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "kind", "batch_key"),
+        Index(
+            "ix_work_items_queued", "priority", "id", postgresql_where=_QUEUED, sqlite_where=_QUEUED
+        ),
+        Index(
+            "ix_work_items_leased",
+            "lease_expires_at",
+            postgresql_where=_LEASED,
+            sqlite_where=_LEASED,
+        ),
+        Index(
+            "ix_work_items_leased_host", "host_key", postgresql_where=_LEASED, sqlite_where=_LEASED
+        ),
+        Index(None, "run_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("scans.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    batch_key: Mapped[str] = mapped_column(String(200))
+    host_key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    leased_by: Mapped[str | None] = mapped_column(String(36))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    leased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerRow(Base):
+    """A live (or recently live) worker process, refreshed by its heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -25,6 +25,7 @@ from yarl import URL
 from scanner.core.headers import Headers
 from scanner.core.observation import Observation, ProbeError
 from scanner.core.plan import ProbeRequest
+from scanner.prober.guard import blocked_detail
 from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import Politeness, backoff_delay, host_key
 from scanner.prober.session import ConnectionLost, ProxyRoutes, build_session
@@ -237,6 +238,9 @@ def _classify(exc: Exception, elapsed: float, limits: ProbeLimits, method: str) 
     # A request that may have reached the server is only retried if idempotent.
     resend_ok = method in IDEMPOTENT_METHODS
 
+    blocked = blocked_detail(exc)
+    if blocked is not None:  # our own rule: another attempt would be refused the same way
+        return _Failure(ProbeError.BLOCKED, blocked, False)
     certificate = _find(exc, ssl.SSLCertVerificationError)
     if certificate is not None:
         reason = certificate.verify_message or certificate.reason or "unknown reason"

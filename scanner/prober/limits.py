@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass
 
 from scanner import __version__
+from scanner.alerts.ssrf import AddressPolicy
 from scanner.errors import ConfigError
+from scanner.prober.guard import DEFAULT_TARGET_POLICY
 
 DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+https://github.com/cors-scanner/cors-scanner)"
 
@@ -36,7 +38,9 @@ class ProbeLimits:
     per second per host (None: no cap);
     ``verify_tls`` off accepts any certificate (``--insecure``); ``ca_bundle``
     is a PEM file of CAs trusted in addition to the system store;
-    ``trust_env`` routes through HTTP(S)_PROXY unless NO_PROXY says otherwise.
+    ``trust_env`` routes through HTTP(S)_PROXY unless NO_PROXY says otherwise;
+    ``target_policy`` is the address rule every connection is checked against
+    (``scanner.prober.guard``: metadata and link-local refused by default).
     """
 
     connect_timeout: float = 5.0
@@ -53,6 +57,7 @@ class ProbeLimits:
     ca_bundle: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     trust_env: bool = True
+    target_policy: AddressPolicy = DEFAULT_TARGET_POLICY
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "total_timeout"):

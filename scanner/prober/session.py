@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
 
+from scanner.alerts.ssrf import BlockedAddress, guarded_connector
 from scanner.errors import ConfigError
+from scanner.prober.guard import proxied_refusal
 from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import DEFAULT_PORTS
 
@@ -83,6 +85,23 @@ class ConnectionLost(Exception):
     """
 
 
+def _guard_proxied(limits: ProbeLimits) -> aiohttp.ClientMiddlewareType:
+    # Through a proxy the connector only ever sees the proxy's address; judge
+    # what can be judged of the target itself before the proxy is asked.
+    policy = limits.target_policy
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.proxy is not None:
+            why = proxied_refusal(request.url, policy)
+            if why is not None:
+                raise BlockedAddress(why)
+        return await handler(request)
+
+    return middleware
+
+
 async def _surface_connection_loss(
     request: aiohttp.ClientRequest, handler: ClientHandlerType
 ) -> aiohttp.ClientResponse:
@@ -105,9 +124,13 @@ def build_session(limits: ProbeLimits) -> aiohttp.ClientSession:
     - ``trust_env`` off: it would also read ~/.netrc and send its credentials
       as Authorization to targets; proxies come from ``ProxyRoutes`` instead;
     - header caps from ``limits``; no decompression (bodies are never read);
-    - no silent resend by aiohttp (see ``ConnectionLost``).
+    - no silent resend by aiohttp (see ``ConnectionLost``);
+    - every connection checked against ``limits.target_policy`` after name
+      resolution (``scanner.prober.guard``).
     """
-    connector = aiohttp.TCPConnector(ssl=ssl_setting(limits), limit=0, limit_per_host=0)
+    connector = guarded_connector(
+        limits.target_policy, ssl=ssl_setting(limits), limit=0, limit_per_host=0
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout(limits),
@@ -119,7 +142,7 @@ def build_session(limits: ProbeLimits) -> aiohttp.ClientSession:
         max_line_size=limits.max_field_bytes,
         max_field_size=limits.max_field_bytes + HEADER_FIELD_SLACK,
         max_headers=limits.max_headers + HEADER_COUNT_SLACK,
-        middlewares=(_surface_connection_loss,),
+        middlewares=(_guard_proxied(limits), _surface_connection_loss),
     )
 
 

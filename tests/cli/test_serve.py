@@ -11,14 +11,19 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select, update
 
-from scanner.db import scans
+from scanner.db import scans, schedules
 from scanner.db.engine import Database
+from scanner.db.schedules import ScheduleInput
+from scanner.db.tables import ScanRow, ScheduleRow, WorkerRow, WorkItemRow
 from tests.api.targets import serve_target
+from tests.worker.support import start_worker, wait_run_final
 
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
 TOKEN = re.compile(r"^\s+(csk_[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
@@ -39,14 +44,17 @@ class Served:
         return found.group(1) if found else None
 
 
-def _env(database_url: str) -> dict[str, str]:
+def _env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORS_SCANNER_")}
     env["CORS_SCANNER_DATABASE_URL"] = database_url
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
     return env
 
 
-async def _start(database_url: str, cwd: Path) -> asyncio.subprocess.Process:
+async def _start(
+    database_url: str, cwd: Path, *flags: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -56,17 +64,20 @@ async def _start(database_url: str, cwd: Path) -> asyncio.subprocess.Process:
         "127.0.0.1",
         "--port",
         "0",
+        *flags,
         cwd=cwd,
-        env=_env(database_url),
+        env=_env(database_url, env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 
 
 @asynccontextmanager
-async def serve(database_url: str, cwd: Path) -> AsyncIterator[Served]:
+async def serve(
+    database_url: str, cwd: Path, *flags: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Served]:
     """Run `serve` until its listening line; SIGTERM it on exit unless the test did."""
-    process = await _start(database_url, cwd)
+    process = await _start(database_url, cwd, *flags, env=env)
     assert process.stderr is not None
     assert process.stdout is not None
     lines: list[str] = []
@@ -138,7 +149,7 @@ async def test_serve_first_start_prints_an_admin_token_and_stops_cleanly(tmp_pat
     assert code == 0, stderr
 
 
-async def test_sigterm_cancels_running_scans_and_records_it(tmp_path: Path) -> None:
+async def test_sigterm_releases_running_work_for_the_next_start(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
     async with serve_target() as target, serve(url, tmp_path) as served:
         auth = {"Authorization": f"Bearer {served.token}"}
@@ -162,10 +173,21 @@ async def test_sigterm_cancels_running_scans_and_records_it(tmp_path: Path) -> N
     try:
         async with database.session() as session, session.begin():
             scan = await scans.get_scan(session, scan_id)
+            item_states = (
+                (
+                    await session.execute(
+                        select(WorkItemRow.status).where(WorkItemRow.run_id == scan_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
     finally:
         await database.close()
-    assert scan.status is scans.ScanStatus.CANCELLED
-    assert scan.error == "the server shut down while the scan was running"
+    # The work in hand went back to the queue: the next start resumes the run.
+    assert scan.status is scans.ScanStatus.RUNNING
+    assert scan.finished_at is None
+    assert list(item_states) == ["queued"]
 
 
 async def test_serve_migrates_sqlite_and_refuses_an_old_postgresql_schema(
@@ -250,3 +272,82 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ("cli", "token.revoke"),
         ("cli", "token.create"),
     ]
+
+
+# -- roles: --no-worker / --no-scheduler -----------------------------------------
+
+
+async def _workers_and_runs(database: Database) -> tuple[int, list[str]]:
+    async with database.session() as session, session.begin():
+        workers = (await session.execute(select(func.count()).select_from(WorkerRow))).scalar_one()
+        runs = (await session.execute(select(ScanRow.status).order_by(ScanRow.id))).scalars()
+        return int(workers), list(runs)
+
+
+async def test_serve_no_worker_leaves_runs_to_worker_processes(
+    database: Database, tmp_path: Path
+) -> None:
+    async with serve_target() as target, serve(database.url, tmp_path, "--no-worker") as served:
+        assert "roles: API, scheduler (no worker here" in "".join(served.stderr_lines)
+        auth = {"Authorization": f"Bearer {served.token}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.post(
+                f"{served.url}/api/v1/endpoints", json={"url": f"{target}/api"}
+            ) as created:
+                assert created.status == 201, await created.text()
+            async with http.post(f"{served.url}/api/v1/scans", json={}) as started:
+                assert started.status == 202
+                scan_id = (await started.json())["id"]
+            # Longer than an idle worker's poll: an embedded worker would have started it.
+            await asyncio.sleep(3)
+            assert await _workers_and_runs(database) == (0, ["queued"])
+            async with http.get(f"{served.url}/api/v1/workers") as listed:
+                assert (await listed.json())["items"] == []
+
+            worker = await start_worker(database.url)
+            try:
+                run = await wait_run_final(database, scan_id, limit_s=30)
+                async with http.get(f"{served.url}/api/v1/scans/{scan_id}") as shown:
+                    body = await shown.json()
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    _, worker_err = await worker.communicate()
+        code, stderr = await _stop(served)
+    assert run.status == "completed", run.error
+    assert body["status"] == "completed"
+    assert body["progress"]["endpoints_done"] == 1
+    assert worker.returncode == 0, worker_err.decode()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+async def test_serve_no_scheduler_fires_no_schedules(database: Database, tmp_path: Path) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("the flag is the same on both databases; one is enough")
+    async with database.session() as session, session.begin():
+        record = await schedules.create_schedule(
+            session, ScheduleInput(name="every-minute", cron="* * * * *")
+        )
+        # Created an hour ago: start-up catch-up plans its newest missed tick at once.
+        await session.execute(
+            update(ScheduleRow)
+            .where(ScheduleRow.id == record.id)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    env = {"CORS_SCANNER_CATCH_UP_GRACE": "3600"}
+    async with serve(database.url, tmp_path, "--no-scheduler", "--no-worker", env=env) as api:
+        assert "roles: API (no worker here" in "".join(api.stderr_lines)
+        await asyncio.sleep(2)
+        code, stderr = await _stop(api)
+    assert code == 0, stderr
+    assert await _workers_and_runs(database) == (0, [])
+
+    # The same start with the scheduler: the missed tick becomes a run.
+    async with serve(database.url, tmp_path, "--no-worker", env=env) as full:
+        async with asyncio.timeout(20):
+            while not (await _workers_and_runs(database))[1]:  # noqa: ASYNC110 - polling state
+                await asyncio.sleep(0.1)
+        code, stderr = await _stop(full)
+    assert code == 0, stderr
+    assert await _workers_and_runs(database) == (0, ["queued"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.core.origin import DEFAULT_PORTS, Origin
+from scanner.core.origin import DEFAULT_PORTS, Origin, masked_url
 from scanner.core.policy import OriginPattern, Policy
 from scanner.errors import InvalidOrigin, InvalidPolicy, InvalidURL
 
@@ -348,3 +348,21 @@ def test_empty_policy_declares_nothing() -> None:
     policy = Policy.build()
     assert not policy.declared
     assert not policy.allows(Origin.parse("https://acme.com"))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://bob:hunter2@api.acme.com/x", "https://***@api.acme.com/x"),
+        ("https://bob@api.acme.com", "https://***@api.acme.com"),
+        ("https://api.acme.com/a@b", "https://api.acme.com/a@b"),
+    ],
+)
+def test_masked_url_never_shows_a_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_url_errors_do_not_echo_the_password() -> None:
+    with pytest.raises(InvalidURL) as info:
+        Origin.from_url("https://bob:hunter2@api.acme.com/a b")
+    assert "hunter2" not in str(info.value)

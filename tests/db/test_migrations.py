@@ -30,6 +30,15 @@ TABLES = {
     "scan_endpoints",
     "scan_probes",
     "scan_findings",
+    "schedules",
+    "work_items",
+    "workers",
+    # issue 5: findings, regressions and alert hooks
+    "tracked_findings",
+    "finding_events",
+    "hooks",
+    "hook_deliveries",
+    "delivery_attempts",
 }
 
 

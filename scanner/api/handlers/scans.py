@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE, RUNNER
+from scanner.api.app import DATABASE, SETTINGS, WORKER
 from scanner.api.auth import current_token
 from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
@@ -31,7 +31,7 @@ from scanner.api.schemas import (
 )
 from scanner.core.catalogue import CATALOGUE
 from scanner.core.severity import Severity
-from scanner.db import audit, scans
+from scanner.db import audit, scans, work
 from scanner.db.inventory import EndpointFilter, select_endpoints
 from scanner.db.scans import (
     FindingFilter,
@@ -44,8 +44,21 @@ from scanner.db.scans import (
 )
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError
+from scanner.settings import Settings
 
 MAX_SELECTED_IDS = 10_000
+
+
+def plan_settings(settings: Settings) -> work.PlanSettings:
+    """How the API's runs are cut into work items."""
+    return work.PlanSettings(batch_size=settings.batch_size, max_attempts=settings.max_attempts)
+
+
+def stale_after(settings: Settings) -> float:
+    """Seconds of silence after which a worker no longer counts as live."""
+    return float(max(settings.lease_seconds, 3 * settings.heartbeat_seconds))
+
+
 SEVERITIES = tuple(s.value for s in sorted(Severity, reverse=True))
 
 # -- shapes --------------------------------------------------------------------
@@ -89,9 +102,14 @@ SCAN = Ref(
                     "endpoints_done": Int(),
                     "probes": Int(),
                     "probe_errors": Int(),
+                    "items_total": Int(),
+                    "items_remaining": Int(),
+                    "eta_seconds": Num(nullable=True),
                 },
                 required=frozenset({"endpoints_total", "endpoints_done", "probes", "probe_errors"}),
             ),
+            "schedule_id": Int(nullable=True),
+            "scheduled_for": _MAYBE_TIME,
             "findings": Obj(
                 properties={
                     "total": Int(),
@@ -220,8 +238,8 @@ _ENDPOINT_ID = Param(
 )
 
 
-def scan_json(scan: ScanRecord) -> dict[str, Any]:
-    """The stable JSON shape of a scan."""
+def scan_json(scan: ScanRecord, eta_seconds: float | None = None) -> dict[str, Any]:
+    """The stable JSON shape of a scan (``eta_seconds``: see ``scanner.db.work.run_progress``)."""
     counts = {s: scan.severity_counts.get(s, 0) for s in SEVERITIES}
     return {
         "id": scan.id,
@@ -234,7 +252,12 @@ def scan_json(scan: ScanRecord) -> dict[str, Any]:
             "endpoints_done": scan.endpoints_done,
             "probes": scan.probes_total,
             "probe_errors": scan.probe_errors,
+            "items_total": scan.items_total,
+            "items_remaining": scan.items_remaining,
+            "eta_seconds": eta_seconds,
         },
+        "schedule_id": scan.schedule_id,
+        "scheduled_for": iso(scan.scheduled_for),
         "findings": {"total": scan.findings_total, "by_severity": counts},
         "error": scan.error,
         "created_at": iso(scan.created_at),
@@ -314,7 +337,7 @@ def _scan_url(scan_id: int) -> str:
         tag="scans",
         scope=Scope.WRITE,
         description=(
-            "Queues a scan of the selected endpoints and runs it in the server process. "
+            "Plans a run of the selected endpoints into work items, which workers execute. "
             "Answers 202 at once with the scan and its `Location`; poll it for progress."
         ),
         body=SELECTION,
@@ -351,13 +374,15 @@ async def create_scan(call: Call) -> web.Response:
             raise Problem.validation(
                 [FieldError("body", "no enabled endpoint matches this selection")]
             )
-        scan = await scans.create_scan(
+        planned = await work.plan_run(
             session,
             selection=selection,
             trigger=ScanTrigger.API,
             requested_by=token.name,
-            endpoints_total=len(chosen),
+            settings=plan_settings(call.request.app[SETTINGS]),
         )
+        assert planned is not None  # only a schedule's tick can already exist
+        scan = planned
         await audit.record(
             session,
             actor=token.name,
@@ -366,7 +391,8 @@ async def create_scan(call: Call) -> web.Response:
             target_id=str(scan.id),
             detail={"selection": selection.to_json(), "endpoints": len(chosen)},
         )
-    call.request.app[RUNNER].start(scan.id)
+    if WORKER in call.request.app:
+        call.request.app[WORKER].wake()
     doc = scan_json(replace(scan, severity_counts=dict.fromkeys(SEVERITIES, 0)))
     return web.json_response(doc, status=202, headers={"Location": _scan_url(scan.id)})
 
@@ -413,9 +439,11 @@ async def list_scans(call: Call) -> web.Response:
     )
 )
 async def get_scan(call: Call) -> web.Response:
+    settings = call.request.app[SETTINGS]
     async with call.request.app[DATABASE].session() as session, session.begin():
         scan = await scans.get_scan(session, call.path["id"])
-    return web.json_response(scan_json(scan))
+        progress = await work.run_progress(session, scan, stale_after=stale_after(settings))
+    return web.json_response(scan_json(scan, progress.eta_seconds))
 
 
 @operation(
@@ -498,8 +526,9 @@ async def cancel_scan(call: Call) -> web.Response:
         scan = await scans.get_scan(session, scan_id)
     if scan.status.final:
         raise Problem("conflict", f"scan {scan_id} is already {scan.status.value}")
-    await call.request.app[RUNNER].cancel(scan_id, f"cancelled by {token.name}")
     async with database.session() as session, session.begin():
+        # Queued items are cancelled now; items in a worker's hands stop at its next heartbeat.
+        await work.cancel_run(session, scan_id, reason=f"cancelled by {token.name}")
         await audit.record(
             session,
             actor=token.name,

@@ -1,0 +1,319 @@
+"""The dispatcher: claims due deliveries from the outbox, sends them, logs and reschedules.
+
+A component of ``serve``/``worker`` (``scanner.runtime``). Each round it
+claims what it has room for (``hook_concurrency`` in flight in all,
+``hook_concurrency_per_hook`` per hook, so a slow or dead receiver only ever
+holds its own slots) under a lease (``scanner.db.leases.claim_deliveries``),
+commits, and sends each delivery in its own task through one guarded
+session (``build_hook_session``: the SSRF guard checks every connection).
+Every attempt is logged; ``retry.decide`` says what next (delivered, retry
+at a jittered time or the receiver's ``Retry-After``, dead after
+``hook_give_up_seconds``, or 410: disable the hook).
+
+Delivery is at least once, deduplicated by receivers on ``webhook-id`` (the
+delivery's ``msg_id``, the same on every attempt). A graceful :meth:`stop`
+cancels sends in flight and gives their deliveries back at once; a killed
+process leaves leases that expire after ``hook_lease_seconds``, and the next
+claim sends those deliveries again with the same id. Nothing is lost: the
+outbox row exists from the diff's commit until it is delivered or dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+
+from scanner.alerts.envelope import AlertEvent
+from scanner.alerts.retry import Classification, Outcome, RetryPolicy, decide
+from scanner.alerts.sender import (
+    DEFAULT_USER_AGENT,
+    AttemptResult,
+    Channel,
+    PreparedRequest,
+    build_hook_session,
+    deliver,
+)
+from scanner.alerts.ssrf import AddressPolicy
+from scanner.alerts.webhook import WebhookTarget, build_webhook_request
+from scanner.db.engine import Database
+from scanner.db.hooks import ClaimedDelivery, HookKind, HookRecord, HookSecrets, hook_secrets
+from scanner.db.leases import (
+    claim_deliveries,
+    complete_delivery,
+    database_time,
+    release_deliveries,
+)
+from scanner.errors import ScannerError
+from scanner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Dispatcher", "DispatcherConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    """How a dispatcher works. Seconds throughout."""
+
+    worker_id: str
+    timeout: float = 15.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 16
+    per_hook: int = 2
+    poll_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    # How often expired triage decisions are ended between runs (findings back to open).
+    sweep_seconds: float = 60.0
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, worker_id: str | None = None) -> DispatcherConfig:
+        """The configuration ``settings`` describe (``CORS_SCANNER_HOOK_*``)."""
+        return cls(
+            worker_id=worker_id or f"dispatcher:{socket.gethostname()}:{os.getpid()}",
+            timeout=settings.hook_timeout,
+            retry=RetryPolicy(
+                base=settings.hook_retry_base_seconds,
+                cap=settings.hook_retry_cap_seconds,
+                give_up_after=timedelta(seconds=settings.hook_give_up_seconds),
+            ),
+            concurrency=settings.hook_concurrency,
+            per_hook=settings.hook_concurrency_per_hook,
+            poll_seconds=settings.hook_poll_seconds,
+            lease_seconds=max(settings.hook_lease_seconds, settings.hook_timeout * 2),
+            addresses=AddressPolicy(
+                allow_loopback=settings.hook_allow_loopback,
+                allow_private=settings.hook_allow_private,
+            ),
+        )
+
+
+def _failure(reason: str) -> AttemptResult:
+    """An attempt that never left: the hook's own configuration is broken."""
+    return AttemptResult(
+        status=None, duration_ms=0.0, classification=Classification(Outcome.FAIL, reason)
+    )
+
+
+def build_request(
+    hook: HookRecord, secrets: HookSecrets, claimed: ClaimedDelivery, now: datetime
+) -> PreparedRequest:
+    """The request for one attempt of ``claimed`` (re-signed with this attempt's timestamp)."""
+    body = claimed.body.encode("utf-8")
+    if hook.kind is HookKind.WEBHOOK:
+        target = WebhookTarget(hook.url, secrets.signing_secrets(now), hook.github_signature)
+        return build_webhook_request(
+            target, body, message_id=claimed.msg_id, timestamp=int(now.timestamp())
+        )
+    headers = (("Content-Type", "application/json"), ("User-Agent", DEFAULT_USER_AGENT))
+    if hook.kind is HookKind.SLACK:
+        return PreparedRequest(Channel.SLACK, hook.url, headers, body)
+    message = {"routing_key": secrets.routing_key or "", **json.loads(body)}
+    wire = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return PreparedRequest(Channel.PAGERDUTY, hook.url, headers, wire)
+
+
+class Dispatcher:
+    """Sends the outbox. ``await start()``, later ``await stop()``; or drive :meth:`run_once`."""
+
+    def __init__(
+        self,
+        database: Database,
+        config: DispatcherConfig,
+        *,
+        rng: random.Random | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self.database = database
+        self.config = config
+        self._rng = rng or random.Random()
+        self._resolver = resolver
+        self._http: aiohttp.ClientSession | None = None
+        self._sending: dict[asyncio.Task[None], ClaimedDelivery] = {}
+        self._per_hook: dict[int, int] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @classmethod
+    def from_settings(cls, database: Database, settings: Settings) -> Dispatcher:
+        """The dispatcher ``serve`` and ``worker`` run (``CORS_SCANNER_HOOK_*`` settings)."""
+        return cls(database, DispatcherConfig.from_settings(settings))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Component protocol (``scanner.runtime``): dispatch until ``stop`` is set."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Run the claim loop in the background."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._loop(), name="hook-dispatcher")
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop: cancel sends in flight and give their deliveries back (``release``).
+
+        ``release=False`` behaves like a killed process: leases stay until they
+        expire (for tests of crash recovery).
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        pending = dict(self._sending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if release and pending:
+            async with self.database.session() as session, session.begin():
+                await release_deliveries(session, list(pending.values()))
+        self._sending.clear()
+        self._per_hook.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def drain(self) -> None:
+        """Wait for every send in flight to finish (tests)."""
+        while self._sending:
+            await asyncio.gather(*list(self._sending), return_exceptions=True)
+
+    # -- work ----------------------------------------------------------------
+
+    async def sweep_triage(self) -> int:
+        """End expired triage decisions now; how many (their events go to hooks that want them)."""
+        from scanner.db.findings import expire_triage_decisions
+        from scanner.db.hooks import OutgoingEvent, enqueue_events
+        from scanner.regressions import endpoint_refs
+
+        async with self.database.session() as session, session.begin():
+            now = await database_time(session)
+            events = await expire_triage_decisions(session, now)
+            if events:
+                refs = await endpoint_refs(session, None, {e.endpoint_id for e in events})
+                await enqueue_events(
+                    session,
+                    [
+                        OutgoingEvent(AlertEvent.from_core(e, endpoint=refs[e.endpoint_id]), None)
+                        for e in events
+                    ],
+                    now=now,
+                )
+        return len(events)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        swept = -self.config.sweep_seconds
+        while not self._stopping:
+            if loop.time() - swept >= self.config.sweep_seconds:
+                swept = loop.time()
+                try:
+                    await self.sweep_triage()
+                except Exception:  # the sweep failing must not stop alerting
+                    log.exception("hook dispatcher: triage sweep failed")
+            try:
+                claimed = await self.run_once()
+            except (ScannerError, OSError) as exc:
+                log.warning("hook dispatcher: claim failed: %s", exc)
+                claimed = 0
+            except Exception:  # a bug must not stop alerting for good
+                log.exception("hook dispatcher: claim failed")
+                claimed = 0
+            if claimed:
+                continue
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self.config.poll_seconds):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Claim what there is room for and start sending it; how many were claimed."""
+        room = self.config.concurrency - len(self._sending)
+        if room <= 0:
+            return 0
+        async with self.database.session() as session, session.begin():
+            claims = await claim_deliveries(
+                session,
+                worker_id=self.config.worker_id,
+                limit=room,
+                lease_seconds=self.config.lease_seconds,
+                in_flight=self._per_hook,
+                max_per_hook=self.config.per_hook,
+            )
+        for claimed in claims:
+            self._per_hook[claimed.hook_id] = self._per_hook.get(claimed.hook_id, 0) + 1
+            task = asyncio.create_task(self._send(claimed), name=f"delivery-{claimed.id}")
+            self._sending[task] = claimed
+            task.add_done_callback(self._done)
+        return len(claims)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        claimed = self._sending.pop(task, None)
+        if claimed is not None:
+            left = self._per_hook.get(claimed.hook_id, 1) - 1
+            if left > 0:
+                self._per_hook[claimed.hook_id] = left
+            else:
+                self._per_hook.pop(claimed.hook_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hook dispatcher: delivery task failed", exc_info=task.exception())
+        self._wake.set()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = build_hook_session(self.config.addresses, resolver=self._resolver)
+        return self._http
+
+    async def _send(self, claimed: ClaimedDelivery) -> None:
+        async with self.database.session() as session, session.begin():
+            started_at = await database_time(session)
+            hook, secrets = await hook_secrets(session, claimed.hook_id)
+        loop = asyncio.get_running_loop()
+        clock = loop.time()
+        try:
+            request = build_request(hook, secrets, claimed, started_at)
+        except (ScannerError, ValueError) as exc:
+            result = _failure(f"cannot build the request: {exc}")
+        else:
+            result = await deliver(self._session(), request, timeout=self.config.timeout)
+        now = started_at + timedelta(seconds=loop.time() - clock)
+        decision = decide(
+            result.classification,
+            attempt=claimed.attempts + 1,
+            first_attempted_at=claimed.first_attempted_at or started_at,
+            now=now,
+            retry_after=result.retry_after,
+            policy=self.config.retry,
+            rng=self._rng,
+        )
+        async with self.database.session() as session, session.begin():
+            owned = await complete_delivery(
+                session, claimed, result, decision, started_at=started_at, now=now
+            )
+        if not owned:
+            log.warning("hook dispatcher: lost the lease of delivery %s", claimed.id)
+        log.info(
+            "hook delivery %s to hook %s: %s (%s)",
+            claimed.id,
+            hook.id,
+            decision.action.value,
+            decision.reason,
+        )

@@ -1,0 +1,70 @@
+"""Workers: which processes work runs' items, whether they are alive, what they hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from scanner.api.app import DATABASE, SETTINGS
+from scanner.api.handlers.scans import stale_after
+from scanner.api.handlers.system import iso
+from scanner.api.schemas import Arr, Bool, Call, Int, Obj, Operation, Ref, Reply, Str, operation
+from scanner.db import work
+from scanner.db.tokens import Scope
+from scanner.db.work import WorkerRecord
+
+_TIME = Str(format="date-time")
+
+WORKER = Ref(
+    name="Worker",
+    schema=Obj(
+        properties={
+            "id": Str(description="The worker's id (a UUID, new on every start)."),
+            "hostname": Str(),
+            "pid": Int(),
+            "started_at": _TIME,
+            "last_heartbeat": _TIME,
+            "live": Bool(
+                description=(
+                    "Heard from recently (within max(lease, 3 heartbeats)); a stale worker "
+                    "has crashed or hangs, and its leases expire by themselves."
+                )
+            ),
+            "items_leased": Int(description="Work items it holds a lease on now."),
+        },
+        required=frozenset(
+            {"id", "hostname", "pid", "started_at", "last_heartbeat", "live", "items_leased"}
+        ),
+    ),
+)
+WORKER_LIST = Obj(properties={"items": Arr(items=WORKER)}, required=frozenset({"items"}))
+
+
+def worker_json(w: WorkerRecord) -> dict[str, Any]:
+    """A registered worker as the API shows it."""
+    return {
+        "id": w.id,
+        "hostname": w.hostname,
+        "pid": w.pid,
+        "started_at": iso(w.started_at),
+        "last_heartbeat": iso(w.last_heartbeat),
+        "live": w.live,
+        "items_leased": w.items_leased,
+    }
+
+
+@operation(
+    Operation(
+        operation_id="listWorkers",
+        summary="Registered worker processes, oldest first, live or stale",
+        tag="workers",
+        scope=Scope.READ,
+        replies=(Reply(200, "Every registered worker.", WORKER_LIST),),
+    )
+)
+async def list_workers(call: Call) -> web.Response:
+    settings = call.request.app[SETTINGS]
+    async with call.request.app[DATABASE].session() as session, session.begin():
+        found = await work.list_workers(session, stale_after=stale_after(settings))
+    return web.json_response({"items": [worker_json(w) for w in found]})

@@ -1,0 +1,150 @@
+"""The scheduler: an in-process APScheduler 3.x timer per enabled schedule.
+
+APScheduler is only a timer here (memory job store, ``coalesce=True``,
+``max_instances=1``); coordination between processes is the database's job:
+each fire plans its nominal tick through :func:`scanner.scheduler.planner.plan_tick`,
+which creates at most one run per (schedule, tick). Any number of scheduler
+processes may run. Jobs are re-synchronised with the ``schedules`` table
+every ``schedule_reload_seconds``; missed ticks within ``catch_up_grace`` are
+planned on start-up. The same periodic pass prunes probe details older than
+``retention_days``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from scanner.db import schedules, work
+from scanner.db.engine import Database
+from scanner.db.scans import ScanRecord
+from scanner.scheduler.cron import cron_trigger, latest_tick
+from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
+from scanner.settings import Settings
+
+log = logging.getLogger("scanner.scheduler")
+
+
+class Scheduler:
+    """Fires every enabled schedule's ticks in this process; a runtime component."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self._db = database
+        self._settings = settings
+        self._plan = plan_settings(settings)
+        self._aps: AsyncIOScheduler | None = None
+        # schedule id -> (cron, timezone, jitter): a change of any re-creates the job
+        self._loaded: dict[int, tuple[str, str, float]] = {}
+        self.planned: list[ScanRecord] = []  # runs this process created (observability, tests)
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Catch up, then fire schedules until ``stop`` is set."""
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(self._settings.catch_up_grace),
+            },
+        )
+        self._aps.start()
+        try:
+            grace = timedelta(seconds=self._settings.catch_up_grace)
+            try:
+                self.planned += await catch_up(
+                    self._db, self._now(), grace=grace, settings=self._plan
+                )
+            except Exception:
+                log.exception("catching up missed ticks failed")
+            while not stop.is_set():
+                try:
+                    await self.reload()
+                    await self._prune()
+                except Exception:
+                    log.exception("reloading schedules failed; will retry")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._settings.schedule_reload_seconds)
+        finally:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+
+    async def reload(self) -> None:
+        """Make the timer's jobs match the enabled schedules in the database."""
+        assert self._aps is not None
+        async with self._db.session() as session, session.begin():
+            wanted = {s.id: s for s in await schedules.list_schedules(session, enabled_only=True)}
+        for schedule_id in list(self._loaded):
+            if schedule_id not in wanted or self._loaded[schedule_id] != self._timing(
+                wanted[schedule_id]
+            ):
+                with contextlib.suppress(Exception):
+                    self._aps.remove_job(f"schedule-{schedule_id}")
+                del self._loaded[schedule_id]
+        for schedule_id, s in wanted.items():
+            if schedule_id in self._loaded:
+                continue
+            cron, timezone, jitter = self._timing(s)
+            trigger = cron_trigger(cron, timezone, jitter=jitter)
+            self._aps.add_job(
+                self._fire,
+                trigger,
+                args=[schedule_id],
+                id=f"schedule-{schedule_id}",
+                replace_existing=True,
+            )
+            self._loaded[schedule_id] = (cron, timezone, jitter)
+
+    def _timing(self, s: schedules.ScheduleRecord) -> tuple[str, str, float]:
+        jitter = self._settings.schedule_jitter if s.jitter_seconds is None else s.jitter_seconds
+        return (s.cron, s.timezone, float(jitter))
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The timer's current job ids (one per enabled schedule)."""
+        return [] if self._aps is None else sorted(j.id for j in self._aps.get_jobs())
+
+    async def _fire(self, schedule_id: int) -> None:
+        """A cron job fired (possibly jittered/late): plan its nominal tick."""
+        loaded = self._loaded.get(schedule_id)
+        if loaded is None:
+            return
+        cron, timezone, _jitter = loaded
+        now = self._now()
+        nominal = latest_tick(
+            cron, timezone, now, window=timedelta(seconds=self._settings.catch_up_grace)
+        )
+        if nominal is None:
+            return
+        await self._tick(schedule_id, nominal)
+
+    def fire_at(self, schedule_id: int, nominal: datetime) -> None:
+        """Fire ``schedule_id``'s tick ``nominal`` once, through the timer, at that time."""
+        assert self._aps is not None, "the scheduler is not running"
+        self._aps.add_job(self._tick, DateTrigger(run_date=nominal), args=[schedule_id, nominal])
+
+    async def _tick(self, schedule_id: int, nominal: datetime) -> None:
+        try:
+            run = await plan_tick(self._db, schedule_id, nominal, self._plan)
+        except Exception:
+            log.exception("schedule %s: planning the tick of %s failed", schedule_id, nominal)
+            return
+        if run is not None:
+            self.planned.append(run)
+
+    async def _prune(self) -> None:
+        days = self._settings.retention_days
+        if days <= 0:
+            return
+        older_than = self._now() - timedelta(days=days)
+        async with self._db.session() as session, session.begin():
+            pruned = await work.prune_probe_details(session, older_than=older_than)
+        if pruned:
+            log.info("pruned %d probe rows of runs older than %d days", pruned, days)

@@ -1,0 +1,235 @@
+"""One claimed work item, executed: probe a batch of endpoints, or finalize a run.
+
+Probing happens with no transaction open. The results are then stored in ONE
+transaction that locks the run row, completes the item under its lease token
+(``scanner.db.leases.complete_lease``) and stores every endpoint's assessment
+through ``scanner.db.scans.save_assessment`` (idempotent per run and
+endpoint) — if the token no longer matches, the transaction rolls back and
+nothing is stored: a stalled worker's late results are never committed twice.
+Lock order everywhere is run row, then item row, so completions, dead-letters
+and cancels of one run cannot deadlock each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scanner.core.checks import Assessment
+from scanner.core.plan import Endpoint
+from scanner.db import leases, scans, work
+from scanner.db.engine import Database
+from scanner.db.inventory import EndpointFilter, EndpointRecord, select_endpoints
+from scanner.db.leases import Lease, WorkKind
+from scanner.db.policies import effective_policies, effective_policy
+from scanner.db.scans import ScanStatus
+from scanner.engine import Engine, Target
+from scanner.errors import ScannerError
+from scanner.worker.finalize import finalize_run
+
+log = logging.getLogger("scanner.worker")
+
+
+class Outcome(StrEnum):
+    """How one execution of a work item ended."""
+
+    DONE = "done"  # results committed, item done
+    LOST = "lost"  # the lease was lost: nothing committed
+    RUN_CLOSED = "run_closed"  # the run had ended (cancelled): item abandoned
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    targets: dict[int, Target]  # endpoint id -> what to probe
+    unresolved: dict[int, tuple[EndpointRecord, str]]  # endpoint id -> (record, why not)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a one-line ``last_error``."""
+    message = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"[: leases.ERROR_LIMIT]
+
+
+async def execute(
+    database: Database, engine: Engine | None, lease: Lease, *, public_url: str | None = None
+) -> Outcome:
+    """Run one claimed item to its committed end; exceptions mean "retry or dead-letter".
+
+    ``public_url`` makes the links in the run's alerts absolute.
+    """
+    if lease.kind is WorkKind.FINALIZE_RUN:
+        return await _finalize(database, lease, public_url)
+    assert engine is not None, "probe batches need a scan engine"
+    resolved = await _resolve(database, lease.endpoint_ids)
+    results = await _assess_all(engine, resolved)
+    return await _commit(database, lease, resolved, results)
+
+
+async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
+    """Endpoints and effective policies as they are now (not when the run was planned)."""
+    async with database.session() as session, session.begin():
+        records = await select_endpoints(session, EndpointFilter(), ids)
+        unresolved: dict[int, tuple[EndpointRecord, str]] = {}
+        try:
+            policies = await effective_policies(session, records)
+        except ScannerError:
+            # One bad layer must not sink the batch: resolve one by one to isolate it.
+            policies = {}
+            for record in records:
+                try:
+                    policies[record.id] = await effective_policy(session, record)
+                except ScannerError as exc:
+                    reason = f"its policy cannot be resolved: {exc.message}"
+                    unresolved[record.id] = (record, reason)
+    targets = {
+        r.id: Target(
+            Endpoint(url=r.url, method=r.method.upper(), name=r.name), policies[r.id].policy
+        )
+        for r in records
+        if r.id in policies
+    }
+    return _Resolved(targets, unresolved)
+
+
+async def _assess_all(engine: Engine, resolved: _Resolved) -> dict[int, Assessment | BaseException]:
+    """Assess every target at once (the prober's limits pace the requests)."""
+    ids = list(resolved.targets)
+    outcomes = await asyncio.gather(
+        *(engine.assess(resolved.targets[i]) for i in ids), return_exceptions=True
+    )
+    for endpoint_id, outcome in zip(ids, outcomes, strict=True):
+        if isinstance(outcome, asyncio.CancelledError):
+            raise outcome
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+        if isinstance(outcome, Exception):
+            log.error("endpoint %s could not be assessed: %s", endpoint_id, describe(outcome))
+    return dict(zip(ids, outcomes, strict=True))
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to undo it (the lease was lost)."""
+
+
+async def _commit(
+    database: Database,
+    lease: Lease,
+    resolved: _Resolved,
+    results: dict[int, Assessment | BaseException],
+) -> Outcome:
+    try:
+        async with database.session() as session, session.begin():
+            run = await work.lock_run(session, lease.run_id)
+            if run is None or ScanStatus(run.status).final:
+                await leases.abandon_lease(session, lease, reason="the run had ended")
+                return Outcome.RUN_CLOSED
+            if not await leases.complete_lease(session, lease):
+                raise _Rollback
+            for endpoint_id, result in results.items():
+                if isinstance(result, Assessment):
+                    await scans.save_assessment(session, lease.run_id, endpoint_id, result)
+                else:
+                    target = resolved.targets[endpoint_id]
+                    await scans.save_unassessed(
+                        session,
+                        lease.run_id,
+                        endpoint_id,
+                        method=target.endpoint.method,
+                        url=target.endpoint.url,
+                        reason=describe(result),
+                    )
+            for endpoint_id, (record, reason) in resolved.unresolved.items():
+                await scans.save_unassessed(
+                    session,
+                    lease.run_id,
+                    endpoint_id,
+                    method=record.method,
+                    url=record.url,
+                    reason=reason,
+                )
+            await work.item_finished(session, lease.run_id)
+    except _Rollback:
+        log.warning("work item %s: lease lost before completion; results discarded", lease.item_id)
+        return Outcome.LOST
+    return Outcome.DONE
+
+
+async def _finalize(database: Database, lease: Lease, public_url: str | None) -> Outcome:
+    try:
+        async with database.session() as session, session.begin():
+            await work.lock_run(session, lease.run_id)
+            await finalize_run(session, lease.run_id, base_url=public_url)
+            if not await leases.complete_lease(session, lease):
+                raise _Rollback
+    except _Rollback:
+        return Outcome.LOST
+    return Outcome.DONE
+
+
+async def give_up(database: Database, lease: Lease, error: str) -> bool:
+    """The holder failed on its last attempt: dead-letter the item; False if the lease was lost."""
+    async with database.session() as session, session.begin():
+        await work.lock_run(session, lease.run_id)
+        if not await leases.kill_lease(session, lease, error=error):
+            return False
+        if lease.kind is WorkKind.PROBE_BATCH:
+            await record_not_probed(
+                session, lease.run_id, lease.endpoint_ids, lease.attempts, error
+            )
+            await work.item_finished(session, lease.run_id)
+    return True
+
+
+async def reap_exhausted(database: Database) -> int:
+    """Dead-letter items whose lease expired on their last attempt; how many."""
+    async with database.session() as session, session.begin():
+        candidates = await leases.exhausted_items(session)
+    reaped = 0
+    for item_id, run_id in candidates:
+        async with database.session() as session, session.begin():
+            await work.lock_run(session, run_id)
+            dead = await leases.mark_exhausted_dead(
+                session, item_id, error="its lease expired on the last attempt"
+            )
+            if dead is None:
+                continue
+            _run, payload, last_error = dead
+            ids = tuple(int(i) for i in payload.get("endpoint_ids", ()))
+            if ids:
+                attempts = await _attempts(session, item_id)
+                reason = last_error or "its lease expired on the last attempt"
+                await record_not_probed(session, run_id, ids, attempts, reason)
+                await work.item_finished(session, run_id)
+            reaped += 1
+    return reaped
+
+
+async def _attempts(session: AsyncSession, item_id: int) -> int:
+    from scanner.db.tables import WorkItemRow
+
+    row = await session.get(WorkItemRow, item_id)
+    return row.attempts if row is not None else 0
+
+
+async def record_not_probed(
+    session: AsyncSession, run_id: int, ids: tuple[int, ...], attempts: int, error: str
+) -> None:
+    """Store a dead item's endpoints as not probed (reachable false, the reason in unchecked)."""
+    run = await work.lock_run(session, run_id)
+    if run is None or ScanStatus(run.status).final:
+        return  # a cancelled run takes no more rows
+    records = await select_endpoints(session, EndpointFilter(), ids)
+    for record in records:
+        await scans.save_unassessed(
+            session,
+            run_id,
+            record.id,
+            method=record.method,
+            url=record.url,
+            reason=f"work item dead after {attempts} attempts: {error}",
+            note="not probed",
+        )

@@ -1,0 +1,86 @@
+"""Finalize a run, exactly once, when its last work item is finished.
+
+``finalize_run`` is called by the worker that claimed the run's single
+``finalize_run`` item, inside the transaction that completes that item. It
+is guarded by ``UPDATE scans SET finalized_at = … WHERE finalized_at IS NULL``:
+whoever else might get here (a re-claimed finalize item after a stall) finds
+the run already finalised and does nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scanner.db.leases import WorkKind, WorkStatus, db_now
+from scanner.db.scans import ScanStatus, finish_scan
+from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanRow, WorkItemRow
+
+
+async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | None = None) -> bool:
+    """Compute the run's totals and end it; True when this call finalised it.
+
+    ``base_url`` (the service's public URL) makes the links in alerts absolute.
+
+    Status: ``completed``, or ``failed`` when every batch item died; a
+    cancelled run keeps ``cancelled``. Must run inside the caller's
+    transaction (the finalize item's completion), so all of it lands or none.
+    """
+    # Guarantee: only the first caller passes; the run row stays locked until commit.
+    claimed = (
+        await session.execute(
+            update(ScanRow)
+            .where(ScanRow.id == run_id, ScanRow.finalized_at.is_(None))
+            .values(finalized_at=db_now(session))
+            .returning(ScanRow.id)
+        )
+    ).scalar_one_or_none()
+    if claimed is None:
+        return False
+    counts = dict(
+        (
+            await session.execute(
+                select(WorkItemRow.status, func.count())
+                .where(
+                    WorkItemRow.run_id == run_id,
+                    WorkItemRow.kind == WorkKind.PROBE_BATCH.value,
+                )
+                .group_by(WorkItemRow.status)
+            )
+        ).all()
+    )
+    batches = sum(int(c) for c in counts.values())
+    dead = int(counts.get(WorkStatus.DEAD.value, 0))
+    endpoints_done = (
+        await session.execute(select(func.count()).where(ScanEndpointRow.scan_id == run_id))
+    ).scalar_one()
+    findings = (
+        await session.execute(select(func.count()).where(ScanFindingRow.scan_id == run_id))
+    ).scalar_one()
+    await session.execute(
+        update(ScanRow)
+        .where(ScanRow.id == run_id)
+        .values(endpoints_done=endpoints_done, findings_total=findings)
+    )
+
+    # -- issue 5 hook: the regression diff and alert outbox go here, in this same
+    # transaction, so findings, events and deliveries land exactly once with it.
+    from scanner.regressions import apply_run_diff
+
+    await apply_run_diff(session, run_id, base_url=base_url)
+
+    if batches and dead == batches:
+        last_error = (
+            await session.execute(
+                select(WorkItemRow.last_error)
+                .where(WorkItemRow.run_id == run_id, WorkItemRow.status == WorkStatus.DEAD.value)
+                .order_by(WorkItemRow.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        # The cause first: it is what an operator has to fix.
+        error = last_error or f"all {batches} work item(s) died"
+        await finish_scan(session, run_id, ScanStatus.FAILED, error=error)
+    else:
+        await finish_scan(session, run_id, ScanStatus.COMPLETED)
+    return True

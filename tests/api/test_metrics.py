@@ -1,0 +1,607 @@
+"""``GET /metrics``: the Prometheus exposition, parsed strictly, over a seeded database.
+
+The database is seeded with runs, probes, tracked findings, regression
+events, work items, workers, hooks, deliveries and attempts (rows written
+directly, as the worker and dispatcher would have); the served text is parsed
+by a small strict parser of format 0.0.4 and its values compared with what
+the rows say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import scanner
+from scanner.db.engine import Database
+from scanner.db.tables import (
+    DeliveryAttemptRow,
+    FindingEventRow,
+    HookDeliveryRow,
+    HookRow,
+    ScanProbeRow,
+    ScanRow,
+    ScheduleRow,
+    TrackedFindingRow,
+    WorkerRow,
+    WorkItemRow,
+)
+from scanner.reports.metrics import (
+    MetricFamily,
+    MetricType,
+    Sample,
+    escape_label_value,
+    render_exposition,
+)
+from tests.api.client import Api
+from tests.api.conftest import ApiFactory
+
+METRICS = "/metrics"
+WEIRD_SCHEDULE = 'night "ly" \\ batch\nB'
+RULE = "reflect_any_origin_credentials"
+
+# -- a strict parser of the text format 0.0.4 ----------------------------------------
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_VALUE = re.compile(
+    r"[+-]?(Inf|NaN|[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?)"
+)
+_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "counter": (), "gauge": ()}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Family:
+    name: str
+    type: str = ""
+    help: str | None = None
+    samples: dict[tuple[str, Labels], float] = field(default_factory=dict)
+
+
+def _labels(text: str, line: str) -> tuple[Labels, str]:
+    """Parse ``{a="x",b="y"}`` at the start of ``text``; the labels and the rest."""
+    assert text.startswith("{"), line
+    i = 1
+    labels: list[tuple[str, str]] = []
+    while True:
+        if text[i] == "}":
+            return tuple(labels), text[i + 1 :]
+        match = _LABEL_NAME.match(text, i)
+        assert match, f"bad label name in {line!r}"
+        name = match.group()
+        assert not name.startswith("__"), line
+        i = match.end()
+        assert text[i : i + 2] == '="', f'expected =" in {line!r}'
+        i += 2
+        value: list[str] = []
+        while text[i] != '"':
+            if text[i] == "\\":
+                escaped = text[i + 1]
+                assert escaped in ("\\", '"', "n"), f"bad escape in {line!r}"
+                value.append("\n" if escaped == "n" else escaped)
+                i += 2
+            else:
+                assert text[i] != "\n", line
+                value.append(text[i])
+                i += 1
+        i += 1
+        assert name not in dict(labels), f"repeated label {name} in {line!r}"
+        labels.append((name, "".join(value)))
+        if text[i] == ",":
+            i += 1
+        else:
+            assert text[i] == "}", f"expected , or }} in {line!r}"
+
+
+def _float(text: str, line: str) -> float:
+    assert _VALUE.fullmatch(text), f"bad value {text!r} in {line!r}"
+    return float(text.replace("Inf", "inf"))
+
+
+def parse_exposition(text: str) -> dict[str, Family]:
+    """Every family of the exposition, checking each line on the way."""
+    assert text.endswith("\n"), "the exposition ends with a newline"
+    families: dict[str, Family] = {}
+    current: Family | None = None
+    for line in text[:-1].split("\n"):
+        assert line, "no blank lines"
+        if line.startswith("# HELP "):
+            name, _, doc = line[7:].partition(" ")
+            assert _NAME.fullmatch(name), line
+            assert name not in families or families[name].help is None, f"HELP twice: {line}"
+            assert re.fullmatch(r"([^\\]|\\\\|\\n)*", doc), f"bad HELP escape: {line!r}"
+            current = families.setdefault(name, Family(name))
+            current.help = doc
+            continue
+        if line.startswith("# TYPE "):
+            name, _, kind = line[7:].partition(" ")
+            assert kind in _SUFFIXES, line
+            family = families.setdefault(name, Family(name))
+            assert not family.type, f"TYPE twice: {line}"
+            assert not family.samples, f"TYPE after samples: {line}"
+            family.type = kind
+            current = family
+            continue
+        assert not line.startswith("#"), f"unexpected comment {line!r}"
+        match = _NAME.match(line)
+        assert match, f"bad sample name in {line!r}"
+        name, rest = match.group(), line[match.end() :]
+        labels: Labels = ()
+        if rest.startswith("{"):
+            labels, rest = _labels(rest, line)
+        assert rest.startswith(" "), line
+        value = _float(rest[1:], line)
+        assert current is not None, f"sample before HELP/TYPE: {line}"
+        assert current.type, f"sample before TYPE: {line}"
+        suffix = name[len(current.name) :]
+        assert name.startswith(current.name), f"{name} outside its family {current.name}"
+        assert suffix in ("", *_SUFFIXES[current.type]), line
+        if current.type == "histogram":
+            assert suffix, f"a histogram sample has a suffix: {line}"
+        key = (suffix, labels)
+        assert key not in current.samples, f"duplicate series {line!r}"
+        current.samples[key] = value
+    for family in families.values():
+        assert family.help, f"{family.name} has no HELP"
+        assert family.type, f"{family.name} has no TYPE"
+        assert family.name.startswith("cors_scanner_"), family.name
+        if family.type == "counter":
+            assert family.name.endswith("_total"), family.name
+        if family.type == "histogram":
+            _check_histogram(family)
+    return families
+
+
+def _check_histogram(family: Family) -> None:
+    series: dict[Labels, list[tuple[float, float]]] = {}
+    for (suffix, labels), value in family.samples.items():
+        if suffix == "_bucket":
+            le = dict(labels)["le"]
+            rest = tuple(kv for kv in labels if kv[0] != "le")
+            series.setdefault(rest, []).append((_float(le, le), value))
+    assert series, f"{family.name} has no buckets"
+    for labels, buckets in series.items():
+        bounds = [b for b, _ in buckets]
+        assert bounds == sorted(bounds), f"{family.name}{labels}: buckets out of order"
+        assert bounds[-1] == math.inf, f"{family.name}{labels}: no +Inf bucket"
+        counts = [c for _, c in buckets]
+        assert counts == sorted(counts), f"{family.name}{labels}: buckets not cumulative"
+        assert counts[-1] == family.samples[("_count", labels)], f"{family.name}: +Inf != _count"
+        assert ("_sum", labels) in family.samples
+
+
+def value(families: dict[str, Family], name: str, suffix: str = "", **labels: str) -> float:
+    family = families[name]
+    wanted = set(labels.items())
+    found = [v for (s, ls), v in family.samples.items() if s == suffix and set(ls) == wanted]
+    assert len(found) == 1, (name, suffix, labels, family.samples)
+    return found[0]
+
+
+def bucket(families: dict[str, Family], name: str, le: str, **labels: str) -> float:
+    return value(families, name, "_bucket", le=le, **labels)
+
+
+# -- the seeded database --------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    now: datetime
+    last_nightly: datetime
+
+
+async def seed(database: Database) -> Seeded:
+    now = datetime.now(UTC)
+    ago = lambda **kw: now - timedelta(**kw)  # noqa: E731
+    async with database.session() as s, s.begin():
+        nightly = ScheduleRow(
+            name=WEIRD_SCHEDULE,
+            cron="0 2 * * *",
+            timezone="UTC",
+            selection={},
+            created_at=ago(days=10),
+            updated_at=ago(days=10),
+        )
+        s.add(nightly)
+        await s.flush()
+
+        def scan(status: str, trigger: str, created: datetime, seconds: float | None, **kw: Any):
+            started = created + timedelta(seconds=1) if seconds is not None else None
+            finished = (
+                started + timedelta(seconds=seconds)
+                if started is not None and status in ("completed", "failed", "cancelled")
+                else None
+            )
+            row = ScanRow(
+                status=status,
+                trigger=trigger,
+                selection={},
+                created_at=created,
+                started_at=started,
+                finished_at=finished,
+                **kw,
+            )
+            s.add(row)
+            return row
+
+        recent = scan("completed", "api", ago(hours=1), 3.0, probes_total=10, probe_errors=2)
+        scan("completed", "api", ago(hours=2), 90.0, probes_total=5, probe_errors=0)
+        scan("failed", "manual", ago(hours=3), 0.5)
+        old = scan(
+            "completed",
+            "schedule",
+            ago(days=3),
+            4000.0,
+            schedule_id=nightly.id,
+            probes_total=7,
+            probe_errors=1,
+        )
+        latest = scan("completed", "schedule", ago(days=1), 20.0, schedule_id=nightly.id)
+        scan("running", "schedule", ago(minutes=5), None, schedule_id=nightly.id)
+        scan("queued", "api", ago(minutes=1), None)
+        await s.flush()
+        assert latest.finished_at is not None
+
+        def probe(run: ScanRow, key: str, kind: str, elapsed_ms: float, error: str | None = None):
+            s.add(
+                ScanProbeRow(
+                    scan_id=run.id,
+                    endpoint_id=1,
+                    probe_key=key,
+                    kind=kind,
+                    origin="https://attacker.example",
+                    origin_kind="arbitrary_origin",
+                    method="OPTIONS" if kind == "preflight" else "GET",
+                    url="https://api.acme.test/v1",
+                    request_headers=[],
+                    status=None if error else 200,
+                    response_headers=[],
+                    error=error,
+                    elapsed_ms=elapsed_ms,
+                    attempts=1,
+                )
+            )
+
+        probe(recent, "simple:a:0", "simple", 4.0)
+        probe(recent, "simple:a:1", "simple", 40.0)
+        probe(recent, "simple:a:2", "simple", 400.0, error="timeout")
+        probe(recent, "preflight:a:0", "preflight", 7.0)
+        probe(old, "simple:a:0", "simple", 9000.0)  # outside the 24 h window
+
+        def tracked(fp: str, severity: str, status: str) -> None:
+            s.add(
+                TrackedFindingRow(
+                    fingerprint=fp,
+                    endpoint_id=1,
+                    rule_id=RULE,
+                    origin_class="arbitrary_origin",
+                    severity=severity,
+                    status=status,
+                    title="t",
+                    summary="s",
+                    first_seen_run=recent.id,
+                    last_seen_run=recent.id,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                    probe_keys=[],
+                    version=1,
+                )
+            )
+
+        tracked("fp1:a", "critical", "open")
+        tracked("fp1:b", "critical", "open")
+        tracked("fp1:c", "high", "new")
+        tracked("fp1:d", "low", "resolved")
+
+        for rule, regression in (
+            (RULE, True),
+            (RULE, True),
+            ("wildcard_origin", True),
+            (RULE, False),
+        ):
+            s.add(
+                FindingEventRow(
+                    kind="finding.new",
+                    endpoint_id=1,
+                    run_id=recent.id,
+                    rule_id=rule,
+                    severity="critical",
+                    is_regression=regression,
+                    at=now,
+                )
+            )
+
+        for i, status in enumerate(("queued", "queued", "leased", "dead", "done", "done")):
+            s.add(
+                WorkItemRow(
+                    run_id=recent.id,
+                    kind="probe_batch",
+                    batch_key=f"b{i}",
+                    host_key="https://api.acme.test:443",
+                    payload={},
+                    status=status,
+                    # Not due for a day: the API's embedded worker must not claim them.
+                    available_at=now + timedelta(days=1),
+                    lease_expires_at=now + timedelta(hours=1) if status == "leased" else None,
+                    leased_by="w-live" if status == "leased" else None,
+                    lease_token="t" if status == "leased" else None,
+                    max_attempts=3,
+                    created_at=now,
+                )
+            )
+
+        s.add(WorkerRow(id="w-live", hostname="h", pid=1, started_at=now, last_heartbeat=now))
+        s.add(
+            WorkerRow(
+                id="w-stale",
+                hostname="h",
+                pid=2,
+                started_at=ago(hours=2),
+                last_heartbeat=ago(hours=1),
+            )
+        )
+
+        hooks = {}
+        for kind in ("slack", "webhook"):
+            hooks[kind] = HookRow(
+                name=f"{kind}-hook",
+                kind=kind,
+                url="https://hooks.acme.test/x",
+                github_signature=False,
+                event_kinds=[],
+                tags=[],
+                owners=[],
+                enabled=True,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(hooks[kind])
+        await s.flush()
+
+        def delivery(kind: str, status: str, attempts: list[tuple[str, float, datetime]]) -> None:
+            row = HookDeliveryRow(
+                hook_id=hooks[kind].id,
+                event_type="finding.new",
+                msg_id=f"msg_{kind}_{status}_{len(attempts)}",
+                body="{}",
+                status=status,
+                attempts=len(attempts),
+                next_attempt_at=now,
+                created_at=now,
+            )
+            s.add(row)
+            return_row.append((row, attempts))
+
+        return_row: list[tuple[HookDeliveryRow, list[tuple[str, float, datetime]]]] = []
+        delivery("slack", "delivered", [("retry", 30.0, now), ("success", 120.0, now)])
+        delivery("slack", "queued", [])
+        delivery("webhook", "dead", [("fail", 2000.0, ago(days=2))])
+        await s.flush()
+        for row, attempts in return_row:
+            for n, (outcome, ms, at) in enumerate(attempts, start=1):
+                s.add(
+                    DeliveryAttemptRow(
+                        delivery_id=row.id,
+                        attempt=n,
+                        started_at=at,
+                        duration_ms=ms,
+                        status=200,
+                        outcome=outcome,
+                        reason="r",
+                        response_excerpt="",
+                    )
+                )
+        return Seeded(now, latest.finished_at)
+
+
+# -- tests ----------------------------------------------------------------------------
+
+
+async def scrape(api: Api, **kw: Any) -> dict[str, Family]:
+    reply = await api.get(METRICS, **kw)
+    assert reply.status == 200, reply.text
+    assert reply.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return parse_exposition(reply.text)
+
+
+async def _embedded_worker_registered(database: Database) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        async with database.session() as s, s.begin():
+            ids = set((await s.execute(select(WorkerRow.id))).scalars())
+        if ids - {"w-live", "w-stale"}:
+            return
+        assert loop.time() < deadline, "the API's worker never registered"
+        await asyncio.sleep(0.05)
+
+
+async def test_metrics_reflect_the_database(api: Api) -> None:
+    # The API's own worker registers at start-up (on SQLite it refuses to start
+    # beside another live worker): let it, before the seeded workers appear.
+    await _embedded_worker_registered(api.database)
+    seeded = await seed(api.database)
+    m = await scrape(api, token="read")
+
+    assert value(m, "cors_scanner_build_info", version=scanner.__version__) == 1
+    assert m["cors_scanner_build_info"].type == "gauge"
+
+    # Runs: finished ones by trigger and outcome, unfinished ones by status.
+    assert m["cors_scanner_runs_total"].type == "counter"
+    assert value(m, "cors_scanner_runs_total", trigger="api", outcome="completed") == 2
+    assert value(m, "cors_scanner_runs_total", trigger="manual", outcome="failed") == 1
+    assert value(m, "cors_scanner_runs_total", trigger="schedule", outcome="completed") == 2
+    assert value(m, "cors_scanner_runs_total", trigger="api", outcome="cancelled") == 0
+    assert value(m, "cors_scanner_runs_active", status="running") == 1
+    assert value(m, "cors_scanner_runs_active", status="queued") == 1
+
+    # Run durations: api 3 s and 90 s; schedule 4000 s and 20 s; manual 0.5 s.
+    h = "cors_scanner_run_duration_seconds"
+    assert bucket(m, h, "1", trigger="api") == 0
+    assert bucket(m, h, "5", trigger="api") == 1
+    assert bucket(m, h, "120", trigger="api") == 2
+    assert value(m, h, "_count", trigger="api") == 2
+    assert value(m, h, "_sum", trigger="api") == pytest.approx(93.0, abs=0.01)
+    assert bucket(m, h, "30", trigger="schedule") == 1
+    assert bucket(m, h, "3600", trigger="schedule") == 1
+    assert bucket(m, h, "7200", trigger="schedule") == 2
+    assert value(m, h, "_sum", trigger="schedule") == pytest.approx(4020.0, abs=0.01)
+    assert bucket(m, h, "1", trigger="manual") == 1
+
+    # The newest completed run of the schedule, under its (escaped) name.
+    last = value(m, "cors_scanner_last_run_completed_timestamp_seconds", schedule=WEIRD_SCHEDULE)
+    assert last == pytest.approx(seeded.last_nightly.timestamp(), abs=0.001)
+
+    # Probes: every run's counters; latency only for runs of the last 24 h.
+    assert value(m, "cors_scanner_probes_total", outcome="response") == 8 + 5 + 6
+    assert value(m, "cors_scanner_probes_total", outcome="error") == 3
+    p = "cors_scanner_probe_duration_seconds"
+    assert value(m, p, "_count", kind="simple") == 3
+    assert value(m, p, "_sum", kind="simple") == pytest.approx(0.444)
+    assert bucket(m, p, "0.005", kind="simple") == 1
+    assert bucket(m, p, "0.05", kind="simple") == 2
+    assert bucket(m, p, "0.5", kind="simple") == 3
+    assert value(m, p, "_count", kind="preflight") == 1
+    assert value(m, p, "_count", kind="error_path") == 0
+    assert "24 h" in (m[p].help or "")
+
+    # Findings, regressions, work, workers.
+    assert value(m, "cors_scanner_findings", severity="critical", status="open") == 2
+    assert value(m, "cors_scanner_findings", severity="high", status="new") == 1
+    assert value(m, "cors_scanner_findings", severity="low", status="resolved") == 1
+    assert value(m, "cors_scanner_findings", severity="medium", status="open") == 0
+    assert value(m, "cors_scanner_regressions_total", rule=RULE) == 2
+    assert value(m, "cors_scanner_regressions_total", rule="wildcard_origin") == 1
+    assert value(m, "cors_scanner_work_items", state="queued") == 2
+    assert value(m, "cors_scanner_work_items", state="leased") == 1
+    assert value(m, "cors_scanner_work_items", state="dead") == 1
+    assert not any(
+        dict(ls).get("state") == "done" for _, ls in m["cors_scanner_work_items"].samples
+    )
+    # The seeded live worker and the API's embedded one; not the stale one.
+    assert value(m, "cors_scanner_workers_alive") == 2
+
+    # Deliveries: final ones by channel and outcome, pending ones, attempts, latency (24 h).
+    d = "cors_scanner_webhook_deliveries_total"
+    assert value(m, d, channel="slack", outcome="delivered") == 1
+    assert value(m, d, channel="webhook", outcome="dead") == 1
+    assert value(m, d, channel="pagerduty", outcome="delivered") == 0
+    assert value(m, "cors_scanner_webhook_deliveries_pending", channel="slack", state="queued") == 1
+    a = "cors_scanner_webhook_delivery_attempts_total"
+    assert value(m, a, channel="slack", outcome="retry") == 1
+    assert value(m, a, channel="slack", outcome="success") == 1
+    assert value(m, a, channel="webhook", outcome="fail") == 1
+    w = "cors_scanner_webhook_delivery_duration_seconds"
+    assert value(m, w, "_count", channel="slack") == 2
+    assert value(m, w, "_sum", channel="slack") == pytest.approx(0.15)
+    assert bucket(m, w, "0.05", channel="slack") == 1
+    assert value(m, w, "_count", channel="webhook") == 0  # its attempt was 2 days ago
+
+
+async def test_no_label_carries_an_unbounded_value(api: Api) -> None:
+    await seed(api.database)
+    m = await scrape(api, token="read")
+    allowed = {
+        "version",
+        "trigger",
+        "outcome",
+        "status",
+        "schedule",
+        "kind",
+        "severity",
+        "rule",
+        "state",
+        "channel",
+        "le",
+    }
+    for family in m.values():
+        for _, labels in family.samples:
+            names = {n for n, _ in labels}
+            assert names <= allowed, (family.name, names)
+            assert not any("://" in v for _, v in labels), (family.name, labels)
+
+
+async def test_an_empty_database_still_gives_every_family(api: Api) -> None:
+    m = await scrape(api, token="read")
+    for name in (
+        "cors_scanner_runs_total",
+        "cors_scanner_run_duration_seconds",
+        "cors_scanner_probe_duration_seconds",
+        "cors_scanner_findings",
+        "cors_scanner_work_items",
+        "cors_scanner_workers_alive",
+        "cors_scanner_webhook_deliveries_total",
+    ):
+        assert name in m
+    assert value(m, "cors_scanner_run_duration_seconds", "_count", trigger="api") == 0
+    assert bucket(m, "cors_scanner_run_duration_seconds", "+Inf", trigger="api") == 0
+    assert value(m, "cors_scanner_work_items", state="queued") == 0
+
+
+async def test_metrics_need_a_read_token_by_default(api: Api) -> None:
+    reply = await api.get(METRICS, token=None)
+    assert reply.status == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    document = (await api.get("/api/v1/openapi.json", token=None)).body
+    assert document["paths"]["/metrics"]["get"]["x-required-scope"] == "read"
+
+
+async def test_metrics_can_be_public(serve_api: ApiFactory) -> None:
+    api = await serve_api(metrics_public=True)
+    families = await scrape(api, token=None)
+    assert "cors_scanner_build_info" in families
+    document = (await api.get("/api/v1/openapi.json", token=None)).body
+    assert document["paths"]["/metrics"]["get"]["security"] == []
+
+
+def test_the_public_setting_is_read_from_the_environment() -> None:
+    from scanner.settings import Settings
+
+    assert Settings.from_env({}).metrics_public is False
+    assert Settings.from_env({"CORS_SCANNER_METRICS_PUBLIC": "true"}).metrics_public is True
+
+
+# -- the writer on its own -------------------------------------------------------------
+
+
+def test_label_values_and_help_are_escaped() -> None:
+    text = render_exposition(
+        [
+            MetricFamily(
+                "cors_scanner_example",
+                MetricType.GAUGE,
+                'a \\ help\nline with "quotes"',
+                (Sample((("schedule", 'a"b\\c\nd'),), 1.5),),
+            )
+        ]
+    )
+    assert text == (
+        '# HELP cors_scanner_example a \\\\ help\\nline with "quotes"\n'
+        "# TYPE cors_scanner_example gauge\n"
+        'cors_scanner_example{schedule="a\\"b\\\\c\\nd"} 1.5\n'
+    )
+    parsed = parse_exposition(text)
+    assert value(parsed, "cors_scanner_example", schedule='a"b\\c\nd') == 1.5
+    assert escape_label_value("plain") == "plain"
+
+
+def test_invalid_families_are_refused() -> None:
+    with pytest.raises(ValueError, match="_total"):
+        MetricFamily("cors_scanner_runs", MetricType.COUNTER, "h")
+    with pytest.raises(ValueError, match="metric name"):
+        MetricFamily("other_runs_total", MetricType.COUNTER, "h")
+    with pytest.raises(ValueError, match="label name"):
+        MetricFamily("cors_scanner_x", MetricType.GAUGE, "h", (Sample((("bad-name", "v"),), 1),))
+    family = MetricFamily("cors_scanner_x", MetricType.GAUGE, "h")
+    with pytest.raises(ValueError, match="twice"):
+        render_exposition([family, family])
