@@ -34,6 +34,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from scanner.db.engine import Database
+from tests.loopback import (  # noqa: F401 - fixtures shared by every test directory
+    _no_proxy_environment,
+    serve_app,
+    serve_raw,
+    unused_port,
+)
 
 TEST_DATABASE_ENV = "CORS_SCANNER_TEST_DATABASE_URL"
 # Read at import, before the autouse fixture below strips CORS_SCANNER_* from each test.

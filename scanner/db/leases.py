@@ -281,13 +281,12 @@ async def renew_leases(
     return HeartbeatResult(frozenset(lost), frozenset(closed))
 
 
-async def complete_lease(session: AsyncSession, lease: Lease) -> bool:
-    """Mark the item done if we still hold it; False = lease lost, caller must roll back.
+async def _update_held(session: AsyncSession, lease: Lease, values: Mapping[str, Any]) -> bool:
+    """Apply ``values`` to the item only while ``lease`` still holds it; False if it does not.
 
-    Call inside the transaction that stores the item's results, so both land or neither.
+    The token changes on every claim and a finished item is no longer
+    'leased', so at most one such update per claim ever matches.
     """
-    # Guarantee: exactly one completion per item commits: the token changes on
-    # every claim and a done item is no longer 'leased'.
     row = (
         await session.execute(
             update(WorkItemRow)
@@ -296,16 +295,29 @@ async def complete_lease(session: AsyncSession, lease: Lease) -> bool:
                 WorkItemRow.lease_token == lease.token,
                 WorkItemRow.status == WorkStatus.LEASED.value,
             )
-            .values(
-                status=WorkStatus.DONE.value,
-                finished_at=db_now(session),
-                lease_expires_at=None,
-                last_error=None,
-            )
+            .values(**values)
             .returning(WorkItemRow.id)
         )
     ).scalar_one_or_none()
     return row is not None
+
+
+async def complete_lease(session: AsyncSession, lease: Lease) -> bool:
+    """Mark the item done if we still hold it; False = lease lost, caller must roll back.
+
+    Call inside the transaction that stores the item's results, so both land or neither.
+    """
+    # Guarantee: exactly one completion per item commits.
+    return await _update_held(
+        session,
+        lease,
+        {
+            "status": WorkStatus.DONE.value,
+            "finished_at": db_now(session),
+            "lease_expires_at": None,
+            "last_error": None,
+        },
+    )
 
 
 async def release_lease(
@@ -337,65 +349,28 @@ async def release_lease(
             else func.greatest(WorkItemRow.attempts - 1, 0)
         )
     # Guarantee: only the holder releases, and at most once (the token is cleared).
-    row = (
-        await session.execute(
-            update(WorkItemRow)
-            .where(
-                WorkItemRow.id == lease.item_id,
-                WorkItemRow.lease_token == lease.token,
-                WorkItemRow.status == WorkStatus.LEASED.value,
-            )
-            .values(**values)
-            .returning(WorkItemRow.id)
-        )
-    ).scalar_one_or_none()
-    return row is not None
+    return await _update_held(session, lease, values)
 
 
 async def kill_lease(session: AsyncSession, lease: Lease, *, error: str) -> bool:
     """Mark a held item ``dead`` (its holder gave up after its last attempt); False if lost."""
     # Guarantee: only the holder dead-letters its own item, once.
-    row = (
-        await session.execute(
-            update(WorkItemRow)
-            .where(
-                WorkItemRow.id == lease.item_id,
-                WorkItemRow.lease_token == lease.token,
-                WorkItemRow.status == WorkStatus.LEASED.value,
-            )
-            .values(
-                status=WorkStatus.DEAD.value,
-                last_error=error[:ERROR_LIMIT],
-                lease_expires_at=None,
-                finished_at=db_now(session),
-            )
-            .returning(WorkItemRow.id)
-        )
-    ).scalar_one_or_none()
-    return row is not None
+    return await _update_held(session, lease, _closed(session, WorkStatus.DEAD, error))
 
 
 async def abandon_lease(session: AsyncSession, lease: Lease, *, reason: str) -> bool:
     """Mark a held item ``cancelled`` (its run was cancelled); False if we no longer held it."""
     # Guarantee: only the holder closes its own item, once.
-    row = (
-        await session.execute(
-            update(WorkItemRow)
-            .where(
-                WorkItemRow.id == lease.item_id,
-                WorkItemRow.lease_token == lease.token,
-                WorkItemRow.status == WorkStatus.LEASED.value,
-            )
-            .values(
-                status=WorkStatus.CANCELLED.value,
-                last_error=reason[:ERROR_LIMIT],
-                lease_expires_at=None,
-                finished_at=db_now(session),
-            )
-            .returning(WorkItemRow.id)
-        )
-    ).scalar_one_or_none()
-    return row is not None
+    return await _update_held(session, lease, _closed(session, WorkStatus.CANCELLED, reason))
+
+
+def _closed(session: AsyncSession, status: WorkStatus, why: str) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "last_error": why[:ERROR_LIMIT],
+        "lease_expires_at": None,
+        "finished_at": db_now(session),
+    }
 
 
 async def exhausted_items(session: AsyncSession, *, limit: int = 100) -> list[tuple[int, int]]:

@@ -12,92 +12,21 @@ Fixtures only, so test modules import nothing from here:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from scanner.alerts.envelope import AlertEvent, EndpointRef, EventType, api_links
 from scanner.alerts.sender import build_hook_session
 from scanner.alerts.ssrf import AddressPolicy
 from scanner.core.severity import Severity
 
-RawHandler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-ServeApp = Callable[[web.Application], Awaitable[str]]
-ServeRaw = Callable[[RawHandler], Awaitable[str]]
-
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 OCCURRED_AT = datetime(2026, 1, 31, 2, 0, 0, tzinfo=UTC)
 BASE_URL = "https://cors.example.com"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The hook session ignores proxies anyway; this keeps the tests honest about it.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture
-async def serve_app() -> AsyncIterator[ServeApp]:
-    """Start aiohttp applications on 127.0.0.1; returns ``http://127.0.0.1:PORT``."""
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-async def _read_head(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return b""
-
-
-@pytest.fixture
-async def serve_raw() -> AsyncIterator[ServeRaw]:
-    """Start raw TCP servers on 127.0.0.1; handlers run once the request head arrived."""
-    servers: list[asyncio.Server] = []
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def start(handler: RawHandler) -> str:
-        async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            tasks.add(task)
-            try:
-                await handler(await _read_head(reader), reader, writer)
-            except (ConnectionError, asyncio.CancelledError):
-                pass  # the sender hangs up on hostile receivers: that is the point
-            finally:
-                writer.transport.abort()
-
-        server = await asyncio.start_server(guarded, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-    yield start
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for server in servers:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.fixture

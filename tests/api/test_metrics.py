@@ -247,8 +247,18 @@ async def seed(database: Database) -> Seeded:
             probe_errors=1,
         )
         latest = scan("completed", "schedule", ago(days=1), 20.0, schedule_id=nightly.id)
-        scan("running", "schedule", ago(minutes=5), None, schedule_id=nightly.id)
-        scan("queued", "api", ago(minutes=1), None)
+        # Active runs still have work left: with none, the worker's sweeper would
+        # rightly finalise them while the test scrapes.
+        scan(
+            "running",
+            "schedule",
+            ago(minutes=5),
+            None,
+            schedule_id=nightly.id,
+            items_total=3,
+            items_remaining=2,
+        )
+        scan("queued", "api", ago(minutes=1), None, items_total=1, items_remaining=1)
         await s.flush()
         assert latest.finished_at is not None
 

@@ -29,7 +29,7 @@ from scanner.engine import Engine, ScanOptions, Target
 from scanner.hostnames import default_public_suffixes
 from scanner.prober import ProbeLimits
 from scanner.prober.execute import IDEMPOTENT_METHODS
-from tests.hardening.conftest import ServeApp, ServeRaw
+from tests.loopback import ServeApp, ServeRaw
 
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

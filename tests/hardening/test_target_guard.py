@@ -26,7 +26,7 @@ from scanner.hostnames import default_public_suffixes
 from scanner.prober import ProbeLimits, Prober
 from scanner.prober.guard import DEFAULT_TARGET_POLICY, target_policy
 from scanner.settings import Settings
-from tests.hardening.conftest import ServeApp, ServeRaw
+from tests.loopback import ServeApp, ServeRaw
 
 
 async def acao_star(request: web.Request) -> web.Response:

@@ -56,15 +56,17 @@ async def test_workers_drain_a_run_exactly_once_despite_a_sigkill(database: Data
     _postgres_only(database)
     async with targets(3) as bases:
         # Slow enough that the kill lands mid-batch; three hosts so both workers have work.
-        urls = [f"{base}/api/{i}?delay=0.6" for base in bases for i in range(4)]
+        urls = [f"{base}/api/{i}?delay=0.2" for base in bases for i in range(4)]
         endpoint_ids = await add_endpoints(database, urls)
         run_id = await _plan(database)
         victim = await start_worker(database.url)
-        survivor = await start_worker(database.url)
+        survivor: asyncio.subprocess.Process | None = None
         try:
             # Wait until the victim holds a lease, then kill it without any cleanup.
+            # The survivor starts only then: started together, a faster-starting
+            # survivor could lease every host first and leave the victim nothing.
             victim_item: int | None = None
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(30):
                 while victim_item is None:
                     for item in await items(database, run_id):
                         if item.status == "leased" and item.leased_by is not None:
@@ -72,12 +74,13 @@ async def test_workers_drain_a_run_exactly_once_despite_a_sigkill(database: Data
                             if owners.get(item.leased_by) == victim.pid:
                                 victim_item = item.id
                     await asyncio.sleep(0.05)
+            survivor = await start_worker(database.url)
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
 
-            run = await wait_run_final(database, run_id, limit_s=40)
+            run = await wait_run_final(database, run_id, limit_s=60)
         finally:
-            code, err = await _stop(survivor)
+            code, err = await _stop(survivor) if survivor is not None else (None, "no survivor")
             if victim.returncode is None:
                 victim.kill()
                 await victim.wait()
