@@ -21,7 +21,7 @@ inventory, not news).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,15 +37,14 @@ from scanner.core.diff import (
     diff_run,
     normalise_cors_headers,
 )
-from scanner.core.findings import Category, Evidence, Finding
+from scanner.core.findings import Finding
 from scanner.core.headers import Headers
 from scanner.core.lifecycle import Event, EventKind
 from scanner.core.plan import PreflightPurpose
-from scanner.core.severity import Severity
 from scanner.db import findings as store
 from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.leases import database_time
-from scanner.db.scans import ScanStatus
+from scanner.db.scans import ScanStatus, stored_finding
 from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
@@ -135,39 +134,6 @@ def probe_headers(row: StoredProbe) -> HeaderLines | None:
     headers = Headers.of((str(n), str(v)) for n, v in (row.response_headers or ()))
     return normalise_cors_headers(
         headers, origin=row.origin, random_header_names=_random_header_names(row)
-    )
-
-
-def _evidence(doc: Mapping[str, Any]) -> Evidence:
-    request = doc.get("request") or {}
-    response = doc.get("response") or {}
-    return Evidence(
-        probe_key=str(doc.get("probe", "")),
-        origin=str(doc.get("origin", "")),
-        origin_kind=str(doc.get("origin_kind", "")),
-        method=str(request.get("method", "")),
-        url=str(request.get("url", "")),
-        request_headers=Headers.of((str(n), str(v)) for n, v in request.get("headers") or ()),
-        status=response.get("status"),
-        response_headers=Headers.of((str(n), str(v)) for n, v in response.get("headers") or ()),
-        error=doc.get("error"),
-        verdict=str(doc.get("verdict") or ""),
-    )
-
-
-def stored_finding(row: ScanFindingRow, method: str, url: str) -> Finding:
-    """The core finding a stored row holds (its fingerprint is the stored one)."""
-    return Finding(
-        rule_id=row.rule_id,
-        severity=Severity(row.severity),
-        category=Category(row.category),
-        title=row.title,
-        endpoint_method=method,
-        endpoint_url=url,
-        origin_class=row.origin_class,
-        summary=row.summary,
-        evidence=tuple(_evidence(e) for e in row.evidence or ()),
-        credentialed=row.credentialed,
     )
 
 
@@ -400,5 +366,4 @@ __all__ = [
     "probe_headers",
     "routed",
     "run_snapshots",
-    "stored_finding",
 ]

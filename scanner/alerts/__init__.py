@@ -48,8 +48,8 @@ from scanner.alerts.sender import (
 )
 from scanner.alerts.signing import WebhookSecret, verify_github, verify_standard
 from scanner.alerts.slack import build_slack_request
-from scanner.alerts.ssrf import AddressPolicy, check_hook_url, check_url, guarded_connector
 from scanner.alerts.webhook import WebhookTarget, build_webhook_request, new_message_id
+from scanner.ssrf import AddressPolicy, check_hook_url, check_url, guarded_connector
 
 __all__ = [
     "Action",

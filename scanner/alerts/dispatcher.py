@@ -42,7 +42,6 @@ from scanner.alerts.sender import (
     build_hook_session,
     deliver,
 )
-from scanner.alerts.ssrf import AddressPolicy
 from scanner.alerts.webhook import WebhookTarget, build_webhook_request
 from scanner.db.engine import Database
 from scanner.db.hooks import ClaimedDelivery, HookKind, HookRecord, HookSecrets, hook_secrets
@@ -54,6 +53,7 @@ from scanner.db.leases import (
 )
 from scanner.errors import ScannerError
 from scanner.settings import Settings
+from scanner.ssrf import AddressPolicy
 
 log = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ class DeliveryError(StrEnum):
     TLS = "tls"  # handshake or certificate verification failed
     RESET = "reset"  # the connection broke or closed before a response
     PROTOCOL = "protocol"  # the response was not valid HTTP
-    BLOCKED = "blocked"  # the SSRF guard refused the address (scanner.alerts.ssrf)
+    BLOCKED = "blocked"  # the SSRF guard refused the address (scanner.ssrf)
     INVALID_URL = "invalid_url"  # the hook's URL cannot be requested at all
     OTHER = "other"  # anything unexpected (our bug): not retried, to avoid hammering
 

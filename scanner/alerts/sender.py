@@ -30,7 +30,7 @@ from scanner.alerts.retry import (
     classify_response,
     parse_retry_after,
 )
-from scanner.alerts.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress, guarded_connector
+from scanner.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress, guarded_connector
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -139,7 +139,7 @@ def build_hook_session(
 ) -> aiohttp.ClientSession:
     """A ClientSession for receivers, behind the SSRF guard. Call inside a running loop.
 
-    - every connection goes through ``scanner.alerts.ssrf.guarded_connector``
+    - every connection goes through ``scanner.ssrf.guarded_connector``
       (``resolver`` is its inner resolver; default: the system's);
     - no proxies and no ~/.netrc (``trust_env`` off): see the ssrf module;
     - no cookie jar: one receiver's cookies never ride along to another;

@@ -39,7 +39,7 @@ class WebhookTarget:
     ``secrets`` sign every request, current first; during a rotation's grace
     period pass ``(new, old)`` and receivers holding either keep verifying.
     ``github_signature`` adds ``X-Hub-Signature-256`` (current secret only).
-    ``url`` is assumed checked by ``scanner.alerts.ssrf.check_hook_url`` when
+    ``url`` is assumed checked by ``scanner.ssrf.check_hook_url`` when
     the hook was saved; the session's guard checks it again on connect.
     """
 

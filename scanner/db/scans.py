@@ -13,6 +13,7 @@ Lists are keyset-paginated on ``id`` with an opaque cursor (see ``Page``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +23,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.core.checks import Assessment
+from scanner.core.findings import Category, Evidence, Finding
+from scanner.core.headers import Headers
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
 from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanProbeRow, ScanRow
@@ -625,3 +628,39 @@ async def severity_counts(session: AsyncSession, scan_ids: list[int]) -> dict[in
     for scan_id, severity, count in rows.all():
         out[scan_id][severity] = int(count)
     return out
+
+
+# -- stored rows as core values ------------------------------------------------------
+
+
+def _stored_evidence(doc: Mapping[str, Any]) -> Evidence:
+    request = doc.get("request") or {}
+    response = doc.get("response") or {}
+    return Evidence(
+        probe_key=str(doc.get("probe", "")),
+        origin=str(doc.get("origin", "")),
+        origin_kind=str(doc.get("origin_kind", "")),
+        method=str(request.get("method", "")),
+        url=str(request.get("url", "")),
+        request_headers=Headers.of((str(n), str(v)) for n, v in request.get("headers") or ()),
+        status=response.get("status"),
+        response_headers=Headers.of((str(n), str(v)) for n, v in response.get("headers") or ()),
+        error=doc.get("error"),
+        verdict=str(doc.get("verdict") or ""),
+    )
+
+
+def stored_finding(row: ScanFindingRow, method: str, url: str) -> Finding:
+    """The core finding a stored row holds (its fingerprint is the stored one)."""
+    return Finding(
+        rule_id=row.rule_id,
+        severity=Severity(row.severity),
+        category=Category(row.category),
+        title=row.title,
+        endpoint_method=method,
+        endpoint_url=url,
+        origin_class=row.origin_class,
+        summary=row.summary,
+        evidence=tuple(_stored_evidence(e) for e in row.evidence or ()),
+        credentialed=row.credentialed,
+    )

@@ -1,6 +1,6 @@
 """Which addresses scan targets may be, checked on every connection the prober opens.
 
-The rule is the hook URLs' SSRF guard (:mod:`scanner.alerts.ssrf`) with a
+The rule is the hook URLs' SSRF guard (:mod:`scanner.ssrf`) with a
 different default: an internal scanner must reach private and loopback
 addresses, but a target URL pointing at a cloud metadata service
 (169.254.169.254, fd00:ec2::254, 100.100.100.200, ``metadata.google.internal``)
@@ -8,7 +8,7 @@ or at a link-local address is refused unless explicitly allowed. Unspecified,
 multicast and reserved addresses are never connected to.
 
 The check runs *after* DNS resolution, on the address actually connected to
-(:func:`scanner.alerts.ssrf.guarded_connector`), so a name that resolves to a
+(:func:`scanner.ssrf.guarded_connector`), so a name that resolves to a
 metadata address, or one that changes its answer between two probes (DNS
 rebinding), is caught too. Redirects are never followed by the prober.
 
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from yarl import URL
 
-from scanner.alerts.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress
+from scanner.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress
 
 if TYPE_CHECKING:
     from scanner.settings import Settings

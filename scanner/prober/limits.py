@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 
 from scanner import __version__
-from scanner.alerts.ssrf import AddressPolicy
 from scanner.errors import ConfigError
 from scanner.prober.guard import DEFAULT_TARGET_POLICY
+from scanner.ssrf import AddressPolicy
 
 DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+https://github.com/cors-scanner/cors-scanner)"
 

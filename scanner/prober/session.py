@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
 
-from scanner.alerts.ssrf import BlockedAddress, guarded_connector
 from scanner.errors import ConfigError
 from scanner.prober.guard import proxied_refusal
 from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import DEFAULT_PORTS
+from scanner.ssrf import BlockedAddress, guarded_connector
 
 # Headers aiohttp would add on its own. A browser's preflight carries no Accept-
 # Encoding and a bodiless POST no Content-Type; some servers vary their CORS

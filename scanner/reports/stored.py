@@ -6,7 +6,7 @@ values, so the renderers of ``cors-scanner scan`` (JSON, SARIF, JUnit, CSV)
 serve ``GET /api/v1/scans/{id}/report`` and ``cors-scanner runs report``
 unchanged. The conversion, once, for both:
 
-- findings are the stored ones, through ``scanner.regressions.stored_finding``
+- findings are the stored ones, through ``scanner.db.scans.stored_finding``
   (the row-to-Finding conversion the run diff uses), so fingerprints and
   evidence are exactly what the run recorded; ``related`` is not stored and
   comes back empty;
@@ -44,10 +44,9 @@ from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, ProbeReques
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.core.variants import ProbeOrigin, VariantKind
-from scanner.db.scans import ScanRecord, get_scan
+from scanner.db.scans import ScanRecord, get_scan, stored_finding
 from scanner.db.tables import EndpointRow, ScanEndpointRow, ScanFindingRow, ScanProbeRow
 from scanner.errors import Conflict, InvalidOrigin
-from scanner.regressions import stored_finding
 from scanner.reports.csv import render_csv
 from scanner.reports.json import scan_document
 from scanner.reports.junit import render_junit

@@ -22,8 +22,8 @@ import pytest
 
 from scanner.alerts.envelope import AlertEvent, EndpointRef, EventType, api_links
 from scanner.alerts.sender import build_hook_session
-from scanner.alerts.ssrf import AddressPolicy
 from scanner.core.severity import Severity
+from scanner.ssrf import AddressPolicy
 
 OCCURRED_AT = datetime(2026, 1, 31, 2, 0, 0, tzinfo=UTC)
 BASE_URL = "https://cors.example.com"

@@ -22,10 +22,10 @@ from scanner.alerts.dispatcher import Dispatcher, DispatcherConfig
 from scanner.alerts.envelope import AlertEvent
 from scanner.alerts.retry import RetryPolicy
 from scanner.alerts.signing import WebhookSecret, verify_github, verify_standard
-from scanner.alerts.ssrf import AddressPolicy
 from scanner.db import hooks
 from scanner.db.engine import Database
 from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind, OutgoingEvent
+from scanner.ssrf import AddressPolicy
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

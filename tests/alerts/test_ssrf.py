@@ -13,7 +13,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from scanner.alerts.retry import DeliveryError, Outcome
 from scanner.alerts.sender import Channel, PreparedRequest, build_hook_session, deliver
-from scanner.alerts.ssrf import (
+from scanner.errors import InvalidURL, UnsafeURL
+from scanner.ssrf import (
     AddressClass,
     AddressPolicy,
     GuardedResolver,
@@ -22,7 +23,6 @@ from scanner.alerts.ssrf import (
     classify_address,
     guard_socket_factory,
 )
-from scanner.errors import InvalidURL, UnsafeURL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

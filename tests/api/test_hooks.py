@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from scanner.alerts.dispatcher import Dispatcher, DispatcherConfig
 from scanner.alerts.signing import WebhookSecret, verify_standard
-from scanner.alerts.ssrf import AddressPolicy
+from scanner.ssrf import AddressPolicy
 from tests.api.client import Api
 
 

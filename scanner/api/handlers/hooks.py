@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from scanner.alerts.envelope import AlertEvent, EventType
-from scanner.alerts.ssrf import check_hook_url
 from scanner.api.app import DATABASE, SETTINGS
 from scanner.api.auth import current_token
 from scanner.api.handlers.system import iso
@@ -42,6 +41,7 @@ from scanner.db import hooks as store
 from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind, HookRecord
 from scanner.db.tokens import Scope
 from scanner.settings import Settings
+from scanner.ssrf import check_hook_url
 
 SEVERITIES = tuple(s.value for s in sorted(Severity, reverse=True))
 EVENT_TYPES = tuple(t.value for t in EventType)

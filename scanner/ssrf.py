@@ -1,7 +1,8 @@
 """SSRF guard: which addresses we may connect to, checked at configuration *and* at connect time.
 
-A hook URL is chosen by a user; the request is sent from inside the network
-that runs cors-scanner. Without a guard, ``http://169.254.169.254/...`` reads
+Shared by the alert senders (hook URLs) and the prober (scan targets, with
+its own rule: ``scanner.prober.guard``). A hook URL is chosen by a user; the
+request is sent from inside the network that runs cors-scanner. Without a guard, ``http://169.254.169.254/...`` reads
 cloud credentials and ``http://10.0.0.5:9200/`` pokes an internal database.
 
 Two layers, one rule (:class:`AddressPolicy`):
