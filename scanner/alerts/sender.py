@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from scanner import __version__
+from scanner import PROJECT_URL, __version__
 from scanner.alerts.retry import (
     Classification,
     DeliveryError,
@@ -43,9 +43,7 @@ __all__ = [
     "deliver",
 ]
 
-DEFAULT_USER_AGENT = (
-    f"cors-scanner-hooks/{__version__} (+https://github.com/cors-scanner/cors-scanner)"
-)
+DEFAULT_USER_AGENT = f"cors-scanner-hooks/{__version__} (+{PROJECT_URL})"
 DEFAULT_TIMEOUT = 15.0  # seconds; GitHub waits 10 s, Standard Webhooks suggests 15-30 s
 MAX_EXCERPT_BYTES = 2048  # of the response body, for the delivery log
 # What aiohttp buffers of a body before it stops reading the socket: bounds

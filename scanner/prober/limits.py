@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scanner import __version__
+from scanner import PROJECT_URL, __version__
 from scanner.errors import ConfigError
 from scanner.prober.guard import DEFAULT_TARGET_POLICY
 from scanner.ssrf import AddressPolicy
 
-DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+https://github.com/cors-scanner/cors-scanner)"
+DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+{PROJECT_URL})"
 
 # Below this a header line cannot even hold a long Access-Control-Allow-Headers
 # value; a cap that small would turn ordinary servers into findings.

@@ -31,7 +31,7 @@ SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TOOL_NAME = "cors-scanner"
 # The project's home, as the prober's User-Agent names it (scanner.cli.options).
-INFORMATION_URI = "https://github.com/cors-scanner/cors-scanner"
+INFORMATION_URI = scanner.PROJECT_URL
 FINGERPRINT_KEY = "corsScannerFingerprint/v1"
 # GitHub matches alerts across runs by this key; our fingerprint is stabler
 # than a hash of a "line" in a URL, so it stands in for it.
