@@ -9,7 +9,7 @@ then writes must hold the write lock from the start or it can fail with
 "database is locked" however long the busy timeout is.
 
 Migrations are Alembic revisions under ``migrations/`` at the repository
-root; ``Database.upgrade()`` runs them programmatically on this handle's own
+root, installed as the ``scanner.migrations`` package; ``Database.upgrade()`` runs them programmatically on this handle's own
 engine, so no ``alembic.ini`` or working directory is involved.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -41,8 +42,17 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for SQLite's one writ
 CONNECT_TIMEOUT_S = 10.0  # PostgreSQL: fail fast with a clear message instead of hanging
 
 _MIGRATION_LOCK = threading.Lock()
-_REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-MIGRATIONS_DIR = _REPO_ROOT / "migrations"
+# ``migrations/`` at the repository's top ships as the ``scanner.migrations``
+# package (pyproject.toml maps it), so a wheel install and an editable
+# checkout find the same revisions, whatever the working directory.
+def _migrations_dir() -> Path:
+    spec = importlib.util.find_spec("scanner.migrations")
+    if spec is None or spec.origin is None:  # a broken install: alembic_config() says so
+        return Path(__file__).resolve().parent.parent / "migrations"
+    return Path(spec.origin).parent
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 @dataclass(frozen=True, slots=True)
