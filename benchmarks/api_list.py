@@ -72,8 +72,8 @@ from scanner.db.engine import Database
 from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
-    ScanFindingRow,
-    ScanRow,
+    RunFindingRow,
+    RunRow,
 )
 from scanner.db.tokens import Scope, create_token
 from scanner.settings import Settings
@@ -196,12 +196,12 @@ async def _fill_sqlite(
             if tags:
                 await session.execute(insert(EndpointTagRow), tags)
     async with database.session() as session, session.begin():
-        await session.execute(insert(ScanRow), [_scan_row(endpoints, findings, now)])
+        await session.execute(insert(RunRow), [_scan_row(endpoints, findings, now)])
     for start in range(1, findings + 1, BATCH):
         stop = min(findings + 1, start + BATCH)
         async with database.session() as session, session.begin():
             await session.execute(
-                insert(ScanFindingRow),
+                insert(RunFindingRow),
                 [_finding_row(n, endpoints, now, rng) for n in range(start, stop)],
             )
     if analyze:

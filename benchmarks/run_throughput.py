@@ -246,11 +246,11 @@ async def wait_registered(db: Database, count: int, deadline: float) -> None:
 
 
 async def wait_finalised(db: Database, run_id: int, deadline: float) -> Any:
-    from scanner.db.tables import ScanRow
+    from scanner.db.tables import RunRow
 
     while True:
         async with db.session() as session, session.begin():
-            run = await session.get(ScanRow, run_id, populate_existing=True)
+            run = await session.get(RunRow, run_id, populate_existing=True)
             assert run is not None
             if run.finalized_at is not None:
                 session.expunge(run)

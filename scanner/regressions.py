@@ -44,14 +44,14 @@ from scanner.core.plan import PreflightPurpose
 from scanner.db import findings as store
 from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.leases import database_time
-from scanner.db.scans import ScanStatus, stored_finding
+from scanner.db.runs import RunStatus, stored_finding
 from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
-    ScanEndpointRow,
-    ScanFindingRow,
-    ScanProbeRow,
-    ScanRow,
+    RunEndpointRow,
+    RunFindingRow,
+    RunProbeRow,
+    RunRow,
 )
 from scanner.errors import NotFound
 
@@ -103,14 +103,14 @@ class StoredProbe(Protocol):
 # Only these columns are loaded when a whole run is read: not the verdicts,
 # not the ORM objects, so finalising a large run stays small in memory.
 _PROBE_COLUMNS = (
-    ScanProbeRow.endpoint_id,
-    ScanProbeRow.probe_key,
-    ScanProbeRow.purpose,
-    ScanProbeRow.origin,
-    ScanProbeRow.status,
-    ScanProbeRow.error,
-    ScanProbeRow.request_headers,
-    ScanProbeRow.response_headers,
+    RunProbeRow.endpoint_id,
+    RunProbeRow.probe_key,
+    RunProbeRow.purpose,
+    RunProbeRow.origin,
+    RunProbeRow.status,
+    RunProbeRow.error,
+    RunProbeRow.request_headers,
+    RunProbeRow.response_headers,
 )
 _STREAM_ROWS = 1000
 
@@ -142,15 +142,15 @@ async def run_snapshots(session: AsyncSession, run_id: int) -> list[EndpointSnap
     endpoints = {
         row.endpoint_id: row
         for row in (
-            await session.execute(select(ScanEndpointRow).where(ScanEndpointRow.scan_id == run_id))
+            await session.execute(select(RunEndpointRow).where(RunEndpointRow.scan_id == run_id))
         ).scalars()
     }
     headers: dict[int, dict[str, HeaderLines]] = {e: {} for e in endpoints}
     failed: dict[int, dict[str, str]] = {e: {} for e in endpoints}
     probes = await session.stream(
         select(*_PROBE_COLUMNS)
-        .where(ScanProbeRow.scan_id == run_id)
-        .order_by(ScanProbeRow.id)
+        .where(RunProbeRow.scan_id == run_id)
+        .order_by(RunProbeRow.id)
         .execution_options(yield_per=_STREAM_ROWS)
     )
     async for probe in probes:
@@ -164,7 +164,7 @@ async def run_snapshots(session: AsyncSession, run_id: int) -> list[EndpointSnap
     found: dict[int, list[Finding]] = {e: [] for e in endpoints}
     seen: set[str] = set()
     rows = await session.execute(
-        select(ScanFindingRow).where(ScanFindingRow.scan_id == run_id).order_by(ScanFindingRow.id)
+        select(RunFindingRow).where(RunFindingRow.scan_id == run_id).order_by(RunFindingRow.id)
     )
     for row in rows.scalars():
         endpoint = endpoints.get(row.endpoint_id)
@@ -187,11 +187,11 @@ async def run_snapshots(session: AsyncSession, run_id: int) -> list[EndpointSnap
 # -- the previous run ------------------------------------------------------------
 
 
-def _finished(run: type[ScanRow]) -> Any:
+def _finished(run: type[RunRow]) -> Any:
     # Runs finalised by the worker carry finalized_at (issue 4); older ones
     # only their final status.
-    finalized = ScanRow.__table__.c.get("finalized_at")
-    done = run.status == ScanStatus.COMPLETED.value
+    finalized = RunRow.__table__.c.get("finalized_at")
+    done = run.status == RunStatus.COMPLETED.value
     return done if finalized is None else (done | finalized.is_not(None))
 
 
@@ -202,24 +202,24 @@ async def _previous_runs(
     if not endpoint_ids:
         return {}
     conditions = [
-        ScanEndpointRow.endpoint_id.in_(list(endpoint_ids)),
-        ScanEndpointRow.scan_id < run_id,
-        _finished(ScanRow),
+        RunEndpointRow.endpoint_id.in_(list(endpoint_ids)),
+        RunEndpointRow.scan_id < run_id,
+        _finished(RunRow),
     ]
-    schedule = ScanRow.__table__.c.get("schedule_id")
+    schedule = RunRow.__table__.c.get("schedule_id")
     if schedule is not None:
         current = (
-            await session.execute(select(schedule).where(ScanRow.id == run_id))
+            await session.execute(select(schedule).where(RunRow.id == run_id))
         ).scalar_one_or_none()
         if current is not None:
             conditions.append(schedule == current)
     if reachable_only:
-        conditions.append(ScanEndpointRow.reachable.is_(True))
+        conditions.append(RunEndpointRow.reachable.is_(True))
     query = (
-        select(ScanEndpointRow.endpoint_id, func.max(ScanEndpointRow.scan_id))
-        .join(ScanRow, ScanRow.id == ScanEndpointRow.scan_id)
+        select(RunEndpointRow.endpoint_id, func.max(RunEndpointRow.scan_id))
+        .join(RunRow, RunRow.id == RunEndpointRow.scan_id)
         .where(and_(*conditions))
-        .group_by(ScanEndpointRow.endpoint_id)
+        .group_by(RunEndpointRow.endpoint_id)
     )
     return {endpoint: run for endpoint, run in (await session.execute(query)).all()}
 
@@ -233,7 +233,7 @@ async def previous_headers(
     for endpoint_id, previous in runs.items():
         rows = await session.execute(
             select(*_PROBE_COLUMNS).where(
-                ScanProbeRow.scan_id == previous, ScanProbeRow.endpoint_id == endpoint_id
+                RunProbeRow.scan_id == previous, RunProbeRow.endpoint_id == endpoint_id
             )
         )
         lines = {r.probe_key: h for r in rows if (h := probe_headers(r)) is not None}
@@ -271,8 +271,8 @@ async def endpoint_refs(
     missing = [i for i in ids if i not in refs]
     if missing and run_id is not None:
         rows = await session.execute(
-            select(ScanEndpointRow).where(
-                ScanEndpointRow.scan_id == run_id, ScanEndpointRow.endpoint_id.in_(missing)
+            select(RunEndpointRow).where(
+                RunEndpointRow.scan_id == run_id, RunEndpointRow.endpoint_id.in_(missing)
             )
         )
         for stored in rows.scalars():
@@ -306,7 +306,7 @@ async def apply_run_diff(
     finding changed under us (a concurrent triage): roll back and retry.
     """
     when = now or await database_time(session)
-    run = await session.get(ScanRow, run_id)
+    run = await session.get(RunRow, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     snapshots = await run_snapshots(session, run_id)

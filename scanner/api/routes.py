@@ -13,7 +13,7 @@ from scanner.api.handlers import (
     metrics,
     policies,
     reports,
-    scans,
+    runs,
     schedules,
     system,
     tokens,
@@ -43,13 +43,13 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
     ("GET", f"{API}/policies/{{id}}", policies.get_policy),
     ("PATCH", f"{API}/policies/{{id}}", policies.patch_policy),
     ("DELETE", f"{API}/policies/{{id}}", policies.delete_policy),
-    # scans
-    ("GET", f"{API}/scans", scans.list_scans),
-    ("POST", f"{API}/scans", scans.create_scan),
-    ("GET", f"{API}/scans/{{id}}", scans.get_scan),
-    ("GET", f"{API}/scans/{{id}}/findings", scans.list_findings),
-    ("GET", f"{API}/scans/{{id}}/probes", scans.list_probes),
-    ("POST", f"{API}/scans/{{id}}/cancel", scans.cancel_scan),
+    # runs (the REST paths keep their published name, /scans)
+    ("GET", f"{API}/scans", runs.list_runs),
+    ("POST", f"{API}/scans", runs.create_run),
+    ("GET", f"{API}/scans/{{id}}", runs.get_run),
+    ("GET", f"{API}/scans/{{id}}/findings", runs.list_findings),
+    ("GET", f"{API}/scans/{{id}}/probes", runs.list_probes),
+    ("POST", f"{API}/scans/{{id}}/cancel", runs.cancel_run),
     # schedules and workers (issue 4)
     ("GET", f"{API}/schedules", schedules.list_schedules),
     ("POST", f"{API}/schedules", schedules.create_schedule),
@@ -69,7 +69,7 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
     ("PATCH", f"{API}/findings/{{id}}", findings.triage_finding),
     ("GET", f"{API}/findings/{{id}}/history", findings.finding_history),
     ("GET", f"{API}/regressions", findings.list_regressions),
-    ("GET", f"{API}/scans/{{id}}/regressions", findings.list_scan_regressions),
+    ("GET", f"{API}/scans/{{id}}/regressions", findings.list_run_regressions),
     # alert hooks (issue 5)
     ("GET", f"{API}/hooks", hooks.list_hooks),
     ("POST", f"{API}/hooks", hooks.create_hook),

@@ -17,9 +17,9 @@ from typing import Any
 
 from scanner.cli import EXIT_OK
 from scanner.cli.database import open_database, run_with_database
-from scanner.db import audit, scans, schedules, work
+from scanner.db import audit, runs, schedules, work
 from scanner.db.engine import Database
-from scanner.db.scans import ScanRecord, ScanSelection, ScanStatus, ScanTrigger
+from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger
 from scanner.db.schedules import ScheduleInput, ScheduleRecord
 from scanner.errors import InputError
 from scanner.settings import Settings
@@ -47,10 +47,10 @@ def _fmt(p: argparse.ArgumentParser) -> None:
 
 
 def _register_runs(subparsers: argparse._SubParsersAction[Any]) -> None:
-    runs = subparsers.add_parser("runs", help="list, show, start and cancel runs (scans)")
-    sub = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+    group = subparsers.add_parser("runs", help="list, show, start and cancel runs (scans)")
+    sub = group.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
     p = sub.add_parser("list", help="runs, newest first")
-    p.add_argument("--status", choices=[s.value for s in ScanStatus])
+    p.add_argument("--status", choices=[s.value for s in RunStatus])
     p.add_argument("--limit", type=int, default=20)
     _fmt(p)
     p.set_defaults(handler=_runs_list)
@@ -111,7 +111,7 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def run_json(run: ScanRecord, eta: float | None = None) -> dict[str, Any]:
+def run_json(run: RunRecord, eta: float | None = None) -> dict[str, Any]:
     """A run for the CLI's JSON output."""
     return {
         "id": run.id,
@@ -183,8 +183,8 @@ def _stale(settings: Settings) -> float:
 def _runs_list(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.session() as s, s.begin():
-            page = await scans.list_scans(
-                s, limit=args.limit, status=None if args.status is None else ScanStatus(args.status)
+            page = await runs.list_runs(
+                s, limit=args.limit, status=None if args.status is None else RunStatus(args.status)
             )
         docs = [run_json(r) for r in page.items]
         if args.format == "json":
@@ -199,7 +199,7 @@ def _runs_list(args: argparse.Namespace, settings: Settings) -> int:
 def _runs_show(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.session() as s, s.begin():
-            record = await scans.get_scan(s, args.id)
+            record = await runs.get_run(s, args.id)
             progress = await work.run_progress(s, record, stale_after=_stale(settings))
         doc = run_json(record, progress.eta_seconds)
         doc["items_dead"] = progress.items_dead
@@ -218,7 +218,7 @@ def _runs_show(args: argparse.Namespace, settings: Settings) -> int:
 def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
     if args.endpoint_ids and (args.tag or args.owner):
         raise InputError("give either --endpoint or --tag/--owner, not both")
-    selection = ScanSelection(
+    selection = RunSelection(
         endpoint_ids=tuple(args.endpoint_ids) if args.endpoint_ids else None,
         tag=args.tag,
         owner=args.owner,
@@ -229,7 +229,7 @@ def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
             record = await work.plan_run(
                 s,
                 selection=selection,
-                trigger=ScanTrigger.MANUAL,
+                trigger=RunTrigger.MANUAL,
                 requested_by=ACTOR,
                 settings=work.PlanSettings(settings.batch_size, settings.max_attempts),
             )
@@ -270,12 +270,12 @@ def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return run_with_database(settings, run)
 
 
-def _selection(args: argparse.Namespace) -> ScanSelection | None:
+def _selection(args: argparse.Namespace) -> RunSelection | None:
     if args.all:
-        return ScanSelection()
+        return RunSelection()
     if args.tag is None and args.owner is None:
         return None
-    return ScanSelection(tag=args.tag, owner=args.owner)
+    return RunSelection(tag=args.tag, owner=args.owner)
 
 
 def _schedules_list(args: argparse.Namespace, settings: Settings) -> int:

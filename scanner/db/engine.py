@@ -42,6 +42,8 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for SQLite's one writ
 CONNECT_TIMEOUT_S = 10.0  # PostgreSQL: fail fast with a clear message instead of hanging
 
 _MIGRATION_LOCK = threading.Lock()
+
+
 # ``migrations/`` at the repository's top ships as the ``scanner.migrations``
 # package (pyproject.toml maps it), so a wheel install and an editable
 # checkout find the same revisions, whatever the working directory.

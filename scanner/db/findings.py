@@ -41,7 +41,7 @@ from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
     FindingEventRow,
-    ScanFindingRow,
+    RunFindingRow,
     TrackedFindingRow,
 )
 from scanner.errors import Conflict, NotFound
@@ -304,7 +304,7 @@ def _conditions(q: FindingQuery) -> list[ColumnElement[bool]]:
     if q.run_id is not None:
         out.append(
             exists().where(
-                ScanFindingRow.scan_id == q.run_id, ScanFindingRow.fingerprint == t.fingerprint
+                RunFindingRow.scan_id == q.run_id, RunFindingRow.fingerprint == t.fingerprint
             )
         )
     return out

@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from scanner.db.tables import ScanRow, WorkItemRow
+from scanner.db.tables import RunRow, WorkItemRow
 
 if TYPE_CHECKING:  # issue 5: the delivery section's types
     from scanner.alerts.retry import Decision
@@ -274,7 +274,7 @@ async def renew_leases(
         final = ("completed", "failed", "cancelled")
         # Guarantee: none (read-only); a cancelled run's items are abandoned.
         ended = await session.execute(
-            select(ScanRow.id).where(ScanRow.id.in_(set(held.values())), ScanRow.status.in_(final))
+            select(RunRow.id).where(RunRow.id.in_(set(held.values())), RunRow.status.in_(final))
         )
         ended_runs = set(ended.scalars())
         closed = {item for item, run in held.items() if run in ended_runs}

@@ -1,7 +1,7 @@
 """Schedule storage: cron schedules of runs (CRUD).
 
 A schedule is a cron line evaluated in an IANA time zone, an endpoint
-selection (all / tag / owner, the same ``ScanSelection`` manual scans use)
+selection (all / tag / owner, the same ``RunSelection`` manual scans use)
 and an enabled flag. Names are unique. Cron and time zone are validated here
 (``InputError``) so nothing invalid ever reaches a scheduler.
 """
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
-from scanner.db.scans import ScanSelection
+from scanner.db.runs import RunSelection
 from scanner.db.tables import NAME_LENGTH, ScheduleRow
 from scanner.errors import Conflict, InputError, NotFound
 
@@ -29,7 +29,7 @@ class ScheduleRecord:
     name: str
     cron: str
     timezone: str
-    selection: ScanSelection
+    selection: RunSelection
     enabled: bool
     jitter_seconds: int | None  # None: the service's default spread
     last_planned_for: datetime | None
@@ -44,7 +44,7 @@ class ScheduleInput:
     name: str | None = None
     cron: str | None = None
     timezone: str | None = None
-    selection: ScanSelection | None = None
+    selection: RunSelection | None = None
     enabled: bool | None = None
     jitter_seconds: int | None = None
     reset_jitter: bool = False  # update only: back to the service's default spread
@@ -59,7 +59,7 @@ def _record(row: ScheduleRow) -> ScheduleRecord:
         name=row.name,
         cron=row.cron,
         timezone=row.timezone,
-        selection=ScanSelection.from_json(row.selection or {}),
+        selection=RunSelection.from_json(row.selection or {}),
         enabled=row.enabled,
         jitter_seconds=row.jitter_seconds,
         last_planned_for=row.last_planned_for,
@@ -101,7 +101,7 @@ async def create_schedule(session: AsyncSession, data: ScheduleInput) -> Schedul
         name=name,
         cron=" ".join(data.cron.split()),
         timezone=data.timezone or "UTC",
-        selection=(data.selection or ScanSelection()).to_json(),
+        selection=(data.selection or RunSelection()).to_json(),
         enabled=True if data.enabled is None else data.enabled,
         jitter_seconds=data.jitter_seconds,
         created_at=now,

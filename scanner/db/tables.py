@@ -198,7 +198,7 @@ class AuditLogRow(Base):
 # -- scans -------------------------------------------------------------------
 
 
-class ScanRow(Base):
+class RunRow(Base):
     """One scan (a "run"): what was selected, its progress and outcome.
 
     A scheduled run carries its schedule and nominal tick; UNIQUE(schedule_id,
@@ -237,7 +237,7 @@ class ScanRow(Base):
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ScanEndpointRow(Base):
+class RunEndpointRow(Base):
     """One endpoint's result in one scan (no FK to endpoints: history outlives them)."""
 
     __tablename__ = "scan_endpoints"
@@ -254,7 +254,7 @@ class ScanEndpointRow(Base):
     unchecked: Mapped[list[str]] = mapped_column(JSON)
 
 
-class ScanProbeRow(Base):
+class RunProbeRow(Base):
     """One probe exchange of one scan, idempotent by (scan, endpoint, probe key)."""
 
     __tablename__ = "scan_probes"
@@ -281,7 +281,7 @@ class ScanProbeRow(Base):
     verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class ScanFindingRow(Base):
+class RunFindingRow(Base):
     """One finding of one scan, idempotent by (scan, endpoint, fingerprint)."""
 
     __tablename__ = "scan_findings"

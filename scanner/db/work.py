@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.db.inventory import EndpointFilter, select_endpoints
 from scanner.db.leases import WorkKind, WorkStatus, database_time, db_now
-from scanner.db.scans import ScanRecord, ScanSelection, ScanStatus, ScanTrigger, get_scan
-from scanner.db.tables import ScanProbeRow, ScanRow, WorkerRow, WorkItemRow
+from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger, get_run
+from scanner.db.tables import RunProbeRow, RunRow, WorkerRow, WorkItemRow
 from scanner.errors import Conflict
 
 FINALIZE_KEY = "finalize"
@@ -69,19 +69,19 @@ class PlanSettings:
 async def plan_run(
     session: AsyncSession,
     *,
-    selection: ScanSelection,
-    trigger: ScanTrigger,
+    selection: RunSelection,
+    trigger: RunTrigger,
     requested_by: str | None,
     settings: PlanSettings,
     schedule_id: int | None = None,
     scheduled_for: datetime | None = None,
-) -> ScanRecord | None:
+) -> RunRecord | None:
     """Insert a queued run and all its work items; None when this tick already has its run.
 
     Call inside one transaction: the run and its plan commit together.
     """
     values: dict[str, Any] = {
-        "status": ScanStatus.QUEUED.value,
+        "status": RunStatus.QUEUED.value,
         "trigger": trigger.value,
         "requested_by": requested_by,
         "selection": selection.to_json(),
@@ -89,11 +89,11 @@ async def plan_run(
         "schedule_id": schedule_id,
         "scheduled_for": scheduled_for,
     }
-    stmt = _insert(session, ScanRow).values(**values)
+    stmt = _insert(session, RunRow).values(**values)
     if schedule_id is not None:
         # Guarantee: one run per (schedule, nominal tick), however many schedulers fire it.
         stmt = stmt.on_conflict_do_nothing(index_elements=["schedule_id", "scheduled_for"])
-    run_id = (await session.execute(stmt.returning(ScanRow.id))).scalar_one_or_none()
+    run_id = (await session.execute(stmt.returning(RunRow.id))).scalar_one_or_none()
     if run_id is None:
         return None
     flt = EndpointFilter(tag=selection.tag, owner=selection.owner)
@@ -124,13 +124,13 @@ async def plan_run(
     if rows:
         await session.execute(insert(WorkItemRow), rows)
     await session.execute(
-        update(ScanRow)
-        .where(ScanRow.id == run_id)
+        update(RunRow)
+        .where(RunRow.id == run_id)
         .values(items_total=len(rows), items_remaining=len(rows), endpoints_total=len(endpoints))
     )
     if not rows:
         await enqueue_finalize(session, run_id)  # nothing to probe: finish at once
-    return await get_scan(session, run_id)
+    return await get_run(session, run_id)
 
 
 async def enqueue_finalize(session: AsyncSession, run_id: int) -> None:
@@ -155,9 +155,9 @@ async def enqueue_finalize(session: AsyncSession, run_id: int) -> None:
     )
 
 
-async def lock_run(session: AsyncSession, run_id: int) -> ScanRow | None:
+async def lock_run(session: AsyncSession, run_id: int) -> RunRow | None:
     """The run row, locked for this transaction (serializes completions of one run)."""
-    return await session.get(ScanRow, run_id, with_for_update=True, populate_existing=True)
+    return await session.get(RunRow, run_id, with_for_update=True, populate_existing=True)
 
 
 async def item_finished(session: AsyncSession, run_id: int) -> int:
@@ -168,14 +168,14 @@ async def item_finished(session: AsyncSession, run_id: int) -> int:
     """
     remaining = (
         await session.execute(
-            update(ScanRow)
-            .where(ScanRow.id == run_id)
+            update(RunRow)
+            .where(RunRow.id == run_id)
             .values(
-                items_remaining=func.max(ScanRow.items_remaining - 1, 0)
+                items_remaining=func.max(RunRow.items_remaining - 1, 0)
                 if session.get_bind().dialect.name == "sqlite"
-                else func.greatest(ScanRow.items_remaining - 1, 0)
+                else func.greatest(RunRow.items_remaining - 1, 0)
             )
-            .returning(ScanRow.items_remaining)
+            .returning(RunRow.items_remaining)
         )
     ).scalar_one()
     if remaining == 0:
@@ -186,10 +186,10 @@ async def item_finished(session: AsyncSession, run_id: int) -> int:
 async def sweep_unfinalized(session: AsyncSession) -> int:
     """Re-create missing finalize items of runs with nothing left to do; how many runs."""
     rows = await session.execute(
-        select(ScanRow.id).where(
-            ScanRow.items_remaining == 0,
-            ScanRow.finalized_at.is_(None),
-            ScanRow.status.in_([ScanStatus.QUEUED.value, ScanStatus.RUNNING.value]),
+        select(RunRow.id).where(
+            RunRow.items_remaining == 0,
+            RunRow.finalized_at.is_(None),
+            RunRow.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
         )
     )
     ids = list(rows.scalars())
@@ -203,9 +203,9 @@ async def mark_run_started(session: AsyncSession, run_ids: Sequence[int]) -> Non
     if not run_ids:
         return
     await session.execute(
-        update(ScanRow)
-        .where(ScanRow.id.in_(list(run_ids)), ScanRow.status == ScanStatus.QUEUED.value)
-        .values(status=ScanStatus.RUNNING.value, started_at=_now())
+        update(RunRow)
+        .where(RunRow.id.in_(list(run_ids)), RunRow.status == RunStatus.QUEUED.value)
+        .values(status=RunStatus.RUNNING.value, started_at=_now())
     )
 
 
@@ -224,9 +224,7 @@ class RunProgress:
     eta_seconds: float | None
 
 
-async def run_progress(
-    session: AsyncSession, run: ScanRecord, *, stale_after: float
-) -> RunProgress:
+async def run_progress(session: AsyncSession, run: RunRecord, *, stale_after: float) -> RunProgress:
     """Items left and an ETA: average item duration so far × remaining items / live workers."""
     done = await session.execute(
         select(WorkItemRow.leased_at, WorkItemRow.finished_at).where(
@@ -264,11 +262,11 @@ async def prune_probe_details(session: AsyncSession, *, older_than: datetime) ->
     Findings, per-endpoint results and run summaries are kept: they are what
     history, diffs and reports read. The count of probe rows deleted.
     """
-    old_runs = select(ScanRow.id).where(
-        ScanRow.finished_at.is_not(None), ScanRow.finished_at < older_than
+    old_runs = select(RunRow.id).where(
+        RunRow.finished_at.is_not(None), RunRow.finished_at < older_than
     )
     result = await session.execute(
-        delete(ScanProbeRow).where(ScanProbeRow.scan_id.in_(old_runs)).returning(ScanProbeRow.id)
+        delete(RunProbeRow).where(RunProbeRow.scan_id.in_(old_runs)).returning(RunProbeRow.id)
     )
     await session.execute(delete(WorkItemRow).where(WorkItemRow.run_id.in_(old_runs)))
     return len(result.scalars().all())
@@ -376,21 +374,21 @@ async def list_workers(session: AsyncSession, *, stale_after: float) -> list[Wor
     ]
 
 
-async def cancel_run(session: AsyncSession, run_id: int, *, reason: str) -> ScanRecord:
+async def cancel_run(session: AsyncSession, run_id: int, *, reason: str) -> RunRecord:
     """Cancel a run: it becomes ``cancelled`` and its queued items will never run.
 
     Items being worked on stop at their holder's next heartbeat. ``Conflict``
     when the run had already finished.
     """
     from scanner.db.leases import cancel_queued_items
-    from scanner.db.scans import finish_scan
+    from scanner.db.runs import finish_run
 
     run = await lock_run(session, run_id)
     if run is None:
         from scanner.errors import NotFound
 
         raise NotFound(f"scan {run_id} does not exist")
-    if not await finish_scan(session, run_id, ScanStatus.CANCELLED, error=reason):
+    if not await finish_run(session, run_id, RunStatus.CANCELLED, error=reason):
         raise Conflict(f"scan {run_id} is already {run.status}")
     await cancel_queued_items(session, run_id, reason=reason)
-    return await get_scan(session, run_id)
+    return await get_run(session, run_id)

@@ -43,14 +43,14 @@ from scanner.core.plan import ProbeKind
 from scanner.core.severity import Severity
 from scanner.db.hooks import DeliveryStatus, HookKind
 from scanner.db.leases import WorkStatus, database_time
-from scanner.db.scans import ScanStatus, ScanTrigger
+from scanner.db.runs import RunStatus, RunTrigger
 from scanner.db.tables import (
     DeliveryAttemptRow,
     FindingEventRow,
     HookDeliveryRow,
     HookRow,
-    ScanProbeRow,
-    ScanRow,
+    RunProbeRow,
+    RunRow,
     ScheduleRow,
     TrackedFindingRow,
     WorkerRow,
@@ -68,8 +68,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-_FINAL_RUNS = (ScanStatus.COMPLETED, ScanStatus.FAILED, ScanStatus.CANCELLED)
-_ACTIVE_RUNS = (ScanStatus.QUEUED, ScanStatus.RUNNING)
+_FINAL_RUNS = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+_ACTIVE_RUNS = (RunStatus.QUEUED, RunStatus.RUNNING)
 _WORK_STATES = (WorkStatus.QUEUED, WorkStatus.LEASED, WorkStatus.DEAD)
 _FINAL_DELIVERIES = (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.CANCELLED)
 _PENDING_DELIVERIES = (DeliveryStatus.QUEUED, DeliveryStatus.LEASED)
@@ -266,13 +266,11 @@ def _empty(bounds: Sequence[float]) -> HistogramData:
 async def _runs(session: AsyncSession) -> list[MetricFamily]:
     counts: dict[tuple[str, str], int] = {}
     rows = await session.execute(
-        select(ScanRow.trigger, ScanRow.status, func.count()).group_by(
-            ScanRow.trigger, ScanRow.status
-        )
+        select(RunRow.trigger, RunRow.status, func.count()).group_by(RunRow.trigger, RunRow.status)
     )
     for trigger, status, count in rows.all():
         counts[(trigger, status)] = int(count)
-    triggers = [t.value for t in ScanTrigger]
+    triggers = [t.value for t in RunTrigger]
     finished = tuple(
         Sample((("trigger", t), ("outcome", s.value)), float(counts.get((t, s.value), 0)))
         for t in triggers
@@ -282,13 +280,13 @@ async def _runs(session: AsyncSession) -> list[MetricFamily]:
         Sample((("status", s.value),), float(sum(counts.get((t, s.value), 0) for t in triggers)))
         for s in _ACTIVE_RUNS
     )
-    duration = _seconds_between(session, ScanRow.started_at, ScanRow.finished_at)
+    duration = _seconds_between(session, RunRow.started_at, RunRow.finished_at)
     by_trigger = await _histogram(
         session,
         duration,
         RUN_BUCKETS,
-        [ScanRow.started_at.is_not(None), ScanRow.finished_at.is_not(None)],
-        ScanRow.trigger,
+        [RunRow.started_at.is_not(None), RunRow.finished_at.is_not(None)],
+        RunRow.trigger,
     )
     histogram: list[Sample] = []
     for t in triggers:
@@ -317,9 +315,9 @@ async def _runs(session: AsyncSession) -> list[MetricFamily]:
 
 async def _last_completed(session: AsyncSession) -> MetricFamily:
     rows = await session.execute(
-        select(ScheduleRow.name, func.max(ScanRow.finished_at))
-        .join(ScanRow, ScanRow.schedule_id == ScheduleRow.id)
-        .where(ScanRow.status == ScanStatus.COMPLETED.value)
+        select(ScheduleRow.name, func.max(RunRow.finished_at))
+        .join(RunRow, RunRow.schedule_id == ScheduleRow.id)
+        .where(RunRow.status == RunStatus.COMPLETED.value)
         .group_by(ScheduleRow.name)
         .order_by(ScheduleRow.name)
     )
@@ -347,17 +345,15 @@ def _epoch(value: datetime | str) -> float:
 
 async def _probes(session: AsyncSession, now: datetime) -> list[MetricFamily]:
     totals = (
-        await session.execute(
-            select(func.sum(ScanRow.probes_total), func.sum(ScanRow.probe_errors))
-        )
+        await session.execute(select(func.sum(RunRow.probes_total), func.sum(RunRow.probe_errors)))
     ).one()
     sent, errors = int(totals[0] or 0), int(totals[1] or 0)
     recent = await _histogram(
         session,
-        ScanProbeRow.elapsed_ms,
+        RunProbeRow.elapsed_ms,
         LATENCY_BUCKETS,
-        [ScanProbeRow.scan_id == ScanRow.id, ScanRow.created_at >= now - RECENT],
-        ScanProbeRow.kind,
+        [RunProbeRow.scan_id == RunRow.id, RunRow.created_at >= now - RECENT],
+        RunProbeRow.kind,
         scale=1000.0,
     )
     histogram: list[Sample] = []

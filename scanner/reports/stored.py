@@ -6,7 +6,7 @@ values, so the renderers of ``cors-scanner scan`` (JSON, SARIF, JUnit, CSV)
 serve ``GET /api/v1/scans/{id}/report`` and ``cors-scanner runs report``
 unchanged. The conversion, once, for both:
 
-- findings are the stored ones, through ``scanner.db.scans.stored_finding``
+- findings are the stored ones, through ``scanner.db.runs.stored_finding``
   (the row-to-Finding conversion the run diff uses), so fingerprints and
   evidence are exactly what the run recorded; ``related`` is not stored and
   comes back empty;
@@ -44,8 +44,8 @@ from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, ProbeReques
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.core.variants import ProbeOrigin, VariantKind
-from scanner.db.scans import ScanRecord, get_scan, stored_finding
-from scanner.db.tables import EndpointRow, ScanEndpointRow, ScanFindingRow, ScanProbeRow
+from scanner.db.runs import RunRecord, get_run, stored_finding
+from scanner.db.tables import EndpointRow, RunEndpointRow, RunFindingRow, RunProbeRow
 from scanner.errors import Conflict, InvalidOrigin
 from scanner.reports.csv import render_csv
 from scanner.reports.json import scan_document
@@ -105,7 +105,7 @@ class StoredAssessment(Assessment):
 class StoredRun:
     """One finished run and its endpoints' assessments, in endpoint id order."""
 
-    scan: ScanRecord
+    scan: RunRecord
     assessments: tuple[Assessment, ...]
 
     @property
@@ -133,7 +133,7 @@ async def load_run(session: AsyncSession, scan_id: int) -> StoredRun:
     ``NotFound`` for an unknown run; ``Conflict`` while it is queued or
     running (its report would change under the reader).
     """
-    scan = await get_scan(session, scan_id)
+    scan = await get_run(session, scan_id)
     if not scan.status.final:
         raise Conflict(
             f"run {scan_id} is {scan.status.value}: its report is available once it has finished"
@@ -141,26 +141,24 @@ async def load_run(session: AsyncSession, scan_id: int) -> StoredRun:
     endpoints = list(
         (
             await session.execute(
-                select(ScanEndpointRow)
-                .where(ScanEndpointRow.scan_id == scan_id)
-                .order_by(ScanEndpointRow.endpoint_id)
+                select(RunEndpointRow)
+                .where(RunEndpointRow.scan_id == scan_id)
+                .order_by(RunEndpointRow.endpoint_id)
             )
         ).scalars()
     )
     names = await _endpoint_names(session, [e.endpoint_id for e in endpoints])
-    probes: dict[int, list[ScanProbeRow]] = {e.endpoint_id: [] for e in endpoints}
+    probes: dict[int, list[RunProbeRow]] = {e.endpoint_id: [] for e in endpoints}
     for probe in (
         await session.execute(
-            select(ScanProbeRow).where(ScanProbeRow.scan_id == scan_id).order_by(ScanProbeRow.id)
+            select(RunProbeRow).where(RunProbeRow.scan_id == scan_id).order_by(RunProbeRow.id)
         )
     ).scalars():
         probes.setdefault(probe.endpoint_id, []).append(probe)
-    findings: dict[int, list[ScanFindingRow]] = {e.endpoint_id: [] for e in endpoints}
+    findings: dict[int, list[RunFindingRow]] = {e.endpoint_id: [] for e in endpoints}
     for finding in (
         await session.execute(
-            select(ScanFindingRow)
-            .where(ScanFindingRow.scan_id == scan_id)
-            .order_by(ScanFindingRow.id)
+            select(RunFindingRow).where(RunFindingRow.scan_id == scan_id).order_by(RunFindingRow.id)
         )
     ).scalars():
         findings.setdefault(finding.endpoint_id, []).append(finding)
@@ -184,9 +182,9 @@ async def _endpoint_names(session: AsyncSession, ids: Sequence[int]) -> dict[int
 
 
 def stored_assessment(
-    endpoint_row: ScanEndpointRow,
-    probe_rows: Sequence[ScanProbeRow],
-    finding_rows: Sequence[ScanFindingRow],
+    endpoint_row: RunEndpointRow,
+    probe_rows: Sequence[RunProbeRow],
+    finding_rows: Sequence[RunFindingRow],
     name: str | None = None,
 ) -> StoredAssessment:
     """One endpoint's stored result as an Assessment (see the module docstring)."""
@@ -255,7 +253,7 @@ def _preflight_request(
     return CorsRequest(origin.value, method, asked, credentials)
 
 
-def _observation(row: ScanProbeRow, endpoint: Endpoint, policy: Policy) -> Observation:
+def _observation(row: RunProbeRow, endpoint: Endpoint, policy: Policy) -> Observation:
     origin = _probe_origin(row.origin, row.origin_kind, policy)
     headers = Headers.of((str(n), str(v)) for n, v in row.request_headers or ())
     kind = ProbeKind(row.kind)

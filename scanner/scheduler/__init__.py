@@ -22,7 +22,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from scanner.db import schedules, work
 from scanner.db.engine import Database
-from scanner.db.scans import ScanRecord
+from scanner.db.runs import RunRecord
 from scanner.scheduler.cron import cron_trigger, latest_tick
 from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
 from scanner.settings import Settings
@@ -40,7 +40,7 @@ class Scheduler:
         self._aps: AsyncIOScheduler | None = None
         # schedule id -> (cron, timezone, jitter): a change of any re-creates the job
         self._loaded: dict[int, tuple[str, str, float]] = {}
-        self.planned: list[ScanRecord] = []  # runs this process created (observability, tests)
+        self.planned: list[RunRecord] = []  # runs this process created (observability, tests)
 
     def _now(self) -> datetime:
         return datetime.now(UTC)

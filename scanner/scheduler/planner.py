@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.db.engine import Database
-from scanner.db.scans import ScanRecord, ScanSelection, ScanTrigger
+from scanner.db.runs import RunRecord, RunSelection, RunTrigger
 from scanner.db.tables import ScheduleRow
 from scanner.db.work import PlanSettings, plan_run
 from scanner.scheduler.cron import latest_tick
@@ -33,7 +33,7 @@ def plan_settings(settings: Settings) -> PlanSettings:
 
 async def plan_tick_in(
     session: AsyncSession, schedule_id: int, nominal: datetime, settings: PlanSettings
-) -> ScanRecord | None:
+) -> RunRecord | None:
     """Plan the run of one tick inside the caller's transaction; None if it exists (or the
     schedule is gone or disabled)."""
     schedule = await session.get(ScheduleRow, schedule_id)
@@ -41,8 +41,8 @@ async def plan_tick_in(
         return None
     run = await plan_run(
         session,
-        selection=ScanSelection.from_json(schedule.selection or {}),
-        trigger=ScanTrigger.SCHEDULE,
+        selection=RunSelection.from_json(schedule.selection or {}),
+        trigger=RunTrigger.SCHEDULE,
         requested_by=f"schedule:{schedule.name}",
         settings=settings,
         schedule_id=schedule_id,
@@ -62,7 +62,7 @@ async def plan_tick_in(
 
 async def plan_tick(
     database: Database, schedule_id: int, nominal: datetime, settings: PlanSettings
-) -> ScanRecord | None:
+) -> RunRecord | None:
     """Plan the run of one tick in its own transaction; None when another process did."""
     async with database.session() as session, session.begin():
         run = await plan_tick_in(session, schedule_id, nominal, settings)
@@ -79,13 +79,13 @@ async def plan_tick(
 
 async def catch_up(
     database: Database, now: datetime, *, grace: timedelta, settings: PlanSettings
-) -> list[ScanRecord]:
+) -> list[RunRecord]:
     """Plan each enabled schedule's newest missed tick within ``grace`` of ``now``."""
     async with database.session() as session, session.begin():
         schedules = list(
             (await session.execute(select(ScheduleRow).where(ScheduleRow.enabled))).scalars()
         )
-    planned: list[ScanRecord] = []
+    planned: list[RunRecord] = []
     for s in schedules:
         tick = latest_tick(s.cron, s.timezone, now, window=grace)
         if tick is None:

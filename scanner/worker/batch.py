@@ -3,7 +3,7 @@
 Probing happens with no transaction open. The results are then stored in ONE
 transaction that locks the run row, completes the item under its lease token
 (``scanner.db.leases.complete_lease``) and stores every endpoint's assessment
-through ``scanner.db.scans.save_assessment`` (idempotent per run and
+through ``scanner.db.runs.save_assessment`` (idempotent per run and
 endpoint) — if the token no longer matches, the transaction rolls back and
 nothing is stored: a stalled worker's late results are never committed twice.
 Lock order everywhere is run row, then item row, so completions, dead-letters
@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.core.checks import Assessment
 from scanner.core.plan import Endpoint
-from scanner.db import leases, scans, work
+from scanner.db import leases, runs, work
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointFilter, EndpointRecord, select_endpoints
 from scanner.db.leases import Lease, WorkKind
 from scanner.db.policies import effective_policies, effective_policy
-from scanner.db.scans import ScanStatus
+from scanner.db.runs import RunStatus
 from scanner.engine import Engine, Target
 from scanner.errors import ScannerError
 from scanner.worker.finalize import finalize_run
@@ -124,17 +124,17 @@ async def _commit(
     try:
         async with database.session() as session, session.begin():
             run = await work.lock_run(session, lease.run_id)
-            if run is None or ScanStatus(run.status).final:
+            if run is None or RunStatus(run.status).final:
                 await leases.abandon_lease(session, lease, reason="the run had ended")
                 return Outcome.RUN_CLOSED
             if not await leases.complete_lease(session, lease):
                 raise _Rollback
             for endpoint_id, result in results.items():
                 if isinstance(result, Assessment):
-                    await scans.save_assessment(session, lease.run_id, endpoint_id, result)
+                    await runs.save_assessment(session, lease.run_id, endpoint_id, result)
                 else:
                     target = resolved.targets[endpoint_id]
-                    await scans.save_unassessed(
+                    await runs.save_unassessed(
                         session,
                         lease.run_id,
                         endpoint_id,
@@ -143,7 +143,7 @@ async def _commit(
                         reason=describe(result),
                     )
             for endpoint_id, (record, reason) in resolved.unresolved.items():
-                await scans.save_unassessed(
+                await runs.save_unassessed(
                     session,
                     lease.run_id,
                     endpoint_id,
@@ -220,11 +220,11 @@ async def record_not_probed(
 ) -> None:
     """Store a dead item's endpoints as not probed (reachable false, the reason in unchecked)."""
     run = await work.lock_run(session, run_id)
-    if run is None or ScanStatus(run.status).final:
+    if run is None or RunStatus(run.status).final:
         return  # a cancelled run takes no more rows
     records = await select_endpoints(session, EndpointFilter(), ids)
     for record in records:
-        await scans.save_unassessed(
+        await runs.save_unassessed(
             session,
             run_id,
             record.id,

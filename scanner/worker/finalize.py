@@ -13,8 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.db.leases import WorkKind, WorkStatus, db_now
-from scanner.db.scans import ScanStatus, finish_scan
-from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanRow, WorkItemRow
+from scanner.db.runs import RunStatus, finish_run
+from scanner.db.tables import RunEndpointRow, RunFindingRow, RunRow, WorkItemRow
 
 
 async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | None = None) -> bool:
@@ -29,10 +29,10 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
     # Guarantee: only the first caller passes; the run row stays locked until commit.
     claimed = (
         await session.execute(
-            update(ScanRow)
-            .where(ScanRow.id == run_id, ScanRow.finalized_at.is_(None))
+            update(RunRow)
+            .where(RunRow.id == run_id, RunRow.finalized_at.is_(None))
             .values(finalized_at=db_now(session))
-            .returning(ScanRow.id)
+            .returning(RunRow.id)
         )
     ).scalar_one_or_none()
     if claimed is None:
@@ -52,14 +52,14 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
     batches = sum(int(c) for c in counts.values())
     dead = int(counts.get(WorkStatus.DEAD.value, 0))
     endpoints_done = (
-        await session.execute(select(func.count()).where(ScanEndpointRow.scan_id == run_id))
+        await session.execute(select(func.count()).where(RunEndpointRow.scan_id == run_id))
     ).scalar_one()
     findings = (
-        await session.execute(select(func.count()).where(ScanFindingRow.scan_id == run_id))
+        await session.execute(select(func.count()).where(RunFindingRow.scan_id == run_id))
     ).scalar_one()
     await session.execute(
-        update(ScanRow)
-        .where(ScanRow.id == run_id)
+        update(RunRow)
+        .where(RunRow.id == run_id)
         .values(endpoints_done=endpoints_done, findings_total=findings)
     )
 
@@ -80,7 +80,7 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
         ).scalar_one_or_none()
         # The cause first: it is what an operator has to fix.
         error = last_error or f"all {batches} work item(s) died"
-        await finish_scan(session, run_id, ScanStatus.FAILED, error=error)
+        await finish_run(session, run_id, RunStatus.FAILED, error=error)
     else:
-        await finish_scan(session, run_id, ScanStatus.COMPLETED)
+        await finish_run(session, run_id, RunStatus.COMPLETED)
     return True

@@ -26,8 +26,8 @@ from scanner.db.tables import (
     FindingEventRow,
     HookDeliveryRow,
     HookRow,
-    ScanProbeRow,
-    ScanRow,
+    RunProbeRow,
+    RunRow,
     ScheduleRow,
     TrackedFindingRow,
     WorkerRow,
@@ -222,7 +222,7 @@ async def seed(database: Database) -> Seeded:
                 if started is not None and status in ("completed", "failed", "cancelled")
                 else None
             )
-            row = ScanRow(
+            row = RunRow(
                 status=status,
                 trigger=trigger,
                 selection={},
@@ -262,9 +262,9 @@ async def seed(database: Database) -> Seeded:
         await s.flush()
         assert latest.finished_at is not None
 
-        def probe(run: ScanRow, key: str, kind: str, elapsed_ms: float, error: str | None = None):
+        def probe(run: RunRow, key: str, kind: str, elapsed_ms: float, error: str | None = None):
             s.add(
-                ScanProbeRow(
+                RunProbeRow(
                     scan_id=run.id,
                     endpoint_id=1,
                     probe_key=key,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from scanner.db import scans as scan_store
+from scanner.db import runs as run_store
 from scanner.db.tables import WorkItemRow
 from scanner.engine import Engine, Target
 from tests.api.client import Api
@@ -215,7 +215,7 @@ async def test_shutdown_releases_running_work(serve_api: Any, target: str) -> No
     await api.client.close()  # the app's cleanup: the worker releases what it holds
 
     async with api.database.session() as session, session.begin():
-        scan = await scan_store.get_scan(session, scan_id)
+        scan = await run_store.get_run(session, scan_id)
         items = (
             await session.execute(
                 select(WorkItemRow.status, WorkItemRow.attempts).where(
@@ -249,7 +249,7 @@ async def test_one_bad_endpoint_never_stops_the_scan(serve_api: Any, target: str
     probes = await api.walk(f"{SCANS}/{scan['id']}/probes", params={"limit": "100"})
     assert {p["endpoint_id"] for p in probes} == set(ok)
     async with api.database.session() as session, session.begin():
-        saved = await scan_store.list_scan_endpoint_ids(session, scan["id"])
+        saved = await run_store.list_run_endpoint_ids(session, scan["id"])
     assert saved == {*ok, broken}
 
 

@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, update
 
-from scanner.db import scans, schedules
+from scanner.db import runs, schedules
 from scanner.db.engine import Database
 from scanner.db.schedules import ScheduleInput
-from scanner.db.tables import ScanRow, ScheduleRow, WorkerRow, WorkItemRow
+from scanner.db.tables import RunRow, ScheduleRow, WorkerRow, WorkItemRow
 from tests.api.targets import serve_target
 from tests.worker.support import start_worker, wait_run_final
 
@@ -172,7 +172,7 @@ async def test_sigterm_releases_running_work_for_the_next_start(tmp_path: Path) 
     database = await Database.connect(url)
     try:
         async with database.session() as session, session.begin():
-            scan = await scans.get_scan(session, scan_id)
+            scan = await runs.get_run(session, scan_id)
             item_states = (
                 (
                     await session.execute(
@@ -185,7 +185,7 @@ async def test_sigterm_releases_running_work_for_the_next_start(tmp_path: Path) 
     finally:
         await database.close()
     # The work in hand went back to the queue: the next start resumes the run.
-    assert scan.status is scans.ScanStatus.RUNNING
+    assert scan.status is runs.RunStatus.RUNNING
     assert scan.finished_at is None
     assert list(item_states) == ["queued"]
 
@@ -280,8 +280,8 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 async def _workers_and_runs(database: Database) -> tuple[int, list[str]]:
     async with database.session() as session, session.begin():
         workers = (await session.execute(select(func.count()).select_from(WorkerRow))).scalar_one()
-        runs = (await session.execute(select(ScanRow.status).order_by(ScanRow.id))).scalars()
-        return int(workers), list(runs)
+        statuses = (await session.execute(select(RunRow.status).order_by(RunRow.id))).scalars()
+        return int(workers), list(statuses)
 
 
 async def test_serve_no_worker_leaves_runs_to_worker_processes(

@@ -25,10 +25,10 @@ from aiohttp.test_utils import TestServer
 
 from scanner.core.plan import Endpoint
 from scanner.core.policy import Policy
-from scanner.db import scans
+from scanner.db import runs
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointInput, create_endpoint
-from scanner.db.scans import ScanSelection, ScanStatus, ScanTrigger
+from scanner.db.runs import RunSelection, RunStatus, RunTrigger
 from scanner.engine import Engine, ScanOptions, Target
 from scanner.hostnames import default_public_suffixes
 from scanner.prober.limits import ProbeLimits
@@ -106,18 +106,18 @@ class Runs:
         self.now += timedelta(days=1)
         assessment = await self.engine.assess(Target(Endpoint(self.target.url), POLICY))
         async with self.database.session() as session, session.begin():
-            scan = await scans.create_scan(
+            scan = await runs.create_run(
                 session,
-                selection=ScanSelection(endpoint_ids=(self.endpoint_id,)),
-                trigger=ScanTrigger.SCHEDULE,
+                selection=RunSelection(endpoint_ids=(self.endpoint_id,)),
+                trigger=RunTrigger.SCHEDULE,
                 requested_by=None,
                 endpoints_total=1,
                 now=self.now,
             )
-            await scans.mark_running(session, scan.id, now=self.now)
-            await scans.save_assessment(session, scan.id, self.endpoint_id, assessment)
+            await runs.mark_running(session, scan.id, now=self.now)
+            await runs.save_assessment(session, scan.id, self.endpoint_id, assessment)
         async with self.database.session() as session, session.begin():
-            await scans.finish_scan(session, scan.id, ScanStatus.COMPLETED, now=self.now)
+            await runs.finish_run(session, scan.id, RunStatus.COMPLETED, now=self.now)
             outcome = await apply_run_diff(session, scan.id, now=self.now)
             if fail_after_diff:
                 raise RuntimeError("finalisation failed after the diff")

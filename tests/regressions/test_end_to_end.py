@@ -21,7 +21,7 @@ from scanner.alerts.dispatcher import Dispatcher
 from scanner.alerts.signing import WebhookSecret, verify_standard
 from scanner.db import hooks
 from scanner.db.engine import Database
-from scanner.db.scans import ScanSelection
+from scanner.db.runs import RunSelection
 from scanner.db.schedules import ScheduleInput, create_schedule
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
@@ -101,7 +101,7 @@ async def _scenario(
             ScheduleInput(
                 name="nightly-payments",
                 cron="0 2 * * *",
-                selection=ScanSelection(tag="pci"),
+                selection=RunSelection(tag="pci"),
             ),
         )
         _, secret = await hooks.create_hook(

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from scanner.db import schedules
 from scanner.db.engine import Database
-from scanner.db.scans import ScanSelection
+from scanner.db.runs import RunSelection
 from scanner.db.schedules import ScheduleInput
-from scanner.db.tables import ScanRow
+from scanner.db.tables import RunRow
 from scanner.engine import scan_options
 from scanner.errors import InputError
 from scanner.hostnames import default_public_suffixes
@@ -53,7 +53,7 @@ async def _schedule(database: Database, cron: str = "0 0 1 1 *", **fields: objec
 
 async def _runs(database: Database) -> int:
     async with database.session() as session, session.begin():
-        return int((await session.execute(select(func.count()).select_from(ScanRow))).scalar_one())
+        return int((await session.execute(select(func.count()).select_from(RunRow))).scalar_one())
 
 
 def test_cron_ticks_are_nominal_and_zone_aware() -> None:
@@ -128,7 +128,7 @@ async def test_single_process_service_runs_a_scheduled_scan_end_to_end(database:
         pytest.skip("the embedded single-process service is the SQLite case")
     async with targets(2) as bases:
         await add_endpoints(database, [f"{b}/api/{i}" for b in bases for i in range(3)], tags=["x"])
-        schedule_id = await _schedule(database, selection=ScanSelection(tag="x"))
+        schedule_id = await _schedule(database, selection=RunSelection(tag="x"))
         settings = _settings(database, batch_size=2)
         scheduler = Scheduler(database, settings)
         worker = Worker(database, settings, scan_options(settings), default_public_suffixes())

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointInput, create_endpoint
-from scanner.db.tables import ScanEndpointRow, ScanProbeRow, ScanRow, WorkItemRow
+from scanner.db.tables import RunEndpointRow, RunProbeRow, RunRow, WorkItemRow
 
 
 async def _answer(request: web.Request) -> web.Response:
@@ -86,12 +86,12 @@ async def start_worker(database_url: str, **settings: str) -> asyncio.subprocess
     )
 
 
-async def wait_run_final(database: Database, run_id: int, limit_s: float = 30.0) -> ScanRow:
+async def wait_run_final(database: Database, run_id: int, limit_s: float = 30.0) -> RunRow:
     """Poll the run until it is final (and finalised when completed)."""
     async with asyncio.timeout(limit_s):
         while True:
             async with database.session() as session, session.begin():
-                run = await session.get(ScanRow, run_id, populate_existing=True)
+                run = await session.get(RunRow, run_id, populate_existing=True)
                 assert run is not None
                 if run.status in ("completed", "failed", "cancelled"):
                     session.expunge(run)
@@ -104,8 +104,8 @@ async def probe_key_counts(database: Database, run_id: int) -> list[int]:
     async with database.session() as session, session.begin():
         rows = await session.execute(
             select(func.count())
-            .where(ScanProbeRow.scan_id == run_id)
-            .group_by(ScanProbeRow.endpoint_id, ScanProbeRow.probe_key)
+            .where(RunProbeRow.scan_id == run_id)
+            .group_by(RunProbeRow.endpoint_id, RunProbeRow.probe_key)
         )
         return [int(c) for c in rows.scalars()]
 
@@ -114,12 +114,12 @@ async def stored_probe_totals(database: Database, run_id: int) -> tuple[int, int
     """(probe rows stored, probes the endpoints' results say they made)."""
     async with database.session() as session, session.begin():
         stored = (
-            await session.execute(select(func.count()).where(ScanProbeRow.scan_id == run_id))
+            await session.execute(select(func.count()).where(RunProbeRow.scan_id == run_id))
         ).scalar_one()
         claimed = (
             await session.execute(
-                select(func.coalesce(func.sum(ScanEndpointRow.probe_count), 0)).where(
-                    ScanEndpointRow.scan_id == run_id
+                select(func.coalesce(func.sum(RunEndpointRow.probe_count), 0)).where(
+                    RunEndpointRow.scan_id == run_id
                 )
             )
         ).scalar_one()

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from scanner.db import leases, work
 from scanner.db.engine import Database
 from scanner.db.leases import WorkKind
-from scanner.db.scans import ScanSelection, ScanTrigger
-from scanner.db.tables import ScanProbeRow, WorkItemRow
+from scanner.db.runs import RunSelection, RunTrigger
+from scanner.db.tables import RunProbeRow, WorkItemRow
 from scanner.worker import batch
 from tests.worker.support import (
     add_endpoints,
@@ -36,8 +36,8 @@ async def _plan(database: Database, batch_size: int = 2) -> int:
     async with database.session() as session, session.begin():
         run = await work.plan_run(
             session,
-            selection=ScanSelection(),
-            trigger=ScanTrigger.MANUAL,
+            selection=RunSelection(),
+            trigger=RunTrigger.MANUAL,
             requested_by="test",
             settings=work.PlanSettings(batch_size=batch_size, max_attempts=3),
         )
@@ -187,7 +187,7 @@ async def test_finalize_runs_once_under_concurrent_finalizers(database: Database
     assert run.status == "completed"
     async with database.session() as session, session.begin():
         stored = (
-            await session.execute(select(ScanProbeRow.id).where(ScanProbeRow.scan_id == run_id))
+            await session.execute(select(RunProbeRow.id).where(RunProbeRow.scan_id == run_id))
         ).all()
         kinds = (
             (await session.execute(select(WorkItemRow.kind).where(WorkItemRow.run_id == run_id)))

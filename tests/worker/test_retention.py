@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 
 from scanner.db import work
 from scanner.db.engine import Database
-from scanner.db.scans import ScanSelection, ScanTrigger, get_scan
-from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanProbeRow, ScanRow, WorkItemRow
+from scanner.db.runs import RunSelection, RunTrigger, get_run
+from scanner.db.tables import RunEndpointRow, RunFindingRow, RunProbeRow, RunRow, WorkItemRow
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
@@ -33,8 +33,8 @@ async def _run_to_completion(database: Database, settings: Settings) -> int:
     async with database.session() as session, session.begin():
         run = await work.plan_run(
             session,
-            selection=ScanSelection(),
-            trigger=ScanTrigger.MANUAL,
+            selection=RunSelection(),
+            trigger=RunTrigger.MANUAL,
             requested_by="test",
             settings=work.PlanSettings(batch_size=5, max_attempts=3),
         )
@@ -75,17 +75,17 @@ async def test_old_runs_lose_probe_details_but_keep_findings_and_summaries(
 
     async with database.session() as session, session.begin():
         await session.execute(
-            update(ScanRow)
-            .where(ScanRow.id == old)
+            update(RunRow)
+            .where(RunRow.id == old)
             .values(finished_at=datetime.now(UTC) - timedelta(days=31))
         )
-        old_before = await get_scan(session, old)
+        old_before = await get_run(session, old)
     before = {
-        run: {t: await _count(database, t, run) for t in (ScanProbeRow, ScanFindingRow)}
+        run: {t: await _count(database, t, run) for t in (RunProbeRow, RunFindingRow)}
         for run in (old, recent)
     }
-    assert before[old][ScanProbeRow] > 0
-    assert before[old][ScanFindingRow] > 0
+    assert before[old][RunProbeRow] > 0
+    assert before[old][RunFindingRow] > 0
     assert await _count(database, WorkItemRow, old) > 0
 
     scheduler = Scheduler(database, settings)
@@ -93,23 +93,23 @@ async def test_old_runs_lose_probe_details_but_keep_findings_and_summaries(
     task = asyncio.create_task(scheduler.run(stop))
     try:
         async with asyncio.timeout(10):
-            while await _count(database, ScanProbeRow, old):  # noqa: ASYNC110 - polling state
+            while await _count(database, RunProbeRow, old):  # noqa: ASYNC110 - polling state
                 await asyncio.sleep(0.05)
     finally:
         stop.set()
         await task
 
     # The old run: probe details and spent work items gone; the rest kept.
-    assert await _count(database, ScanProbeRow, old) == 0
+    assert await _count(database, RunProbeRow, old) == 0
     assert await _count(database, WorkItemRow, old) == 0
-    assert await _count(database, ScanFindingRow, old) == before[old][ScanFindingRow]
-    assert await _count(database, ScanEndpointRow, old) == 2
+    assert await _count(database, RunFindingRow, old) == before[old][RunFindingRow]
+    assert await _count(database, RunEndpointRow, old) == 2
     async with database.session() as session, session.begin():
-        old_after = await get_scan(session, old)
+        old_after = await get_run(session, old)
     assert old_after.status == old_before.status
     assert old_after.probes_total == old_before.probes_total
     assert old_after.findings_total == old_before.findings_total
     assert old_after.endpoints_done == 2
     # The recent run is untouched.
-    assert await _count(database, ScanProbeRow, recent) == before[recent][ScanProbeRow]
-    assert await _count(database, ScanFindingRow, recent) == before[recent][ScanFindingRow]
+    assert await _count(database, RunProbeRow, recent) == before[recent][RunProbeRow]
+    assert await _count(database, RunFindingRow, recent) == before[recent][RunFindingRow]

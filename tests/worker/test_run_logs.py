@@ -13,7 +13,7 @@ import pytest
 
 from scanner.db import work
 from scanner.db.engine import Database
-from scanner.db.scans import ScanSelection, ScanTrigger
+from scanner.db.runs import RunSelection, RunTrigger
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.logs import configure_logging
@@ -46,8 +46,8 @@ async def _plan(database: Database, tag: str) -> int:
     async with database.session() as session, session.begin():
         run = await work.plan_run(
             session,
-            selection=ScanSelection(tag=tag),
-            trigger=ScanTrigger.MANUAL,
+            selection=RunSelection(tag=tag),
+            trigger=RunTrigger.MANUAL,
             requested_by="test",
             settings=work.PlanSettings(batch_size=2, max_attempts=3),
         )

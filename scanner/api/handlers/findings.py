@@ -418,11 +418,11 @@ async def list_regressions(call: Call) -> web.Response:
         replies=(Reply(200, "One page of the run's events.", EVENT_PAGE),),
     )
 )
-async def list_scan_regressions(call: Call) -> web.Response:
-    from scanner.db.scans import get_scan
+async def list_run_regressions(call: Call) -> web.Response:
+    from scanner.db.runs import get_run
 
     async with call.request.app[DATABASE].session() as session, session.begin():
-        await get_scan(session, call.path["id"])
+        await get_run(session, call.path["id"])
         page = await store.list_events(
             session,
             regressions_only=not call.query.get("all", False),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.scans import stale_after
+from scanner.api.handlers.runs import stale_after
 from scanner.api.schemas import Call, Operation, Reply, Str, operation
 from scanner.db.tokens import Scope
 from scanner.reports.metrics import CONTENT_TYPE, MetricsSettings, render_metrics

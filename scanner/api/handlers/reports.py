@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scanner.api.app import DATABASE
-from scanner.api.handlers.scans import SCAN_ID, SEVERITIES
+from scanner.api.handlers.runs import SCAN_ID, SEVERITIES
 from scanner.api.schemas import (
     AnyJSON,
     Call,

@@ -36,7 +36,7 @@ from scanner.api.schemas import (
 )
 from scanner.db import audit
 from scanner.db import schedules as store
-from scanner.db.scans import ScanSelection
+from scanner.db.runs import RunSelection
 from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput, ScheduleRecord
 from scanner.db.tables import NAME_LENGTH
 from scanner.db.tokens import Scope
@@ -162,11 +162,11 @@ def schedule_json(s: ScheduleRecord, *, now: datetime | None = None) -> dict[str
     }
 
 
-def _selection(body: dict[str, Any]) -> ScanSelection | None:
+def _selection(body: dict[str, Any]) -> RunSelection | None:
     if "selection" not in body:
         return None
     doc = body["selection"]
-    return ScanSelection(tag=doc.get("tag"), owner=doc.get("owner"))
+    return RunSelection(tag=doc.get("tag"), owner=doc.get("owner"))
 
 
 def _input(body: dict[str, Any]) -> ScheduleInput:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.scans import stale_after
+from scanner.api.handlers.runs import stale_after
 from scanner.api.handlers.system import iso
 from scanner.api.schemas import Arr, Bool, Call, Int, Obj, Operation, Ref, Reply, Str, operation
 from scanner.db import work

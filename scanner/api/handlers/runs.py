@@ -31,16 +31,16 @@ from scanner.api.schemas import (
 )
 from scanner.core.catalogue import CATALOGUE
 from scanner.core.severity import Severity
-from scanner.db import audit, scans, work
+from scanner.db import audit, runs, work
 from scanner.db.inventory import EndpointFilter, select_endpoints
-from scanner.db.scans import (
+from scanner.db.runs import (
     FindingFilter,
-    ScanFindingRecord,
-    ScanProbeRecord,
-    ScanRecord,
-    ScanSelection,
-    ScanStatus,
-    ScanTrigger,
+    RunFindingRecord,
+    RunProbeRecord,
+    RunRecord,
+    RunSelection,
+    RunStatus,
+    RunTrigger,
 )
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError
@@ -92,8 +92,8 @@ SCAN = Ref(
     schema=Obj(
         properties={
             "id": Int(),
-            "status": Str(enum=tuple(s.value for s in ScanStatus)),
-            "trigger": Str(enum=tuple(t.value for t in ScanTrigger)),
+            "status": Str(enum=tuple(s.value for s in RunStatus)),
+            "trigger": Str(enum=tuple(t.value for t in RunTrigger)),
             "requested_by": Str(nullable=True),
             "selection": SELECTION,
             "progress": Obj(
@@ -228,7 +228,7 @@ PROBE = Ref(
     ),
 )
 
-SCAN_PAGE = page_schema("ScanPage", SCAN)
+SCAN_PAGE = page_schema("RunPage", SCAN)
 FINDING_PAGE = page_schema("FindingPage", FINDING)
 PROBE_PAGE = page_schema("ProbePage", PROBE)
 
@@ -238,7 +238,7 @@ _ENDPOINT_ID = Param(
 )
 
 
-def scan_json(scan: ScanRecord, eta_seconds: float | None = None) -> dict[str, Any]:
+def scan_json(scan: RunRecord, eta_seconds: float | None = None) -> dict[str, Any]:
     """The stable JSON shape of a scan (``eta_seconds``: see ``scanner.db.work.run_progress``)."""
     counts = {s: scan.severity_counts.get(s, 0) for s in SEVERITIES}
     return {
@@ -266,7 +266,7 @@ def scan_json(scan: ScanRecord, eta_seconds: float | None = None) -> dict[str, A
     }
 
 
-def finding_json(f: ScanFindingRecord) -> dict[str, Any]:
+def finding_json(f: RunFindingRecord) -> dict[str, Any]:
     """A stored finding with its rule's explanation and fix from the catalogue."""
     rule = CATALOGUE.get(f.rule_id)
     return {
@@ -298,7 +298,7 @@ def finding_json(f: ScanFindingRecord) -> dict[str, Any]:
     }
 
 
-def probe_json(p: ScanProbeRecord) -> dict[str, Any]:
+def probe_json(p: RunProbeRecord) -> dict[str, Any]:
     """A stored probe exchange."""
     return {
         "id": p.id,
@@ -345,14 +345,14 @@ def _scan_url(scan_id: int) -> str:
         replies=(Reply(202, "The scan is queued.", SCAN, headers={"Location": "The scan's URL."}),),
     )
 )
-async def create_scan(call: Call) -> web.Response:
+async def create_run(call: Call) -> web.Response:
     body: dict[str, Any] = call.body or {}
     ids: list[int] | None = body.get("endpoint_ids")
     if ids is not None and ("tag" in body or "owner" in body):
         raise Problem.validation(
             [FieldError("endpoint_ids", "give either endpoint_ids or tag/owner, not both")]
         )
-    selection = ScanSelection(
+    selection = RunSelection(
         endpoint_ids=None if ids is None else tuple(ids),
         tag=body.get("tag"),
         owner=body.get("owner"),
@@ -377,7 +377,7 @@ async def create_scan(call: Call) -> web.Response:
         planned = await work.plan_run(
             session,
             selection=selection,
-            trigger=ScanTrigger.API,
+            trigger=RunTrigger.API,
             requested_by=token.name,
             settings=plan_settings(call.request.app[SETTINGS]),
         )
@@ -406,7 +406,7 @@ async def create_scan(call: Call) -> web.Response:
         query=(
             Param(
                 "status",
-                Str(enum=tuple(s.value for s in ScanStatus)),
+                Str(enum=tuple(s.value for s in RunStatus)),
                 "Only scans in this state.",
             ),
             *PAGE_PARAMS,
@@ -414,16 +414,16 @@ async def create_scan(call: Call) -> web.Response:
         replies=(Reply(200, "One page of scans.", SCAN_PAGE),),
     )
 )
-async def list_scans(call: Call) -> web.Response:
+async def list_runs(call: Call) -> web.Response:
     status = call.query.get("status")
     async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await scans.list_scans(
+        page = await runs.list_runs(
             session,
             limit=page_limit(call),
             cursor=call.query.get("cursor"),
-            status=None if status is None else ScanStatus(status),
+            status=None if status is None else RunStatus(status),
         )
-        counts = await scans.severity_counts(session, [s.id for s in page.items])
+        counts = await runs.severity_counts(session, [s.id for s in page.items])
     items = [scan_json(replace(s, severity_counts=counts.get(s.id, {}))) for s in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
@@ -438,10 +438,10 @@ async def list_scans(call: Call) -> web.Response:
         replies=(Reply(200, "The scan.", SCAN),),
     )
 )
-async def get_scan(call: Call) -> web.Response:
+async def get_run(call: Call) -> web.Response:
     settings = call.request.app[SETTINGS]
     async with call.request.app[DATABASE].session() as session, session.begin():
-        scan = await scans.get_scan(session, call.path["id"])
+        scan = await runs.get_run(session, call.path["id"])
         progress = await work.run_progress(session, scan, stale_after=stale_after(settings))
     return web.json_response(scan_json(scan, progress.eta_seconds))
 
@@ -470,7 +470,7 @@ async def list_findings(call: Call) -> web.Response:
         endpoint_id=call.query.get("endpoint_id"),
     )
     async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await scans.list_scan_findings(
+        page = await runs.list_run_findings(
             session,
             call.path["id"],
             flt,
@@ -494,7 +494,7 @@ async def list_findings(call: Call) -> web.Response:
 )
 async def list_probes(call: Call) -> web.Response:
     async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await scans.list_scan_probes(
+        page = await runs.list_run_probes(
             session,
             call.path["id"],
             endpoint_id=call.query.get("endpoint_id"),
@@ -518,12 +518,12 @@ async def list_probes(call: Call) -> web.Response:
         ),
     )
 )
-async def cancel_scan(call: Call) -> web.Response:
+async def cancel_run(call: Call) -> web.Response:
     scan_id: int = call.path["id"]
     token = current_token(call.request)
     database = call.request.app[DATABASE]
     async with database.session() as session, session.begin():
-        scan = await scans.get_scan(session, scan_id)
+        scan = await runs.get_run(session, scan_id)
     if scan.status.final:
         raise Problem("conflict", f"scan {scan_id} is already {scan.status.value}")
     async with database.session() as session, session.begin():
@@ -536,5 +536,5 @@ async def cancel_scan(call: Call) -> web.Response:
             target_type="scan",
             target_id=str(scan_id),
         )
-        scan = await scans.get_scan(session, scan_id)
+        scan = await runs.get_run(session, scan_id)
     return web.json_response(scan_json(scan))

@@ -27,12 +27,12 @@ from scanner.core.findings import Category, Evidence, Finding
 from scanner.core.headers import Headers
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
-from scanner.db.tables import ScanEndpointRow, ScanFindingRow, ScanProbeRow, ScanRow
+from scanner.db.tables import RunEndpointRow, RunFindingRow, RunProbeRow, RunRow
 from scanner.errors import Conflict, NotFound
 from scanner.reports.json import finding_to_json, policy_to_json, probe_to_json
 
 
-class ScanStatus(StrEnum):
+class RunStatus(StrEnum):
     """Where a scan is in its life; the last three are final."""
 
     QUEUED = "queued"
@@ -43,10 +43,10 @@ class ScanStatus(StrEnum):
 
     @property
     def final(self) -> bool:
-        return self in (ScanStatus.COMPLETED, ScanStatus.FAILED, ScanStatus.CANCELLED)
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class ScanTrigger(StrEnum):
+class RunTrigger(StrEnum):
     """What started a scan."""
 
     MANUAL = "manual"  # the CLI
@@ -55,7 +55,7 @@ class ScanTrigger(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ScanSelection:
+class RunSelection:
     """Which endpoints a scan covers: explicit ids, or enabled endpoints matching tag/owner.
 
     All fields empty means every enabled endpoint.
@@ -76,7 +76,7 @@ class ScanSelection:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ScanSelection:
+    def from_json(cls, doc: dict[str, Any]) -> RunSelection:
         ids = doc.get("endpoint_ids")
         return cls(
             endpoint_ids=None if ids is None else tuple(int(i) for i in ids),
@@ -86,14 +86,14 @@ class ScanSelection:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanRecord:
-    """One scan and its progress. ``severity_counts`` is filled by :func:`get_scan` only."""
+class RunRecord:
+    """One scan and its progress. ``severity_counts`` is filled by :func:`get_run` only."""
 
     id: int
-    status: ScanStatus
-    trigger: ScanTrigger
+    status: RunStatus
+    trigger: RunTrigger
     requested_by: str | None
-    selection: ScanSelection
+    selection: RunSelection
     endpoints_total: int
     endpoints_done: int
     probes_total: int
@@ -113,7 +113,7 @@ class ScanRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanProbeRecord:
+class RunProbeRecord:
     """One stored exchange. JSON-valued fields are what ``probe_to_json`` rendered."""
 
     id: int
@@ -138,7 +138,7 @@ class ScanProbeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanFindingRecord:
+class RunFindingRecord:
     """One stored finding; ``evidence`` is what ``finding_to_json`` rendered."""
 
     id: int
@@ -179,19 +179,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_T = TypeVar("_T", ScanRecord, ScanProbeRecord, ScanFindingRecord)
+_T = TypeVar("_T", RunRecord, RunProbeRecord, RunFindingRecord)
 
 
 # -- rows to values ------------------------------------------------------------
 
 
-def _scan(row: ScanRow, counts: dict[str, int] | None = None) -> ScanRecord:
-    return ScanRecord(
+def _scan(row: RunRow, counts: dict[str, int] | None = None) -> RunRecord:
+    return RunRecord(
         id=row.id,
-        status=ScanStatus(row.status),
-        trigger=ScanTrigger(row.trigger),
+        status=RunStatus(row.status),
+        trigger=RunTrigger(row.trigger),
         requested_by=row.requested_by,
-        selection=ScanSelection.from_json(row.selection or {}),
+        selection=RunSelection.from_json(row.selection or {}),
         endpoints_total=row.endpoints_total,
         endpoints_done=row.endpoints_done,
         probes_total=row.probes_total,
@@ -210,8 +210,8 @@ def _scan(row: ScanRow, counts: dict[str, int] | None = None) -> ScanRecord:
     )
 
 
-def _probe(row: ScanProbeRow) -> ScanProbeRecord:
-    return ScanProbeRecord(
+def _probe(row: RunProbeRow) -> RunProbeRecord:
+    return RunProbeRecord(
         id=row.id,
         scan_id=row.scan_id,
         endpoint_id=row.endpoint_id,
@@ -234,8 +234,8 @@ def _probe(row: ScanProbeRow) -> ScanProbeRecord:
     )
 
 
-def _finding(row: ScanFindingRow) -> ScanFindingRecord:
-    return ScanFindingRecord(
+def _finding(row: RunFindingRow) -> RunFindingRecord:
+    return RunFindingRecord(
         id=row.id,
         scan_id=row.scan_id,
         endpoint_id=row.endpoint_id,
@@ -255,18 +255,18 @@ def _finding(row: ScanFindingRow) -> ScanFindingRecord:
 # -- scans ---------------------------------------------------------------------
 
 
-async def create_scan(
+async def create_run(
     session: AsyncSession,
     *,
-    selection: ScanSelection,
-    trigger: ScanTrigger,
+    selection: RunSelection,
+    trigger: RunTrigger,
     requested_by: str | None,
     endpoints_total: int,
     now: datetime | None = None,
-) -> ScanRecord:
+) -> RunRecord:
     """Insert a queued scan."""
-    row = ScanRow(
-        status=ScanStatus.QUEUED.value,
+    row = RunRow(
+        status=RunStatus.QUEUED.value,
         trigger=trigger.value,
         requested_by=requested_by,
         selection=selection.to_json(),
@@ -290,22 +290,22 @@ async def mark_running(
     now: datetime | None = None,
 ) -> bool:
     """``queued -> running``; False when the scan is no longer queued (e.g. cancelled)."""
-    values: dict[str, Any] = {"status": ScanStatus.RUNNING.value, "started_at": now or _now()}
+    values: dict[str, Any] = {"status": RunStatus.RUNNING.value, "started_at": now or _now()}
     if endpoints_total is not None:
         values["endpoints_total"] = endpoints_total
     result = await session.execute(
-        update(ScanRow)
-        .where(ScanRow.id == scan_id, ScanRow.status == ScanStatus.QUEUED.value)
+        update(RunRow)
+        .where(RunRow.id == scan_id, RunRow.status == RunStatus.QUEUED.value)
         .values(**values)
-        .returning(ScanRow.id)
+        .returning(RunRow.id)
     )
     return result.scalar_one_or_none() is not None
 
 
-async def finish_scan(
+async def finish_run(
     session: AsyncSession,
     scan_id: int,
-    status: ScanStatus,
+    status: RunStatus,
     *,
     error: str | None = None,
     now: datetime | None = None,
@@ -318,18 +318,18 @@ async def finish_scan(
     if not status.final:
         raise ValueError(f"{status} is not a final status")
     result = await session.execute(
-        update(ScanRow)
+        update(RunRow)
         .where(
-            ScanRow.id == scan_id,
-            ScanRow.status.in_([ScanStatus.QUEUED.value, ScanStatus.RUNNING.value]),
+            RunRow.id == scan_id,
+            RunRow.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
         )
         .values(status=status.value, error=error, finished_at=now or _now())
-        .returning(ScanRow.id)
+        .returning(RunRow.id)
     )
     return result.scalar_one_or_none() is not None
 
 
-async def fail_unfinished_scans(
+async def fail_unfinished_runs(
     session: AsyncSession, *, reason: str, now: datetime | None = None
 ) -> int:
     """Mark every queued or running scan failed with ``reason``; how many were.
@@ -338,23 +338,23 @@ async def fail_unfinished_scans(
     interrupted by the previous process's death and will never finish.
     """
     result = await session.execute(
-        update(ScanRow)
-        .where(ScanRow.status.in_([ScanStatus.QUEUED.value, ScanStatus.RUNNING.value]))
-        .values(status=ScanStatus.FAILED.value, error=reason, finished_at=now or _now())
-        .returning(ScanRow.id)
+        update(RunRow)
+        .where(RunRow.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
+        .values(status=RunStatus.FAILED.value, error=reason, finished_at=now or _now())
+        .returning(RunRow.id)
     )
     return len(result.scalars().all())
 
 
-async def get_scan(session: AsyncSession, scan_id: int) -> ScanRecord:
+async def get_run(session: AsyncSession, scan_id: int) -> RunRecord:
     """One scan with its findings counted by severity; ``NotFound`` when absent."""
-    row = await session.get(ScanRow, scan_id, populate_existing=True)
+    row = await session.get(RunRow, scan_id, populate_existing=True)
     if row is None:
         raise NotFound(f"scan {scan_id} does not exist")
     counted = await session.execute(
-        select(ScanFindingRow.severity, func.count())
-        .where(ScanFindingRow.scan_id == scan_id)
-        .group_by(ScanFindingRow.severity)
+        select(RunFindingRow.severity, func.count())
+        .where(RunFindingRow.scan_id == scan_id)
+        .group_by(RunFindingRow.severity)
     )
     counts = {s.value: 0 for s in sorted(Severity, reverse=True)}
     for severity, count in counted.all():
@@ -362,20 +362,20 @@ async def get_scan(session: AsyncSession, scan_id: int) -> ScanRecord:
     return _scan(row, counts)
 
 
-async def list_scans(
+async def list_runs(
     session: AsyncSession,
     *,
     limit: int,
     cursor: str | None = None,
-    status: ScanStatus | None = None,
-) -> Page[ScanRecord]:
+    status: RunStatus | None = None,
+) -> Page[RunRecord]:
     """Scans, newest first."""
-    query = select(ScanRow).order_by(ScanRow.id.desc()).limit(limit + 1)
+    query = select(RunRow).order_by(RunRow.id.desc()).limit(limit + 1)
     after = _after(cursor)
     if after is not None:
-        query = query.where(ScanRow.id < after)
+        query = query.where(RunRow.id < after)
     if status is not None:
-        query = query.where(ScanRow.status == status.value)
+        query = query.where(RunRow.status == status.value)
     rows = list((await session.execute(query)).scalars())
     return _page([_scan(r) for r in rows], limit)
 
@@ -387,63 +387,63 @@ def _page(items: list[_T], limit: int) -> Page[_T]:
     return Page(tuple(items), None)
 
 
-async def _require_scan(session: AsyncSession, scan_id: int) -> None:
-    found = await session.execute(select(ScanRow.id).where(ScanRow.id == scan_id))
+async def _require_run(session: AsyncSession, scan_id: int) -> None:
+    found = await session.execute(select(RunRow.id).where(RunRow.id == scan_id))
     if found.scalar_one_or_none() is None:
         raise NotFound(f"scan {scan_id} does not exist")
 
 
-async def list_scan_probes(
+async def list_run_probes(
     session: AsyncSession,
     scan_id: int,
     *,
     endpoint_id: int | None = None,
     limit: int,
     cursor: str | None = None,
-) -> Page[ScanProbeRecord]:
+) -> Page[RunProbeRecord]:
     """A scan's probes in the order they were stored; ``NotFound`` for an unknown scan."""
-    await _require_scan(session, scan_id)
+    await _require_run(session, scan_id)
     query = (
-        select(ScanProbeRow)
-        .where(ScanProbeRow.scan_id == scan_id)
-        .order_by(ScanProbeRow.id)
+        select(RunProbeRow)
+        .where(RunProbeRow.scan_id == scan_id)
+        .order_by(RunProbeRow.id)
         .limit(limit + 1)
     )
     if endpoint_id is not None:
-        query = query.where(ScanProbeRow.endpoint_id == endpoint_id)
+        query = query.where(RunProbeRow.endpoint_id == endpoint_id)
     after = _after(cursor)
     if after is not None:
-        query = query.where(ScanProbeRow.id > after)
+        query = query.where(RunProbeRow.id > after)
     rows = list((await session.execute(query)).scalars())
     return _page([_probe(r) for r in rows], limit)
 
 
-async def list_scan_findings(
+async def list_run_findings(
     session: AsyncSession,
     scan_id: int,
     flt: FindingFilter = FindingFilter(),
     *,
     limit: int,
     cursor: str | None = None,
-) -> Page[ScanFindingRecord]:
+) -> Page[RunFindingRecord]:
     """A scan's findings in the order they were stored; ``NotFound`` for an unknown scan."""
-    await _require_scan(session, scan_id)
+    await _require_run(session, scan_id)
     query = (
-        select(ScanFindingRow)
-        .where(ScanFindingRow.scan_id == scan_id)
-        .order_by(ScanFindingRow.id)
+        select(RunFindingRow)
+        .where(RunFindingRow.scan_id == scan_id)
+        .order_by(RunFindingRow.id)
         .limit(limit + 1)
     )
     if flt.min_severity is not None:
         wanted = [s.value for s in Severity if s >= flt.min_severity]
-        query = query.where(ScanFindingRow.severity.in_(wanted))
+        query = query.where(RunFindingRow.severity.in_(wanted))
     if flt.rule_id is not None:
-        query = query.where(ScanFindingRow.rule_id == flt.rule_id)
+        query = query.where(RunFindingRow.rule_id == flt.rule_id)
     if flt.endpoint_id is not None:
-        query = query.where(ScanFindingRow.endpoint_id == flt.endpoint_id)
+        query = query.where(RunFindingRow.endpoint_id == flt.endpoint_id)
     after = _after(cursor)
     if after is not None:
-        query = query.where(ScanFindingRow.id > after)
+        query = query.where(RunFindingRow.id > after)
     rows = list((await session.execute(query)).scalars())
     return _page([_finding(r) for r in rows], limit)
 
@@ -474,10 +474,10 @@ async def save_assessment(
     and the counters move by the difference. ``Conflict`` when the scan has
     already finished (a cancelled scan accepts no late results).
     """
-    scan = await session.get(ScanRow, scan_id, with_for_update=True, populate_existing=True)
+    scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
     if scan is None:
         raise NotFound(f"scan {scan_id} does not exist")
-    if ScanStatus(scan.status).final:
+    if RunStatus(scan.status).final:
         raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
     created = now or _now()
     doc_probes = [probe_to_json(p) for p in assessment.probes]
@@ -486,16 +486,16 @@ async def save_assessment(
     for f in assessment.findings:
         findings.setdefault(f.fingerprint, f)
 
-    previous = await session.get(ScanEndpointRow, (scan_id, endpoint_id))
+    previous = await session.get(RunEndpointRow, (scan_id, endpoint_id))
     old = SavedCounts(0, 0, 0)
     if previous is not None:
         old_findings = await session.execute(
             select(func.count()).where(
-                ScanFindingRow.scan_id == scan_id, ScanFindingRow.endpoint_id == endpoint_id
+                RunFindingRow.scan_id == scan_id, RunFindingRow.endpoint_id == endpoint_id
             )
         )
         old = SavedCounts(previous.probe_count, previous.probe_errors, old_findings.scalar_one())
-        for table in (ScanProbeRow, ScanFindingRow):
+        for table in (RunProbeRow, RunFindingRow):
             await session.execute(
                 delete(table).where(table.scan_id == scan_id, table.endpoint_id == endpoint_id)
             )
@@ -503,7 +503,7 @@ async def save_assessment(
         await session.flush()
 
     session.add(
-        ScanEndpointRow(
+        RunEndpointRow(
             scan_id=scan_id,
             endpoint_id=endpoint_id,
             method=assessment.endpoint.method.upper(),
@@ -518,7 +518,7 @@ async def save_assessment(
     await session.flush()
     if doc_probes:
         session.add_all(
-            ScanProbeRow(
+            RunProbeRow(
                 scan_id=scan_id,
                 endpoint_id=endpoint_id,
                 probe_key=p["key"],
@@ -543,7 +543,7 @@ async def save_assessment(
     for f in findings.values():
         doc = finding_to_json(f)
         session.add(
-            ScanFindingRow(
+            RunFindingRow(
                 scan_id=scan_id,
                 endpoint_id=endpoint_id,
                 rule_id=f.rule_id,
@@ -582,16 +582,16 @@ async def save_unassessed(
     It counts as done, unreachable, with ``"<note>: <reason>"`` in ``unchecked``,
     so the scan still finishes and the gap is visible.
     """
-    scan = await session.get(ScanRow, scan_id, with_for_update=True, populate_existing=True)
+    scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
     if scan is None:
         raise NotFound(f"scan {scan_id} does not exist")
-    if ScanStatus(scan.status).final:
+    if RunStatus(scan.status).final:
         raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
-    previous = await session.get(ScanEndpointRow, (scan_id, endpoint_id))
+    previous = await session.get(RunEndpointRow, (scan_id, endpoint_id))
     if previous is not None:
         return
     session.add(
-        ScanEndpointRow(
+        RunEndpointRow(
             scan_id=scan_id,
             endpoint_id=endpoint_id,
             method=method.upper(),
@@ -607,10 +607,10 @@ async def save_unassessed(
     await session.flush()
 
 
-async def list_scan_endpoint_ids(session: AsyncSession, scan_id: int) -> set[int]:
+async def list_run_endpoint_ids(session: AsyncSession, scan_id: int) -> set[int]:
     """Endpoints of a scan that already have a stored result."""
     rows = await session.execute(
-        select(ScanEndpointRow.endpoint_id).where(ScanEndpointRow.scan_id == scan_id)
+        select(RunEndpointRow.endpoint_id).where(RunEndpointRow.scan_id == scan_id)
     )
     return set(rows.scalars())
 
@@ -621,9 +621,9 @@ async def severity_counts(session: AsyncSession, scan_ids: list[int]) -> dict[in
     if not scan_ids:
         return out
     rows = await session.execute(
-        select(ScanFindingRow.scan_id, ScanFindingRow.severity, func.count())
-        .where(ScanFindingRow.scan_id.in_(scan_ids))
-        .group_by(ScanFindingRow.scan_id, ScanFindingRow.severity)
+        select(RunFindingRow.scan_id, RunFindingRow.severity, func.count())
+        .where(RunFindingRow.scan_id.in_(scan_ids))
+        .group_by(RunFindingRow.scan_id, RunFindingRow.severity)
     )
     for scan_id, severity, count in rows.all():
         out[scan_id][severity] = int(count)
@@ -650,7 +650,7 @@ def _stored_evidence(doc: Mapping[str, Any]) -> Evidence:
     )
 
 
-def stored_finding(row: ScanFindingRow, method: str, url: str) -> Finding:
+def stored_finding(row: RunFindingRow, method: str, url: str) -> Finding:
     """The core finding a stored row holds (its fingerprint is the stored one)."""
     return Finding(
         rule_id=row.rule_id,
