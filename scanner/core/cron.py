@@ -328,33 +328,32 @@ def _wall_instants(
     return ()
 
 
-def _day_instants(
-    crontab: Crontab, day: date, zone: tzinfo, low: datetime, high: datetime
+def _hour_instants(
+    crontab: Crontab,
+    top: datetime,
+    zone: tzinfo,
+    low: datetime,
+    high: datetime,
+    start: tuple[timedelta, timedelta],
+    end: tuple[timedelta, timedelta],
 ) -> list[datetime]:
-    """The instants (naive UTC) in ``(low, high]`` the line fires at on one local date, ascending."""
-    out: set[datetime] = set()
-    for hour in crontab.hours:
-        top = datetime(day.year, day.month, day.day, hour)
-        start = _offsets(top, zone)
-        end = _offsets(top + timedelta(hours=1), zone)
-        if start[0] == start[1] == end[0] == end[1]:
-            # No change of offset within this hour (zones change at most once an
-            # hour), so its instants are exact here and whole hours can be skipped.
-            base = top - start[0]
-            if base + _HOUR <= low or base > high:
-                continue
-            out.update(
-                i for m in crontab.minutes if low < (i := base + timedelta(minutes=m)) <= high
-            )
-            continue
-        for minute in crontab.minutes:
-            wall = top + timedelta(minutes=minute)
-            out.update(
-                i
-                for i in _wall_instants(crontab, wall, zone, *_offsets(wall, zone))
-                if low < i <= high
-            )
-    return sorted(out)
+    """The instants (naive UTC) in ``(low, high]`` of one local hour's ticks (``top`` = hh:00;
+    ``start``/``end``: the offsets of ``top`` and of the next hour's top)."""
+    if start[0] == start[1] == end[0] == end[1]:
+        # No change of offset within this hour (zones change at most once an
+        # hour), so its instants are plain arithmetic and a whole hour can be
+        # skipped at once.
+        base = top - start[0]
+        if base + _HOUR <= low or base > high:
+            return []
+        return [i for m in crontab.minutes if low < (i := base + timedelta(minutes=m)) <= high]
+    out: list[datetime] = []
+    for minute in crontab.minutes:
+        wall = top + timedelta(minutes=minute)
+        out += (
+            i for i in _wall_instants(crontab, wall, zone, *_offsets(wall, zone)) if low < i <= high
+        )
+    return out
 
 
 def ticks(crontab: Crontab, zone: tzinfo, after: datetime, until: datetime) -> Iterator[datetime]:
@@ -363,28 +362,44 @@ def ticks(crontab: Crontab, zone: tzinfo, after: datetime, until: datetime) -> I
     high = until.astimezone(UTC).replace(tzinfo=None)
     if high <= low:
         return
-    # A day's ticks can land a day away from it in UTC, and a repeated hour
-    # that spans midnight interleaves two days: look one day either side and
-    # release an instant only once no later date can still produce an earlier one.
+    # A local date's ticks can land a day away from it in UTC, and a repeated
+    # hour interleaves two passes: look a day either side, hour by hour, and
+    # release an instant only once no later wall time can still produce an
+    # earlier one (instants only go back within a repeated interval, whose
+    # second pass is later, so the earliest reading of an hour's top bounds
+    # every instant from that hour on).
     first = min(after.astimezone(zone).date() - timedelta(days=1), _MAX_DATE)
     last = min(until.astimezone(zone).date() + timedelta(days=1), _MAX_DATE)
     pending: list[datetime] = []
     previous: datetime | None = None
+    known: dict[datetime, tuple[timedelta, timedelta]] = {}  # consecutive hours share a top
+
+    def offsets(wall: datetime) -> tuple[timedelta, timedelta]:
+        found = known.get(wall)
+        if found is None:
+            if len(known) > 64:
+                known.clear()
+            found = known[wall] = _offsets(wall, zone)
+        return found
+
     for day in _dates(crontab, first, last):
-        midnight = datetime(day.year, day.month, day.day)
-        floor = midnight - max(_offsets(midnight, zone))
-        while pending and pending[0] < floor:
-            instant = heapq.heappop(pending)
-            if instant != previous and low < instant <= high:
-                yield instant.replace(tzinfo=UTC)
-            previous = instant
-            if instant > high:
+        for hour in crontab.hours:
+            top = datetime(day.year, day.month, day.day, hour)
+            start = offsets(top)
+            floor = top - max(start)
+            while pending and pending[0] < floor:
+                instant = heapq.heappop(pending)
+                if instant != previous:
+                    yield instant.replace(tzinfo=UTC)
+                previous = instant
+            if floor > high:
                 return
-        for instant in _day_instants(crontab, day, zone, low, high):
-            heapq.heappush(pending, instant)
+            end = offsets(top + _HOUR)
+            for instant in _hour_instants(crontab, top, zone, low, high, start, end):
+                heapq.heappush(pending, instant)
     while pending:
         instant = heapq.heappop(pending)
-        if instant != previous and low < instant <= high:
+        if instant != previous:
             yield instant.replace(tzinfo=UTC)
         previous = instant
 
