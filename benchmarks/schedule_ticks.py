@@ -29,28 +29,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aiohttp
+from aiohttp import web
+from apscheduler.triggers.cron import CronTrigger
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
-from apscheduler.triggers.cron import CronTrigger  # noqa: E402
-
-from scanner.api.app import create_app, make_runner  # noqa: E402
-from scanner.api.handlers import schedules as handler  # noqa: E402
-from scanner.core import cron as rules  # noqa: E402
-from scanner.db.engine import Database  # noqa: E402
-from scanner.db.tables import ScheduleRow  # noqa: E402
-from scanner.db.tokens import Scope, create_token  # noqa: E402
-from scanner.settings import Settings  # noqa: E402
+from scanner.api.app import create_app, make_runner
+from scanner.api.handlers import schedules as handler
+from scanner.core import cron as rules
+from scanner.db.engine import Database
+from scanner.db.tables import ScheduleRow
+from scanner.db.tokens import Scope, create_token
+from scanner.settings import Settings
 
 LINES = [
     ("0 2 * * *", "Europe/Berlin"),
