@@ -285,11 +285,16 @@ async def test_stored_never_firing_lines_are_listed_cheaply_and_off_the_loop(
 async def test_a_stored_line_that_no_longer_parses_does_not_break_listing_or_timers(
     api: Api,
 ) -> None:
-    # APScheduler accepted "5/15" and "last"; cron(8) rules refuse them. Stored
-    # ones still list (no ticks), and the scheduler times every other schedule.
+    # APScheduler accepted "5/15" and "last"; cron(8) rules refuse them, and a
+    # line that never fires is refused too. Stored ones still list (no ticks),
+    # get no timer, and the scheduler times every other schedule.
     now = datetime.now(UTC)
     async with api.database.session() as s, s.begin():
-        for name, cron in (("aps-step", "5/15 * * * *"), ("aps-last", "0 0 last * *")):
+        for name, cron in (
+            ("aps-step", "5/15 * * * *"),
+            ("aps-last", "0 0 last * *"),
+            ("never", "0 0 31 2 *"),
+        ):
             s.add(
                 ScheduleRow(
                     name=name,
@@ -303,6 +308,7 @@ async def test_a_stored_line_that_no_longer_parses_does_not_break_listing_or_tim
             )
     listed = {s["name"]: s for s in await api.walk(SCHEDULES)}
     assert listed["aps-step"]["next_ticks"] == []
+    assert listed["never"]["next_ticks"] == []
     assert len(listed["nightly"]["next_ticks"]) == 3
     scheduler = Scheduler(api.database, api_settings(api.database, schedule_reload_seconds=60))
     stop = asyncio.Event()
