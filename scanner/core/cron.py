@@ -117,13 +117,8 @@ class Crontab:
     day_rule: DayRule
     fixed_time: bool  # neither minute nor hour starts with "*" (cron(8)'s non-wildcard job)
 
-    def matches_day(self, day: date) -> bool:
-        """Whether ``day`` (a local calendar date) is one the line fires on."""
-        if day.month not in self.months:
-            return False
-        return self._day_matches(day.day, cron_weekday(day))
-
-    def _day_matches(self, day_of_month: int, weekday: int) -> bool:
+    def day_matches(self, day_of_month: int, weekday: int) -> bool:
+        """Whether the day fields accept a day (``weekday``: 0 = Sunday), the month aside."""
         in_month = day_of_month in self.days
         in_week = weekday in self.weekdays
         return in_month or in_week if self.day_rule is DayRule.EITHER else in_month and in_week
@@ -275,7 +270,7 @@ def _dates(crontab: Crontab, start: date, end: date) -> Iterator[date]:
             last = min(length, end.day) if (year, month) == (end.year, end.month) else length
             weekday_of_first = cron_weekday(date(year, month, 1))
             for day in range(first, last + 1):
-                if crontab._day_matches(day, (weekday_of_first + day - 1) % 7):
+                if crontab.day_matches(day, (weekday_of_first + day - 1) % 7):
                     yield date(year, month, day)
         month += 1
         if month == 13:
