@@ -5,7 +5,7 @@ as the thing counted. Backfilled from today's rows, so the alert-delivery
 counters continue from what ``/metrics`` reported before the upgrade instead
 of dropping to zero (which ``rate()`` would read as a reset).
 
-Revision ID: 0005_metric_counters
+Revision ID: 0004_metric_counters
 Revises: 0003_findings_and_alerts
 Create Date: 2026-12-02 16:30:00
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_metric_counters"
+revision: str = "0004_metric_counters"
 down_revision: str | Sequence[str] | None = "0003_findings_and_alerts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
