@@ -35,6 +35,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from scanner.core.endpoints import METHOD_LENGTH, NAME_LENGTH, OWNER_LENGTH, TAG_LENGTH
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -43,11 +45,7 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-# Column sizes shared with validation (inventory, policies, tokens).
-METHOD_LENGTH = 16
-NAME_LENGTH = 200
-OWNER_LENGTH = 200
-TAG_LENGTH = 100
+# Column sizes: the endpoint fields' are the core rules' own (scanner.core.endpoints).
 TOKEN_NAME_LENGTH = 200
 TOKEN_PREFIX_LENGTH = 12
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.runs import stale_after
+from scanner.api.keys import DATABASE, SETTINGS
 from scanner.api.schemas import Call, Operation, Reply, Str, operation
 from scanner.db.tokens import Scope
 from scanner.reports.metrics import CONTENT_TYPE, MetricsSettings, render_metrics
@@ -30,7 +29,7 @@ _REPLY = Reply(200, "The metrics.", Str(), media_type="text/plain")
 
 async def _metrics(call: Call) -> web.Response:
     app = call.request.app
-    settings = MetricsSettings(worker_stale_after=stale_after(app[SETTINGS]))
+    settings = MetricsSettings(worker_stale_after=app[SETTINGS].worker_stale_after)
     async with app[DATABASE].session() as session, session.begin():
         text = await render_metrics(session, settings)
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})

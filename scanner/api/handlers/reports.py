@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
-from scanner.api.handlers.runs import SCAN_ID, SEVERITIES
+from scanner.api.handlers.runs import SCAN_ID
 from scanner.api.schemas import (
     AnyJSON,
     Call,
@@ -27,7 +26,9 @@ from scanner.api.schemas import (
 )
 from scanner.core.severity import Severity
 from scanner.db.tokens import Scope
-from scanner.reports.stored import ReportFormat, load_run, render_run, report_filename
+from scanner.reports.stored import ReportFormat, render_run, report_filename
+from scanner.shapes import SEVERITIES
+from scanner.usecases import runs
 
 DEFAULT_FAIL_ON = Severity.HIGH  # as `cors-scanner scan --fail-on`
 FAILED_HEADER = "X-Cors-Scanner-Failed"
@@ -81,8 +82,7 @@ async def scan_report(call: Call) -> web.Response:
     fmt = ReportFormat(call.query.get("format", ReportFormat.JSON.value))
     fail_on = Severity(call.query.get("fail_on", DEFAULT_FAIL_ON.value))
     scan_id: int = call.path["id"]
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        run = await load_run(session, scan_id)
+    run = await runs.load_report(call.context, scan_id)
     body = render_run(run, fmt, fail_on)
     return web.Response(
         body=body.encode("utf-8"),

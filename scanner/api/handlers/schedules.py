@@ -10,14 +10,12 @@ changes up within ``CORS_SCANNER_SCHEDULE_RELOAD_SECONDS``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -34,15 +32,13 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
-from scanner.db import audit
-from scanner.db import schedules as store
+from scanner.core.endpoints import NAME_LENGTH
 from scanner.db.runs import RunSelection
-from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput, ScheduleRecord
-from scanner.db.tables import NAME_LENGTH
+from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput
 from scanner.db.tokens import Scope
-from scanner.scheduler.cron import cron_trigger, next_ticks, parse_timezone
-
-NEXT_TICKS = 3  # enough to see the rhythm of a schedule at a glance
+from scanner.scheduler.cron import cron_trigger, parse_timezone
+from scanner.usecases import schedules
+from scanner.usecases.schedules import ScheduleView
 
 
 def _check_cron(text: str) -> None:
@@ -144,22 +140,8 @@ SCHEDULE_PAGE = page_schema("SchedulePage", SCHEDULE)
 SCHEDULE_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The schedule's id.", required=True)
 
 
-def schedule_json(s: ScheduleRecord, *, now: datetime | None = None) -> dict[str, Any]:
-    """A schedule as the API shows it, with its next ticks after ``now``."""
-    after = now or datetime.now(UTC)
-    return {
-        "id": s.id,
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-        "last_planned_for": iso(s.last_planned_for),
-        "next_ticks": [iso(t) for t in next_ticks(s.cron, s.timezone, after, NEXT_TICKS)],
-        "created_at": iso(s.created_at),
-        "updated_at": iso(s.updated_at),
-    }
+def _json(view: ScheduleView) -> dict[str, Any]:
+    return shapes.schedule_json(view.schedule, view.next_ticks)
 
 
 def _selection(body: dict[str, Any]) -> RunSelection | None:
@@ -181,17 +163,6 @@ def _input(body: dict[str, Any]) -> ScheduleInput:
     )
 
 
-def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-    }
-
-
 # -- handlers ------------------------------------------------------------------
 
 
@@ -206,12 +177,10 @@ def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
     )
 )
 async def list_schedules(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.page_schedules(
-            session, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    now = datetime.now(UTC)
-    items = [schedule_json(s, now=now) for s in page.items]
+    page = await schedules.list_schedules(
+        call.context, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [_json(v) for v in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -229,21 +198,11 @@ async def list_schedules(call: Call) -> web.Response:
     )
 )
 async def create_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.create_schedule(session, _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.create",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail=_audit_detail(record),
-        )
+    view = await schedules.create_schedule(
+        call.context, _input(call.body), actor=current_token(call.request).name
+    )
     return web.json_response(
-        schedule_json(record),
-        status=201,
-        headers={"Location": f"/api/v1/schedules/{record.id}"},
+        _json(view), status=201, headers={"Location": f"/api/v1/schedules/{view.schedule.id}"}
     )
 
 
@@ -258,9 +217,7 @@ async def create_schedule(call: Call) -> web.Response:
     )
 )
 async def get_schedule(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.get_schedule(session, call.path["id"])
-    return web.json_response(schedule_json(record))
+    return web.json_response(_json(await schedules.get_schedule(call.context, call.path["id"])))
 
 
 @operation(
@@ -278,18 +235,10 @@ async def get_schedule(call: Call) -> web.Response:
     )
 )
 async def update_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.update_schedule(session, call.path["id"], _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.update",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail={"fields": sorted(call.body), **_audit_detail(record)},
-        )
-    return web.json_response(schedule_json(record))
+    view = await schedules.update_schedule(
+        call.context, call.path["id"], _input(call.body), actor=current_token(call.request).name
+    )
+    return web.json_response(_json(view))
 
 
 @operation(
@@ -303,14 +252,7 @@ async def update_schedule(call: Call) -> web.Response:
     )
 )
 async def delete_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        await store.delete_schedule(session, call.path["id"])
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.delete",
-            target_type="schedule",
-            target_id=str(call.path["id"]),
-        )
+    await schedules.delete_schedule(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
     return web.Response(status=204)
