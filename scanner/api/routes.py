@@ -82,7 +82,7 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
     ("POST", f"{API}/deliveries/{{id}}/redeliver", hooks.redeliver),
     # metrics and reports of stored runs (issue 6)
     ("GET", "/metrics", metrics.metrics),
-    ("GET", f"{API}/scans/{{id}}/report", reports.scan_report),
+    ("GET", f"{API}/scans/{{id}}/report", reports.run_report),
 )
 
 

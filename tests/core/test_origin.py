@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.core.origin import DEFAULT_PORTS, Origin, masked_url
+from scanner.core.origin import DEFAULT_PORTS, Origin, host_key, masked_url
 from scanner.core.policy import OriginPattern, Policy
 from scanner.errors import InvalidOrigin, InvalidPolicy, InvalidURL
 
@@ -368,3 +368,29 @@ def test_url_errors_do_not_echo_the_password() -> None:
     with pytest.raises(InvalidURL) as info:
         Origin.from_url("https://bob:hunter2@api.acme.com/a b")
     assert "hunter2" not in str(info.value)
+
+
+# -- the host key: what per-host politeness and the work items' host locks share ------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://API.Acme.com/v1?x=1", "https://api.acme.com:443"),
+        ("http://acme.com/", "http://acme.com:80"),
+        ("http://acme.com:8080/", "http://acme.com:8080"),
+        ("https://acme.com:443/", "https://acme.com:443"),
+        ("http://[::1]:9000/x", "http://[::1]:9000"),
+        ("http://[0:0:0:0:0:0:0:1]/", "http://[::1]:80"),  # IPv6 as the URL standard writes it
+        ("https://[2001:DB8::1]/", "https://[2001:db8::1]:443"),
+        ("https://bücher.de/", "https://bücher.de:443"),  # a scan's URL is probed as given
+    ],
+)
+def test_host_key(url: str, key: str) -> None:
+    assert host_key(url) == key
+
+
+@pytest.mark.parametrize("url", ["http:///path", "no-scheme", "https://a.example:99999/"])
+def test_host_key_refuses_urls_without_a_host_or_port(url: str) -> None:
+    with pytest.raises(ValueError, match=r"(?i)no host|port"):
+        host_key(url)

@@ -33,7 +33,12 @@ def test_validation_names_every_bad_field() -> None:
     with pytest.raises(ValidationError) as exc:
         PolicyFields.validate(
             {
-                "allowed_origins": ["*", "https://ok.example", "https://.*\\.acme\\.com", "acme.com"],
+                "allowed_origins": [
+                    "*",
+                    "https://ok.example",
+                    "https://.*\\.acme\\.com",
+                    "acme.com",
+                ],
                 "allowed_methods": ["GET", "BAD METHOD"],
                 "max_age": -1,
                 "allow_credentials": "yes",
@@ -92,7 +97,8 @@ def test_merged_is_a_patch_where_none_inherits() -> None:
     assert PolicyFields.validate(current.merged({"max_age": None, "public": True})) == layer(
         allowed_origins=["https://a.example"], public=True
     )
-    assert PolicyFields().is_empty and not current.is_empty
+    assert PolicyFields().is_empty
+    assert not current.is_empty
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,9 @@ async def test_update_errors(database: Database) -> None:
     a = await add(database, "https://a.example/")
     b = await add(database, "https://b.example/")
     async with database.session() as s, s.begin():
-        with pytest.raises(Conflict, match=rf"https://b\.example/ already exists \(endpoint {b.id}\)"):
+        with pytest.raises(
+            Conflict, match=rf"https://b\.example/ already exists \(endpoint {b.id}\)"
+        ):
             await update_endpoint(s, a.id, changed(a, url="https://B.example"))
         with pytest.raises(NotFound, match="endpoint 999999 does not exist"):
             await update_endpoint(s, 999_999, a.as_input())

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from scanner.core.endpoints import EndpointInput
-from scanner.core.origin import Origin
 from scanner.core.policy_layers import PolicyFields, PolicyScope
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointRecord, create_endpoint, delete_endpoint

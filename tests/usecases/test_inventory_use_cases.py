@@ -242,7 +242,8 @@ async def test_one_idna_mapping_on_every_path_in(ctx: Context) -> None:
     report = await run_import(
         ctx, "url\nhttps://STRASSE.de/p\nhttps://straße.de/p\n".encode(), "csv"
     )
-    assert len(report.unchanged) == 2 and report.created == ()
+    assert len(report.unchanged) == 2
+    assert report.created == ()
     layer, _ = await policies.set_policy(
         ctx, "default", values={"allowed_origins": ["https://straße.de"]}, actor="t"
     )
@@ -260,9 +261,11 @@ async def test_reads_for_a_front_end(ctx: Context) -> None:
     views = {v.endpoint.id: v for v in page.items}
     assert views[a.id].override is None
     assert views[a.id].effective.sources["max_age"] == "tag:web"
-    assert views[b.id].override is not None and views[b.id].effective.policy.public
+    assert views[b.id].override is not None
+    assert views[b.id].effective.policy.public
     doc = shapes.effective_policy_json(b.id, views[b.id].effective)
-    assert doc["sources"]["public"] == "endpoint" and doc["policy"]["public"] is True
+    assert doc["sources"]["public"] == "endpoint"
+    assert doc["policy"]["public"] is True
 
 
 async def test_an_import_is_audited_once_and_a_dry_run_not_at_all(ctx: Context) -> None:
@@ -315,11 +318,14 @@ async def test_policy_changes(ctx: Context) -> None:
         values={"allowed_origins": ["https://a.example"], "max_age": 60},
         actor="t",
     )
-    assert created and layer.scope_key == "tag:payments"
+    assert created
+    assert layer.scope_key == "tag:payments"
     again, created = await policies.set_policy(
         ctx, "tag", tag="payments", values={"public": True}, actor="t"
     )
-    assert not created and again.id == layer.id and again.max_age is None  # PUT replaces
+    assert not created
+    assert again.id == layer.id
+    assert again.max_age is None
     with pytest.raises(ValidationError, match="unknown policy field"):
         await policies.change_policy(ctx, layer.id, {"origins": []}, actor="t")
     patched = await policies.change_policy(

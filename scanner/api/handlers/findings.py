@@ -161,7 +161,7 @@ TRIAGE_BODY = Ref(
 )
 
 FINDING_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The finding's id.", required=True)
-SCAN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan (run) id.", required=True)
+RUN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan (run) id.", required=True)
 
 
 def _time(call: Call, name: str) -> datetime | None:
@@ -310,7 +310,7 @@ async def list_regressions(call: Call) -> web.Response:
         summary="The regressions one run found",
         tag="findings",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param(
                 "all",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.handlers.runs import SCAN_ID
+from scanner.api.handlers.runs import RUN_ID
 from scanner.api.schemas import (
     AnyJSON,
     Call,
@@ -60,7 +60,7 @@ _HEADERS = {
             "are failures), `csv` (one row per finding). 409 while the scan is queued or "
             "running."
         ),
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param("format", Str(enum=_FORMATS), "The report format (default json)."),
             Param(
@@ -78,17 +78,17 @@ _HEADERS = {
         ),
     )
 )
-async def scan_report(call: Call) -> web.Response:
+async def run_report(call: Call) -> web.Response:
     fmt = ReportFormat(call.query.get("format", ReportFormat.JSON.value))
     fail_on = Severity(call.query.get("fail_on", DEFAULT_FAIL_ON.value))
-    scan_id: int = call.path["id"]
-    run = await runs.load_report(call.context, scan_id)
+    run_id: int = call.path["id"]
+    run = await runs.load_report(call.context, run_id)
     body = render_run(run, fmt, fail_on)
     return web.Response(
         body=body.encode("utf-8"),
         headers={
             "Content-Type": f"{fmt.media_type}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{report_filename(scan_id, fmt)}"',
+            "Content-Disposition": f'attachment; filename="{report_filename(run_id, fmt)}"',
             FAILED_HEADER: "true" if run.failed(fail_on) else "false",
         },
     )

@@ -65,7 +65,7 @@ SELECTION = Obj(
     },
 )
 
-SCAN = Ref(
+RUN = Ref(
     name="Scan",
     schema=Obj(
         properties={
@@ -206,11 +206,11 @@ PROBE = Ref(
     ),
 )
 
-SCAN_PAGE = page_schema("RunPage", SCAN)
+RUN_PAGE = page_schema("RunPage", RUN)
 FINDING_PAGE = page_schema("FindingPage", FINDING)
 PROBE_PAGE = page_schema("ProbePage", PROBE)
 
-SCAN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan's id.", required=True)
+RUN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan's id.", required=True)
 _ENDPOINT_ID = Param(
     "endpoint_id", Int(minimum=1, maximum=MAX_ID), "Only this endpoint's.", required=False
 )
@@ -231,7 +231,7 @@ _ENDPOINT_ID = Param(
         ),
         body=SELECTION,
         body_required=False,
-        replies=(Reply(202, "The scan is queued.", SCAN, headers={"Location": "The scan's URL."}),),
+        replies=(Reply(202, "The scan is queued.", RUN, headers={"Location": "The scan's URL."}),),
     )
 )
 async def create_run(call: Call) -> web.Response:
@@ -269,7 +269,7 @@ async def create_run(call: Call) -> web.Response:
             ),
             *PAGE_PARAMS,
         ),
-        replies=(Reply(200, "One page of scans.", SCAN_PAGE),),
+        replies=(Reply(200, "One page of scans.", RUN_PAGE),),
     )
 )
 async def list_runs(call: Call) -> web.Response:
@@ -290,8 +290,8 @@ async def list_runs(call: Call) -> web.Response:
         summary="One scan: status, progress, findings by severity",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
-        replies=(Reply(200, "The scan.", SCAN),),
+        path_params=(RUN_ID,),
+        replies=(Reply(200, "The scan.", RUN),),
     )
 )
 async def get_run(call: Call) -> web.Response:
@@ -305,7 +305,7 @@ async def get_run(call: Call) -> web.Response:
         summary="A scan's findings",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param("severity", Str(enum=SEVERITIES), "Minimum severity (this one and above)."),
             Param("rule_id", Str(min_length=1, max_length=100), "Only this rule's findings."),
@@ -335,7 +335,7 @@ async def list_findings(call: Call) -> web.Response:
         summary="A scan's probes: every exchange, as sent and received",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(_ENDPOINT_ID, *PAGE_PARAMS),
         replies=(Reply(200, "One page of probes.", PROBE_PAGE),),
     )
@@ -358,9 +358,9 @@ async def list_probes(call: Call) -> web.Response:
         summary="Cancel a queued or running scan",
         tag="scans",
         scope=Scope.WRITE,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         replies=(
-            Reply(200, "The scan, now cancelled.", SCAN),
+            Reply(200, "The scan, now cancelled.", RUN),
             problem_reply(409, "The scan has already finished."),
         ),
     )
