@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "scanner.cli.findings",
     "scanner.cli.database",
     "scanner.cli.demo",
+    "scanner.cli.completion",
 )
 
 
