@@ -106,6 +106,9 @@ def create_app(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)
         )
     add_routes(app)
+    from scanner.dashboard import setup_dashboard  # the web dashboard at /, beside the API
+
+    setup_dashboard(app, DATABASE)
     return app
 
 

@@ -1,0 +1,81 @@
+"""Runs: the list, one run's live progress (polled by run-progress.js), starting one."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scanner.api.app import WORKER
+from scanner.dashboard import usecases
+from scanner.dashboard.session import current, requires
+from scanner.dashboard.views.context import (
+    render,
+    cursor,
+    database,
+    one,
+    page_size,
+    path_id,
+    settings,
+    with_query,
+)
+from scanner.db.runs import RunStatus
+from scanner.db.tokens import Scope
+from scanner.errors import FieldError, ValidationError
+
+POLL_MS = 1000  # how often a running run's page asks for progress
+
+
+@requires(Scope.READ)
+async def list_runs(request: web.Request) -> web.StreamResponse:
+    text = one(request, "status")
+    status = None
+    if text is not None:
+        try:
+            status = RunStatus(text)
+        except ValueError:
+            raise ValidationError([FieldError("status", f"{text!r} is not a run status")]) from None
+    db = database(request)
+    page = await usecases.list_runs(db, status=status, limit=page_size(request), cursor=cursor(request))
+    context = {
+        "items": page.items,
+        "status": status.value if status else None,
+        "statuses": [s.value for s in RunStatus],
+        "choices": await usecases.filter_choices(db),
+        "next_url": with_query(request, cursor=page.next_cursor) if page.next_cursor else None,
+        "first_url": with_query(request, cursor=None) if cursor(request) else None,
+        "nav": "runs",
+    }
+    return await render("runs/list.html", request, context)
+
+
+@requires(Scope.READ)
+async def show_run(request: web.Request) -> web.StreamResponse:
+    doc = await usecases.run_detail(database(request), settings(request), path_id(request))
+    final = RunStatus(doc["status"]).final
+    context = {"run": doc, "final": final, "poll_ms": POLL_MS, "nav": "runs"}
+    return await render("runs/detail.html", request, context)
+
+
+@requires(Scope.READ)
+async def run_progress(request: web.Request) -> web.StreamResponse:
+    """The run as ``GET /api/v1/scans/{id}`` returns it, for the page's poller."""
+    doc = await usecases.run_progress(database(request), settings(request), path_id(request))
+    return web.json_response(doc)
+
+
+@requires(Scope.WRITE)
+async def start_run(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    tag = form.get("tag")
+    owner = form.get("owner")
+    found = current(request)
+    assert found is not None  # @requires
+    doc = await usecases.start_run(
+        database(request),
+        settings(request),
+        tag=tag.strip() or None if isinstance(tag, str) else None,
+        owner=owner.strip() or None if isinstance(owner, str) else None,
+        actor=found.token.name,
+    )
+    if WORKER in request.app:
+        request.app[WORKER].wake()
+    raise web.HTTPSeeOther(f"/runs/{doc['id']}?notice=started")
