@@ -31,9 +31,7 @@ class FindingSpan:
         if self.resolved_at is not None and self.resolved_at <= moment:
             return False
         silenced = self.silenced_from is not None and self.silenced_from <= moment
-        if silenced and (self.silenced_until is None or moment < self.silenced_until):
-            return False
-        return True
+        return not (silenced and (self.silenced_until is None or moment < self.silenced_until))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from scanner.db.engine import Database
-from scanner.db.sessions import DashboardSession, close_session, open_session, resume_session
+from scanner.db.sessions import (
+    DashboardSession,
+    close_session,
+    open_session,
+    resume_session,
+    touch_session,
+)
 from scanner.db.tokens import Scope, TokenRecord
 from scanner.settings import Settings
 
@@ -78,10 +84,15 @@ async def load_session(request: web.Request, database: Database) -> DashboardSes
     secret = session_secret(request)
     if secret is None:
         return None
+    now = datetime.now(UTC)
     async with database.session() as session, session.begin():
-        found = await resume_session(session, secret, now=datetime.now(UTC))
-    if found is not None:
-        request[SESSION_KEY] = found
+        found = await resume_session(session, secret, now=now)
+    if found is None:
+        return None
+    if found.stale(now):  # at most once a minute, in its own short write
+        async with database.session() as session, session.begin():
+            await touch_session(session, found.id, now=now)
+    request[SESSION_KEY] = found
     return found
 
 
@@ -100,7 +111,9 @@ async def sign_in(
     """Open a session for ``token`` and set its cookie on ``response``."""
     lifetime = timedelta(hours=settings.dashboard_session_hours)
     async with database.session() as session, session.begin():
-        opened, secret = await open_session(session, token, lifetime=lifetime, now=datetime.now(UTC))
+        opened, secret = await open_session(
+            session, token, lifetime=lifetime, now=datetime.now(UTC)
+        )
     response.set_cookie(
         _cookie_name(request, settings, COOKIE, SECURE_COOKIE),
         secret,
@@ -110,7 +123,9 @@ async def sign_in(
         samesite="Strict",
         secure=is_secure(request, settings),
     )
-    response.del_cookie(_cookie_name(request, settings, LOGIN_COOKIE, SECURE_LOGIN_COOKIE), path="/")
+    response.del_cookie(
+        _cookie_name(request, settings, LOGIN_COOKIE, SECURE_LOGIN_COOKIE), path="/"
+    )
     return opened
 
 

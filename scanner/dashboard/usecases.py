@@ -92,12 +92,12 @@ async def overview(db: Database, *, now: datetime, days: int) -> JSON:
         spans = await store.finding_spans(session, since=since)
         recent = await runs.list_runs(session, limit=6, cursor=None)
         counts = await runs.severity_counts(session, [r.id for r in recent.items])
-        results = await runs.latest_endpoint_results(
-            session, finished_since=now - COVERAGE_WINDOW
-        )
+        results = await runs.latest_endpoint_results(session, finished_since=now - COVERAGE_WINDOW)
         unverified = [r for r in results.values() if not r.verified]
         endpoints = _endpoints_by_id(
-            await inventory.select_endpoints(session, EndpointFilter(), [r.endpoint_id for r in unverified])
+            await inventory.select_endpoints(
+                session, EndpointFilter(), [r.endpoint_id for r in unverified]
+            )
         )
         owners = await store.count_by_owner(session)
         tags = await store.count_by_tag(session)
@@ -109,8 +109,13 @@ async def overview(db: Database, *, now: datetime, days: int) -> JSON:
         "coverage": {
             "checked": len(results),
             "unverified": [
-                {"endpoint": endpoints.get(r.endpoint_id), "method": r.method, "url": r.url,
-                 "endpoint_id": r.endpoint_id, "result": _result_json(r)}
+                {
+                    "endpoint": endpoints.get(r.endpoint_id),
+                    "method": r.method,
+                    "url": r.url,
+                    "endpoint_id": r.endpoint_id,
+                    "result": _result_json(r),
+                }
                 for r in sorted(unverified, key=lambda r: r.endpoint_id)
             ],
         },
@@ -187,9 +192,7 @@ async def finding_detail(db: Database, finding_id: int) -> JSON:
     rule = CATALOGUE.get(f.rule_id)
     latest_doc = run_finding_json(latest) if latest else None
     if latest_doc is not None:
-        latest_doc["evidence"] = [
-            {**e, "console": console_line(e)} for e in latest_doc["evidence"]
-        ]
+        latest_doc["evidence"] = [{**e, "console": console_line(e)} for e in latest_doc["evidence"]]
     return {
         "finding": finding_json(record),
         "endpoint": endpoint_json(found[0]) if found else None,
@@ -224,7 +227,9 @@ def console_line(evidence: JSON) -> str | None:
         if verdict.startswith(prefix):
             request = evidence.get("request") or {}
             return console_message(
-                str(request.get("url") or ""), str(evidence.get("origin") or ""), verdict[len(prefix):]
+                str(request.get("url") or ""),
+                str(evidence.get("origin") or ""),
+                verdict[len(prefix) :],
             )
     return None
 
@@ -346,10 +351,7 @@ async def run_detail(db: Database, settings: Settings, run_id: int) -> JSON:
             )
         )
     findings = sorted(
-        (
-            {**run_finding_json(f), "endpoint": endpoints.get(f.endpoint_id)}
-            for f in found.items
-        ),
+        ({**run_finding_json(f), "endpoint": endpoints.get(f.endpoint_id)} for f in found.items),
         key=lambda f: (Severity(f["severity"]), -f["id"]),
         reverse=True,
     )

@@ -722,6 +722,7 @@ async def latest_endpoint_results(
         for row, finished_at in (await session.execute(query)).all():
             if row.endpoint_id in out:
                 continue  # newest first: the first row of an endpoint is its latest
+            assert finished_at is not None  # the query keeps finished runs only
             out[row.endpoint_id] = EndpointResult(
                 scan_id=row.scan_id,
                 endpoint_id=row.endpoint_id,

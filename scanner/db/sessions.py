@@ -43,6 +43,11 @@ class DashboardSession:
     csrf_token: str
     created_at: datetime
     expires_at: datetime
+    last_seen_at: datetime
+
+    def stale(self, now: datetime) -> bool:
+        """Whether ``last_seen_at`` is old enough to be worth a write (:func:`touch_session`)."""
+        return self.last_seen_at <= now - LAST_SEEN_PRECISION
 
 
 def _digest(secret: str) -> str:
@@ -73,13 +78,20 @@ async def open_session(
     )
     session.add(row)
     await session.flush()
-    return DashboardSession(row.id, token, row.csrf_token, row.created_at, row.expires_at), secret
+    opened = DashboardSession(
+        row.id, token, row.csrf_token, row.created_at, row.expires_at, row.last_seen_at
+    )
+    return opened, secret
 
 
 async def resume_session(
     session: AsyncSession, secret: str, *, now: datetime
 ) -> DashboardSession | None:
-    """The live session whose cookie this is, or None (unknown, expired, or token revoked)."""
+    """The live session whose cookie this is, or None (unknown, expired, or token revoked).
+
+    Reads only (page views run in read-only transactions): record activity
+    with :func:`touch_session` in a write transaction of its own.
+    """
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
     digest = _digest(secret)
@@ -93,14 +105,22 @@ async def resume_session(
     token = await get_token(session, row.token_id)
     if not token.active:
         return None
-    if row.last_seen_at <= now - LAST_SEEN_PRECISION:
-        await session.execute(
-            update(DashboardSessionRow)
-            .where(DashboardSessionRow.id == row.id)
-            .values(last_seen_at=now)
-            .execution_options(synchronize_session=False)
+    return DashboardSession(
+        row.id, token, row.csrf_token, row.created_at, row.expires_at, row.last_seen_at
+    )
+
+
+async def touch_session(session: AsyncSession, session_id: int, *, now: datetime) -> None:
+    """Record that the session was used at ``now`` (conditional: concurrent clicks write once)."""
+    await session.execute(
+        update(DashboardSessionRow)
+        .where(
+            DashboardSessionRow.id == session_id,
+            DashboardSessionRow.last_seen_at <= now - LAST_SEEN_PRECISION,
         )
-    return DashboardSession(row.id, token, row.csrf_token, row.created_at, row.expires_at)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def close_session(session: AsyncSession, secret: str) -> bool:

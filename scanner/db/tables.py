@@ -573,9 +573,7 @@ class DashboardSessionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_hash: Mapped[str] = mapped_column(String(SESSION_HASH_LENGTH))
-    token_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("api_tokens.id", ondelete="CASCADE")
-    )
+    token_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_tokens.id", ondelete="CASCADE"))
     csrf_token: Mapped[str] = mapped_column(String(SESSION_HASH_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

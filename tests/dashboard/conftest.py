@@ -34,9 +34,9 @@ import pytest
 from aiohttp import web
 
 import scanner
+from scanner.alerts.dispatcher import Dispatcher
 from scanner.api import create_app
 from scanner.api.app import make_runner
-from scanner.alerts.dispatcher import Dispatcher
 from scanner.core.severity import Severity
 from scanner.db import hooks, inventory, policies
 from scanner.db.engine import Database
@@ -344,5 +344,6 @@ async def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     if SCREENSHOTS:
         await page.screenshot(path=str(path), full_page=full_page)
     else:
-        assert path.exists(), f"{path} is missing: run the browser tests with CORS_SCANNER_SCREENSHOTS=1"
-
+        assert path.exists(), (
+            f"{path} is missing: run the browser tests with CORS_SCANNER_SCREENSHOTS=1"
+        )

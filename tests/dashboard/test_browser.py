@@ -12,6 +12,7 @@ docs/dashboard.md when CORS_SCANNER_SCREENSHOTS=1 (SQLite run only).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -82,10 +83,8 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
     async def start_run() -> str:
         async def record(response: Any) -> None:
             if response.url.endswith("/progress") and response.ok:
-                try:
+                with contextlib.suppress(Exception):
                     progress_polls.append(await response.json())
-                except Exception:  # noqa: S110 - the last poll's body goes with the reload
-                    pass
 
         page.on("response", record)
         await nav(page, "Runs").click()
@@ -204,16 +203,21 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
     async with dash.database.session() as session, session.begin():
         entries = (await audit.list_audit(session, limit=50, cursor=None)).items
     assert any(
-        e.action == "finding.suppressed" and e.target_id == str(finding_id) and e.actor == "write-bot"
+        e.action == "finding.suppressed"
+        and e.target_id == str(finding_id)
+        and e.actor == "write-bot"
         for e in entries
     )
 
     # A first run is every endpoint's baseline (nothing alerts): the admin tests the hook
     # through the REST API instead, and a real dispatcher delivers to the loopback receiver.
-    async with aiohttp.ClientSession() as client, client.post(
-        f"{dash.url}/api/v1/hooks/{dash.hook_id}/test",
-        headers={"Authorization": f"Bearer {dash.tokens['admin']}"},
-    ) as reply:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(
+            f"{dash.url}/api/v1/hooks/{dash.hook_id}/test",
+            headers={"Authorization": f"Bearer {dash.tokens['admin']}"},
+        ) as reply,
+    ):
         assert reply.status == 202, await reply.text()
     await dash.deliver_alerts()
     assert dash.received, "no alert reached the receiver"
@@ -222,7 +226,9 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
         await page.goto("/")
         await expect(page.locator("#live-total")).to_have_text(str(rows - 1))
         await expect(page.get_by_role("heading", name="Coverage, last 24 hours")).to_be_visible()
-        await expect(page.locator("#unverified-count")).to_have_text("1")  # the port nobody listens on
+        await expect(page.locator("#unverified-count")).to_have_text(
+            "1"
+        )  # the port nobody listens on
         await expect(page.get_by_role("heading", name="Worst owners")).to_be_visible()
         if shots:
             await screenshot(page, "overview")

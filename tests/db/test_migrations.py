@@ -39,6 +39,8 @@ TABLES = {
     "hooks",
     "hook_deliveries",
     "delivery_attempts",
+    # issue 14: dashboard sessions
+    "dashboard_sessions",
 }
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from scanner.dashboard import usecases
 from scanner.dashboard.session import requires
-from scanner.dashboard.views.context import cursor, database, page_size, path_id, with_query, render
+from scanner.dashboard.views.context import cursor, database, page_size, path_id, render, with_query
 from scanner.db.tokens import Scope
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from scanner.dashboard import session as cookies
-from scanner.dashboard.views.context import database, settings, render
+from scanner.dashboard.views.context import database, render, settings
 from scanner.db import audit
 from scanner.db.tokens import authenticate
 
@@ -22,7 +22,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return await _render(request, target, error=None, status=200)
 
 
-async def _render(request: web.Request, target: str, *, error: str | None, status: int) -> web.Response:
+async def _render(
+    request: web.Request, target: str, *, error: str | None, status: int
+) -> web.Response:
     value = cookies.login_csrf_value(request)
     response = await render(
         "login.html", request, {"next": target, "error": error, "login_csrf": value}, status=status

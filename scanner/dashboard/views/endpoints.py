@@ -6,7 +6,15 @@ from aiohttp import web
 
 from scanner.dashboard import usecases
 from scanner.dashboard.session import requires
-from scanner.dashboard.views.context import cursor, database, one, page_size, path_id, with_query, render
+from scanner.dashboard.views.context import (
+    cursor,
+    database,
+    one,
+    page_size,
+    path_id,
+    render,
+    with_query,
+)
 from scanner.db.inventory import EndpointFilter
 from scanner.db.tokens import Scope
 

@@ -11,7 +11,15 @@ from scanner.core.lifecycle import FindingStatus
 from scanner.core.severity import Severity
 from scanner.dashboard import usecases
 from scanner.dashboard.session import current, requires
-from scanner.dashboard.views.context import cursor, database, one, page_size, path_id, with_query, render
+from scanner.dashboard.views.context import (
+    cursor,
+    database,
+    one,
+    page_size,
+    path_id,
+    render,
+    with_query,
+)
 from scanner.db.findings import LIVE_UNSILENCED
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError, ValidationError

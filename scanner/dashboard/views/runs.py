@@ -8,12 +8,12 @@ from scanner.api.app import WORKER
 from scanner.dashboard import usecases
 from scanner.dashboard.session import current, requires
 from scanner.dashboard.views.context import (
-    render,
     cursor,
     database,
     one,
     page_size,
     path_id,
+    render,
     settings,
     with_query,
 )
@@ -34,7 +34,9 @@ async def list_runs(request: web.Request) -> web.StreamResponse:
         except ValueError:
             raise ValidationError([FieldError("status", f"{text!r} is not a run status")]) from None
     db = database(request)
-    page = await usecases.list_runs(db, status=status, limit=page_size(request), cursor=cursor(request))
+    page = await usecases.list_runs(
+        db, status=status, limit=page_size(request), cursor=cursor(request)
+    )
     context = {
         "items": page.items,
         "status": status.value if status else None,
