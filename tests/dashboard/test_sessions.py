@@ -21,7 +21,7 @@ from scanner.dashboard.session import COOKIE, SECURE_COOKIE, SECURE_LOGIN_COOKIE
 from scanner.db.engine import Database
 from scanner.db.sessions import open_session, resume_session
 from scanner.db.tokens import authenticate, create_token, revoke_token
-from tests.dashboard.conftest import Dashboard, _serve, dashboard_settings
+from tests.dashboard.harness import Dashboard, _serve, dashboard_settings
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

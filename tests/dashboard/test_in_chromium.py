@@ -23,7 +23,7 @@ from aiohttp import web
 from scanner.dashboard.security import CONTENT_SECURITY_POLICY, CSP_REPORTS
 from scanner.db import audit, runs
 from scanner.demo import DEMO_CASES
-from tests.dashboard.conftest import Browser, Dashboard, _serve, screenshot
+from tests.dashboard.harness import Browser, Dashboard, _serve, screenshot
 
 pytestmark = pytest.mark.chromium
 
@@ -106,7 +106,7 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
         await expect(page.locator("#endpoints-done")).to_have_text(str(len(dash.endpoint_ids)))
         await expect(page.get_by_role("heading", name="Findings of this run")).to_be_visible()
         if shots:
-            await screenshot(page, "run")
+            await screenshot(page, "run", full_page=False)
 
     await browser.run(watch())
     assert progress_polls, "the run page never polled its progress"
@@ -127,7 +127,7 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
         text = await table.inner_text()
         rows = await table.locator("tbody tr").count()
         if shots:
-            await screenshot(page, "findings")
+            await screenshot(page, "findings", full_page=False)
         return rows, text
 
     rows, listing = await browser.run(findings())
@@ -235,11 +235,11 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
         await nav(page, "Endpoints").click()
         await expect(page.get_by_role("table", name="Endpoints")).to_contain_text(reflect_url)
         if shots:
-            await screenshot(page, "endpoints")
+            await screenshot(page, "endpoints", full_page=False)
         await nav(page, "Regressions & alerts").click()
         await expect(page.get_by_role("heading", name="Regression feed")).to_be_visible()
         if shots:
-            await screenshot(page, "regressions")
+            await screenshot(page, "regressions", full_page=False)
         await page.get_by_role("link", name="security-oncall").click()
         deliveries = page.locator("article.delivery")
         await expect(deliveries.first).to_be_visible()

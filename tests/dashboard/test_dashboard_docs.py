@@ -9,7 +9,7 @@ from scanner.dashboard.security import CONTENT_SECURITY_POLICY
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGE = (DOCS / "dashboard.md").read_text()
-# The names test_browser.py gives screenshot(): keep this list in step with it.
+# The names test_in_chromium.py gives screenshot(): keep this list in step with it.
 SHOTS = {"login", "overview", "findings", "finding", "endpoints", "run", "regressions", "hook"}
 
 
