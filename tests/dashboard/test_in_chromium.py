@@ -369,3 +369,39 @@ async def test_csrf_a_forged_or_cross_site_post_changes_nothing(
         page_of_runs = await runs.list_runs(session, limit=5, cursor=None)
     assert page_of_runs.items == (), "a forged POST started a run"
     await browser.close_page(page)
+
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')]
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+        && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map((el) => el.outerHTML)"""
+
+
+async def test_keyboard_only_sign_in_and_every_control_labelled(
+    dash: Dashboard, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    page = await browser.page(dash.url)
+
+    async def keyboard() -> dict[str, list[str]]:
+        await page.goto("/runs")
+        # The token field has the focus: type, Enter, and we are in.
+        await page.keyboard.type(dash.tokens["write"])
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate("document.activeElement.textContent")
+        assert focused == "Skip to content"
+        await page.keyboard.press("Enter")
+        assert await page.evaluate("document.activeElement.id") == "main"
+        unlabelled: dict[str, list[str]] = {}
+        for path in ("/login?next=/", "/", "/findings", "/endpoints", "/runs", "/regressions"):
+            await page.goto(path)
+            unlabelled[path] = await page.evaluate(UNLABELLED)
+        return unlabelled
+
+    unlabelled = await browser.run(keyboard())
+    assert unlabelled == {path: [] for path in unlabelled}
+    await browser.close_page(page)
