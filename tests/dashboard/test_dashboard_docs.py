@@ -10,7 +10,17 @@ from scanner.dashboard.security import CONTENT_SECURITY_POLICY
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGE = (DOCS / "dashboard.md").read_text()
 # The names test_in_chromium.py gives screenshot(): keep this list in step with it.
-SHOTS = {"login", "overview", "findings", "finding", "endpoints", "run", "regressions", "hook"}
+SHOTS = {
+    "login",
+    "overview",
+    "findings",
+    "finding",
+    "endpoints",
+    "endpoint",
+    "run",
+    "regressions",
+    "hook",
+}
 
 
 def test_every_screenshot_is_shown_and_every_image_exists() -> None:
