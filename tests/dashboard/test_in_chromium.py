@@ -236,7 +236,7 @@ async def test_a_security_engineer_finds_triages_and_signs_out(
         await expect(page.get_by_role("table", name="Endpoints")).to_contain_text(reflect_url)
         if shots:
             await screenshot(page, "endpoints", full_page=False)
-        await page.locator(f"a.endpoint-link[href=\"/endpoints/{dash.endpoint_ids[1]}\"]").click()
+        await page.locator(f'a.endpoint-link[href="/endpoints/{dash.endpoint_ids[1]}"]').click()
         policy = page.get_by_role("heading", name="Effective policy").locator("xpath=..")
         await expect(policy).to_contain_text("https://app.acme.test")
         await expect(
