@@ -108,7 +108,7 @@ def create_app(
     add_routes(app)
     from scanner.dashboard import setup_dashboard  # the web dashboard at /, beside the API
 
-    setup_dashboard(app, DATABASE)
+    setup_dashboard(app, database=DATABASE, settings=SETTINGS, worker=WORKER)
     return app
 
 

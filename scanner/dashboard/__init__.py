@@ -32,14 +32,23 @@ from aiohttp import web
 from scanner.dashboard import formatting
 from scanner.dashboard.routes import add_routes
 from scanner.dashboard.security import CSP_REPORTS, MAX_KEPT_REPORTS, dashboard_middleware
+from scanner.dashboard.wiring import WIRING, Wiring
 from scanner.db.engine import Database
+from scanner.settings import Settings
+from scanner.worker import Worker
 
 TEMPLATES = files("scanner.dashboard") / "templates"
 STATIC = files("scanner.dashboard") / "static"
 
 
-def setup_dashboard(app: web.Application, database: web.AppKey[Database]) -> None:
-    """Mount the dashboard on ``app`` (before it starts); ``database`` is the app's handle key."""
+def setup_dashboard(
+    app: web.Application,
+    *,
+    database: web.AppKey[Database],
+    settings: web.AppKey[Settings],
+    worker: web.AppKey[Worker],
+) -> None:
+    """Mount the dashboard on ``app`` (before it starts), given the app's keys of its parts."""
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("scanner.dashboard", "templates"),
@@ -51,6 +60,7 @@ def setup_dashboard(app: web.Application, database: web.AppKey[Database]) -> Non
     env.filters.update(formatting.FILTERS)
     env.globals.update(formatting.GLOBALS)
     app[CSP_REPORTS] = deque(maxlen=MAX_KEPT_REPORTS)
+    app[WIRING] = Wiring(database=database, settings=settings, worker=worker)
     app.middlewares.append(dashboard_middleware(lambda: app[database]))
     add_routes(app, str(STATIC))
 

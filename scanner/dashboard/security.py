@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from scanner.dashboard.session import Forbidden, load_session
+from scanner.dashboard.views.context import render
 from scanner.db.engine import Database
 from scanner.errors import Conflict, InputError, NotFound, ScannerError, ValidationError
 
@@ -148,8 +149,6 @@ TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Confli
 
 async def error_page(request: web.Request, status: int, message: str) -> web.Response:
     """The HTML error page (signed-in navigation included when there is a session)."""
-    from scanner.dashboard.views.context import render
-
     return await render(
         "error.html",
         request,

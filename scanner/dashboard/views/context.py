@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS
+from scanner.dashboard import wiring
 from scanner.dashboard.session import current
 from scanner.db.engine import Database
 from scanner.db.tokens import Scope
@@ -46,15 +46,15 @@ async def render(
 
 
 def database(request: web.Request) -> Database:
-    return request.app[DATABASE]
+    return wiring.database(request.app)
 
 
 def settings(request: web.Request) -> Settings:
-    return request.app[SETTINGS]
+    return wiring.settings(request.app)
 
 
 def page_size(request: web.Request) -> int:
-    return request.app[SETTINGS].page_size
+    return wiring.settings(request.app).page_size
 
 
 def cursor(request: web.Request) -> str | None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import WORKER
-from scanner.dashboard import usecases
+from scanner.dashboard import usecases, wiring
 from scanner.dashboard.session import current, requires
 from scanner.dashboard.views.context import (
     cursor,
@@ -78,6 +77,5 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         owner=owner.strip() or None if isinstance(owner, str) else None,
         actor=found.token.name,
     )
-    if WORKER in request.app:
-        request.app[WORKER].wake()
+    wiring.wake_worker(request.app)
     raise web.HTTPSeeOther(f"/runs/{doc['id']}?notice=started")
