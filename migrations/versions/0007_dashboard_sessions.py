@@ -1,7 +1,7 @@
 """Dashboard sessions: a signed-in browser, tied to the API token it signed in with (issue 14).
 
 Revision ID: 0007_dashboard_sessions
-Revises: 0003_findings_and_alerts
+Revises: 0004_metric_counters
 Create Date: 2026-12-02 16:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_dashboard_sessions"
-down_revision: str | Sequence[str] | None = "0003_findings_and_alerts"
+down_revision: str | Sequence[str] | None = "0004_metric_counters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

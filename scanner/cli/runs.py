@@ -86,7 +86,11 @@ def _register_schedules(subparsers: argparse._SubParsersAction[Any]) -> None:
         if name == "update":
             p.add_argument("id", type=int)
         p.add_argument("--name", required=name == "add")
-        p.add_argument("--cron", required=name == "add", help='five fields, e.g. "0 2 * * *"')
+        p.add_argument(
+            "--cron",
+            required=name == "add",
+            help='five fields as cron(8) reads them, e.g. "0 2 * * 1-5" (0/7 = Sunday), or @daily',
+        )
         p.add_argument("--timezone", help="IANA name (default UTC)")
         p.add_argument("--tag")
         p.add_argument("--owner")
@@ -295,12 +299,14 @@ def _schedules_list(args: argparse.Namespace, settings: Settings) -> int:
 def _show_schedule(record: ScheduleRecord, fmt: str) -> None:
     from datetime import UTC, datetime
 
-    from scanner.scheduler.cron import next_ticks
+    from scanner.core.cron import upcoming_ticks
 
     doc = schedule_json(record)
-    doc["next_ticks"] = [
-        t.isoformat() for t in next_ticks(record.cron, record.timezone, datetime.now(UTC), 3)
-    ]
+    try:
+        ticks = upcoming_ticks(record.cron, record.timezone, datetime.now(UTC), 3)
+    except InputError:  # a line stored before cron(8) rules that no longer parses
+        ticks = ()
+    doc["next_ticks"] = [t.isoformat() for t in ticks]
     if fmt == "json":
         print(json.dumps(doc, indent=2))
         return

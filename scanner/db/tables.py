@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -550,6 +551,25 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- metrics (issue 10 item 8): monotonic counters ------------------------------------
+
+
+class MetricCounterRow(Base):
+    """A Prometheus counter kept as a running total (``scanner.db.counters``).
+
+    Counted where the thing happens, in the same transaction, so a total never
+    goes down when the rows it counted are deleted (a hook and its deliveries).
+    ``labels`` is the canonical ``k=v,k=v`` form, keys sorted.
+    """
+
+    __tablename__ = "metric_counters"
+    __table_args__ = (PrimaryKeyConstraint("name", "labels"),)
+
+    name: Mapped[str] = mapped_column(String(100))
+    labels: Mapped[str] = mapped_column(String(255))
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 # -- dashboard sessions (issue 14) ----------------------------------------------------

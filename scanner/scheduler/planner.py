@@ -20,6 +20,7 @@ from scanner.db.engine import Database
 from scanner.db.runs import RunRecord, RunSelection, RunTrigger
 from scanner.db.tables import ScheduleRow
 from scanner.db.work import PlanSettings, plan_run
+from scanner.errors import InputError
 from scanner.scheduler.cron import latest_tick
 from scanner.settings import Settings
 
@@ -87,7 +88,10 @@ async def catch_up(
         )
     planned: list[RunRecord] = []
     for s in schedules:
-        tick = latest_tick(s.cron, s.timezone, now, window=grace)
+        try:
+            tick = latest_tick(s.cron, s.timezone, now, window=grace)
+        except InputError:  # a stored line cron(8) rules refuse: the scheduler logs it
+            continue
         if tick is None:
             continue
         # Only ticks after the schedule existed and after the last one planned.

@@ -41,6 +41,8 @@ TABLES = {
     "delivery_attempts",
     # issue 14: dashboard sessions
     "dashboard_sessions",
+    # issue 10 item 8: counters that outlive the rows they count
+    "metric_counters",
 }
 
 

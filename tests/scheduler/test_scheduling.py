@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from scanner.errors import InputError
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
 from scanner.scheduler import Scheduler
-from scanner.scheduler.cron import latest_tick, next_ticks
+from scanner.scheduler.cron import cron_trigger, latest_tick, next_ticks
 from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
 from scanner.settings import Settings
 from scanner.worker import Worker
@@ -177,3 +178,27 @@ async def test_a_second_worker_process_on_one_sqlite_file_is_refused(database: D
     assert other.returncode == 2
     assert "PostgreSQL" in err.decode()
     assert "another worker process" in err.decode()
+
+
+def test_the_timer_fires_on_cron8s_days_with_jitter_after_the_tick() -> None:
+    # APScheduler's own CronTrigger would fire "0 2 * * 0" on Mondays; ours on Sundays.
+    trigger = cron_trigger("0 2 * * 0", "Europe/Berlin", jitter=30)
+    monday = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    fires = []
+    previous = None
+    for _ in range(5):
+        fire = trigger.get_next_fire_time(previous, monday if previous is None else previous)
+        assert fire is not None
+        fires.append(fire)
+        previous = fire
+    for fire in fires:
+        nominal = latest_tick("0 2 * * 0", "Europe/Berlin", fire, window=timedelta(minutes=5))
+        assert nominal is not None
+        assert timedelta(0) <= fire - nominal <= timedelta(seconds=30)
+        assert nominal.astimezone(ZoneInfo("Europe/Berlin")).weekday() == 6  # Sunday
+    # The fourth Sunday is 29 March: 02:00 does not exist, the tick is 03:00 CEST.
+    assert latest_tick(
+        "0 2 * * 0", "Europe/Berlin", fires[3], window=timedelta(minutes=5)
+    ) == datetime(2026, 3, 29, 1, tzinfo=UTC)
+    # A line with no tick gives the timer no fire time at all.
+    assert cron_trigger("0 0 31 2 *", "UTC").get_next_fire_time(None, monday) is None

@@ -10,6 +10,8 @@ changes up within ``CORS_SCANNER_SCHEDULE_RELOAD_SECONDS``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,25 +36,47 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
+from scanner.core import cron as cron_rules
 from scanner.db import audit
 from scanner.db import schedules as store
 from scanner.db.runs import RunSelection
 from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput, ScheduleRecord
 from scanner.db.tables import NAME_LENGTH
 from scanner.db.tokens import Scope
-from scanner.scheduler.cron import cron_trigger, next_ticks, parse_timezone
+from scanner.errors import InputError
 
 NEXT_TICKS = 3  # enough to see the rhythm of a schedule at a glance
 
 
 def _check_cron(text: str) -> None:
-    # The zone cannot make a cron line invalid, so UTC checks it on its own and
-    # a bad cron and a bad zone are reported as two fields.
-    cron_trigger(text, "UTC")
+    # Checked in UTC on its own, so a bad cron and a bad zone are reported as
+    # two fields; the store checks the pair again (a line could fire only in
+    # a zone's skipped hour).
+    cron_rules.first_tick(cron_rules.parse_crontab(text), UTC, datetime.now(UTC))
 
 
 def _check_timezone(text: str) -> None:
-    parse_timezone(text)
+    cron_rules.parse_timezone(text)
+
+
+def _ticks(records: Sequence[ScheduleRecord], now: datetime) -> list[tuple[datetime, ...]]:
+    """Each schedule's next ticks (memoised per minute); none for a line stored before
+    cron(8) rules that no longer parses."""
+    out: list[tuple[datetime, ...]] = []
+    for s in records:
+        try:
+            out.append(cron_rules.upcoming_ticks(s.cron, s.timezone, now, NEXT_TICKS))
+        except InputError:
+            out.append(())
+    return out
+
+
+async def schedules_json(records: Sequence[ScheduleRecord]) -> list[dict[str, Any]]:
+    """Schedules as the API shows them. Ticks are computed in a worker thread: cheap
+    and cached, but a page of them is still no work for the event loop."""
+    now = datetime.now(UTC)
+    ticks = await asyncio.to_thread(_ticks, records, now)
+    return [schedule_json(s, t) for s, t in zip(records, ticks, strict=True)]
 
 
 _TIME = Str(format="date-time")
@@ -74,7 +98,13 @@ SCHEDULE = Ref(
         properties={
             "id": Int(),
             "name": Str(),
-            "cron": Str(description="Five fields: minute hour day-of-month month day-of-week."),
+            "cron": Str(
+                description=(
+                    "Five fields as cron(8) reads them: minute hour day-of-month month "
+                    "day-of-week (0 and 7 = Sunday, names allowed), or a macro such as "
+                    "`@daily`."
+                )
+            ),
             "timezone": Str(description="IANA time zone the cron line is read in."),
             "selection": SCHEDULE_SELECTION,
             "enabled": Bool(),
@@ -144,9 +174,8 @@ SCHEDULE_PAGE = page_schema("SchedulePage", SCHEDULE)
 SCHEDULE_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The schedule's id.", required=True)
 
 
-def schedule_json(s: ScheduleRecord, *, now: datetime | None = None) -> dict[str, Any]:
-    """A schedule as the API shows it, with its next ticks after ``now``."""
-    after = now or datetime.now(UTC)
+def schedule_json(s: ScheduleRecord, next_ticks: Sequence[datetime]) -> dict[str, Any]:
+    """A schedule as the API shows it, with its next ticks."""
     return {
         "id": s.id,
         "name": s.name,
@@ -156,7 +185,7 @@ def schedule_json(s: ScheduleRecord, *, now: datetime | None = None) -> dict[str
         "enabled": s.enabled,
         "jitter_seconds": s.jitter_seconds,
         "last_planned_for": iso(s.last_planned_for),
-        "next_ticks": [iso(t) for t in next_ticks(s.cron, s.timezone, after, NEXT_TICKS)],
+        "next_ticks": [iso(t) for t in next_ticks],
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
     }
@@ -210,8 +239,7 @@ async def list_schedules(call: Call) -> web.Response:
         page = await store.page_schedules(
             session, limit=page_limit(call), cursor=call.query.get("cursor")
         )
-    now = datetime.now(UTC)
-    items = [schedule_json(s, now=now) for s in page.items]
+    items = await schedules_json(page.items)
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -240,8 +268,9 @@ async def create_schedule(call: Call) -> web.Response:
             target_id=str(record.id),
             detail=_audit_detail(record),
         )
+    [doc] = await schedules_json([record])
     return web.json_response(
-        schedule_json(record),
+        doc,
         status=201,
         headers={"Location": f"/api/v1/schedules/{record.id}"},
     )
@@ -260,7 +289,8 @@ async def create_schedule(call: Call) -> web.Response:
 async def get_schedule(call: Call) -> web.Response:
     async with call.request.app[DATABASE].session() as session, session.begin():
         record = await store.get_schedule(session, call.path["id"])
-    return web.json_response(schedule_json(record))
+    [doc] = await schedules_json([record])
+    return web.json_response(doc)
 
 
 @operation(
@@ -289,7 +319,8 @@ async def update_schedule(call: Call) -> web.Response:
             target_id=str(record.id),
             detail={"fields": sorted(call.body), **_audit_detail(record)},
         )
-    return web.json_response(schedule_json(record))
+    [doc] = await schedules_json([record])
+    return web.json_response(doc)
 
 
 @operation(
