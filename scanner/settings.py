@@ -144,6 +144,12 @@ class Settings:
     # Dashboard (issue 14): hours a sign-in lasts (absolute; revoking the token ends it sooner).
     dashboard_session_hours: float = 12.0
 
+    @property
+    def worker_stale_after(self) -> float:
+        """Seconds of silence after which a worker no longer counts as live (and its ETA share
+        is gone): max(one lease, three heartbeats)."""
+        return float(max(self.lease_seconds, 3 * self.heartbeat_seconds))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read ``CORS_SCANNER_<FIELD>`` variables, then apply explicit overrides (flags)."""

@@ -36,6 +36,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# Re-exported: the columns are as long as the core's rules allow.
+from scanner.core.endpoints import METHOD_LENGTH as METHOD_LENGTH
+from scanner.core.endpoints import NAME_LENGTH as NAME_LENGTH
+from scanner.core.endpoints import OWNER_LENGTH as OWNER_LENGTH
+from scanner.core.endpoints import TAG_LENGTH as TAG_LENGTH
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -44,11 +50,6 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-# Column sizes shared with validation (inventory, policies, tokens).
-METHOD_LENGTH = 16
-NAME_LENGTH = 200
-OWNER_LENGTH = 200
-TAG_LENGTH = 100
 TOKEN_NAME_LENGTH = 200
 TOKEN_PREFIX_LENGTH = 12
 

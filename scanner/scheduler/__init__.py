@@ -23,9 +23,10 @@ from apscheduler.triggers.date import DateTrigger
 from scanner.db import schedules, work
 from scanner.db.engine import Database
 from scanner.db.runs import RunRecord
+from scanner.db.work import RunBatching
 from scanner.errors import InputError
 from scanner.scheduler.cron import CrontabTrigger, cron_trigger, latest_tick, next_ticks
-from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
+from scanner.scheduler.planner import catch_up, plan_tick
 from scanner.settings import Settings
 
 log = logging.getLogger("scanner.scheduler")
@@ -37,7 +38,7 @@ class Scheduler:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._db = database
         self._settings = settings
-        self._plan = plan_settings(settings)
+        self._plan = RunBatching.from_settings(settings)
         self._aps: AsyncIOScheduler | None = None
         # schedule id -> (cron, timezone, jitter): a change of any re-creates the job
         self._loaded: dict[int, tuple[str, str, float]] = {}
@@ -62,7 +63,7 @@ class Scheduler:
             grace = timedelta(seconds=self._settings.catch_up_grace)
             try:
                 self.planned += await catch_up(
-                    self._db, self._now(), grace=grace, settings=self._plan
+                    self._db, self._now(), grace=grace, batching=self._plan
                 )
             except Exception:
                 log.exception("catching up missed ticks failed")

@@ -91,7 +91,7 @@ async def test_schedules_add_list_show_update_remove(cli: CLI) -> None:
     assert updated["timezone"] == "UTC"
     assert updated["jitter_seconds"] is None
     assert updated["cron"] == "30 3 * * 1"
-    assert all(t.endswith("03:30:00+00:00") for t in updated["next_ticks"])
+    assert all(t.endswith("03:30:00Z") for t in updated["next_ticks"])
 
     code, out, _ = await cli("schedules", "remove", sid)
     assert (code, out.strip()) == (EXIT_OK, f"schedule {sid} removed")
@@ -211,3 +211,11 @@ async def test_runs_start_show_progress_complete_and_cancel(
     assert "does not exist" in err
     code, _, err = await cli("runs", "start", "--endpoint", "1", "--tag", "t")
     assert code == EXIT_USAGE
+    # As over the API: a selection that matches nothing is refused, not planned.
+    code, _, err = await cli("runs", "start", "--tag", "no-such-tag")
+    assert code == EXIT_USAGE
+    assert "no enabled endpoint matches this selection" in err
+    code, _, err = await cli("runs", "start", "--endpoint", "424242")
+    assert code == EXIT_USAGE
+    assert "endpoint 424242 does not exist" in err
+    assert [r["id"] for r in await cli.json("runs", "list")] == [second["id"], int(run_id)]

@@ -16,13 +16,14 @@ from scanner.db.engine import Database
 from scanner.db.runs import RunSelection
 from scanner.db.schedules import ScheduleInput
 from scanner.db.tables import RunRow
+from scanner.db.work import RunBatching
 from scanner.engine import scan_options
 from scanner.errors import InputError
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
 from scanner.scheduler import Scheduler
 from scanner.scheduler.cron import cron_trigger, latest_tick, next_ticks
-from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
+from scanner.scheduler.planner import catch_up, plan_tick
 from scanner.settings import Settings
 from scanner.worker import Worker
 from tests.worker.support import add_endpoints, probe_key_counts, targets, wait_run_final
@@ -86,7 +87,7 @@ async def test_two_schedulers_on_the_same_tick_make_one_run(database: Database) 
     await add_endpoints(database, [f"http://127.0.0.1:9/{i}" for i in range(3)])
     schedule_id = await _schedule(database)
     nominal = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-    plan = plan_settings(_settings(database, batch_size=2))
+    plan = RunBatching.from_settings(_settings(database, batch_size=2))
     # Ten concurrent ticks of the same nominal time, each on its own connection.
     results = await asyncio.gather(
         *(plan_tick(database, schedule_id, nominal, plan) for _ in range(10))
@@ -116,11 +117,11 @@ async def test_catch_up_plans_a_missed_tick_within_grace_only(database: Database
     schedule_id = await _schedule(database, cron="* * * * *")
     async with database.session() as session, session.begin():
         await schedules.update_schedule(session, 1, ScheduleInput(enabled=False))  # nightly off
-    plan = plan_settings(_settings(database))
+    plan = RunBatching.from_settings(_settings(database))
     later = datetime.now(UTC) + timedelta(minutes=10)
-    runs = await catch_up(database, later, grace=timedelta(hours=1), settings=plan)
+    runs = await catch_up(database, later, grace=timedelta(hours=1), batching=plan)
     assert [r.schedule_id for r in runs] == [schedule_id]
-    assert await catch_up(database, later, grace=timedelta(hours=1), settings=plan) == []
+    assert await catch_up(database, later, grace=timedelta(hours=1), batching=plan) == []
     assert await _runs(database) == 1
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.runs import stale_after
+from scanner.api.keys import DATABASE, SETTINGS
 from scanner.api.schemas import Call, Operation, Reply, Str, operation
 from scanner.db.metrics import fleet_facts
 from scanner.db.tokens import Scope
@@ -35,7 +34,7 @@ async def _metrics(call: Call) -> web.Response:
     async with app[DATABASE].session() as session, session.begin():
         facts = await fleet_facts(
             session,
-            worker_stale_after=stale_after(app[SETTINGS]),
+            worker_stale_after=app[SETTINGS].worker_stale_after,
             run_bounds=RUN_BUCKETS,
             latency_bounds=LATENCY_BUCKETS,
             window=WINDOW,

@@ -10,16 +10,13 @@ changes up within ``CORS_SCANNER_SCHEDULE_RELOAD_SECONDS``.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -37,15 +34,12 @@ from scanner.api.schemas import (
     problem_reply,
 )
 from scanner.core import cron as cron_rules
-from scanner.db import audit
-from scanner.db import schedules as store
+from scanner.core.endpoints import NAME_LENGTH
 from scanner.db.runs import RunSelection
-from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput, ScheduleRecord
-from scanner.db.tables import NAME_LENGTH
+from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput
 from scanner.db.tokens import Scope
-from scanner.errors import InputError
-
-NEXT_TICKS = 3  # enough to see the rhythm of a schedule at a glance
+from scanner.usecases import schedules
+from scanner.usecases.schedules import ScheduleView
 
 
 def _check_cron(text: str) -> None:
@@ -57,26 +51,6 @@ def _check_cron(text: str) -> None:
 
 def _check_timezone(text: str) -> None:
     cron_rules.parse_timezone(text)
-
-
-def _ticks(records: Sequence[ScheduleRecord], now: datetime) -> list[tuple[datetime, ...]]:
-    """Each schedule's next ticks (memoised per minute); none for a line stored before
-    cron(8) rules that no longer parses."""
-    out: list[tuple[datetime, ...]] = []
-    for s in records:
-        try:
-            out.append(cron_rules.upcoming_ticks(s.cron, s.timezone, now, NEXT_TICKS))
-        except InputError:
-            out.append(())
-    return out
-
-
-async def schedules_json(records: Sequence[ScheduleRecord]) -> list[dict[str, Any]]:
-    """Schedules as the API shows them. Ticks are computed in a worker thread: cheap
-    and cached, but a page of them is still no work for the event loop."""
-    now = datetime.now(UTC)
-    ticks = await asyncio.to_thread(_ticks, records, now)
-    return [schedule_json(s, t) for s, t in zip(records, ticks, strict=True)]
 
 
 _TIME = Str(format="date-time")
@@ -174,21 +148,8 @@ SCHEDULE_PAGE = page_schema("SchedulePage", SCHEDULE)
 SCHEDULE_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The schedule's id.", required=True)
 
 
-def schedule_json(s: ScheduleRecord, next_ticks: Sequence[datetime]) -> dict[str, Any]:
-    """A schedule as the API shows it, with its next ticks."""
-    return {
-        "id": s.id,
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-        "last_planned_for": iso(s.last_planned_for),
-        "next_ticks": [iso(t) for t in next_ticks],
-        "created_at": iso(s.created_at),
-        "updated_at": iso(s.updated_at),
-    }
+def _json(view: ScheduleView) -> dict[str, Any]:
+    return shapes.schedule_json(view.schedule, view.next_ticks)
 
 
 def _selection(body: dict[str, Any]) -> RunSelection | None:
@@ -210,17 +171,6 @@ def _input(body: dict[str, Any]) -> ScheduleInput:
     )
 
 
-def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-    }
-
-
 # -- handlers ------------------------------------------------------------------
 
 
@@ -235,11 +185,10 @@ def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
     )
 )
 async def list_schedules(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.page_schedules(
-            session, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    items = await schedules_json(page.items)
+    page = await schedules.list_schedules(
+        call.context, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [_json(v) for v in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -257,22 +206,11 @@ async def list_schedules(call: Call) -> web.Response:
     )
 )
 async def create_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.create_schedule(session, _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.create",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail=_audit_detail(record),
-        )
-    [doc] = await schedules_json([record])
+    view = await schedules.create_schedule(
+        call.context, _input(call.body), actor=current_token(call.request).name
+    )
     return web.json_response(
-        doc,
-        status=201,
-        headers={"Location": f"/api/v1/schedules/{record.id}"},
+        _json(view), status=201, headers={"Location": f"/api/v1/schedules/{view.schedule.id}"}
     )
 
 
@@ -287,10 +225,7 @@ async def create_schedule(call: Call) -> web.Response:
     )
 )
 async def get_schedule(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.get_schedule(session, call.path["id"])
-    [doc] = await schedules_json([record])
-    return web.json_response(doc)
+    return web.json_response(_json(await schedules.get_schedule(call.context, call.path["id"])))
 
 
 @operation(
@@ -308,19 +243,10 @@ async def get_schedule(call: Call) -> web.Response:
     )
 )
 async def update_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.update_schedule(session, call.path["id"], _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.update",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail={"fields": sorted(call.body), **_audit_detail(record)},
-        )
-    [doc] = await schedules_json([record])
-    return web.json_response(doc)
+    view = await schedules.update_schedule(
+        call.context, call.path["id"], _input(call.body), actor=current_token(call.request).name
+    )
+    return web.json_response(_json(view))
 
 
 @operation(
@@ -334,14 +260,7 @@ async def update_schedule(call: Call) -> web.Response:
     )
 )
 async def delete_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        await store.delete_schedule(session, call.path["id"])
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.delete",
-            target_type="schedule",
-            target_id=str(call.path["id"]),
-        )
+    await schedules.delete_schedule(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
     return web.Response(status=204)
