@@ -2,12 +2,12 @@
 
 Layout:
 
-- ``routes.py``: the page table, on one screen;
+- ``routes.py``: the page table, on one screen; ``wiring.py``: the app's keys;
 - ``session.py``: signing in with a token, the session cookie, CSRF;
 - ``security.py``: the headers every page carries (CSP, no-store,
   frame-ancestors), the session lookup, error pages, CSP reports;
-- ``usecases.py``: what each page reads and changes, as the API's JSON
-  documents (no SQL here: every query is a ``scanner.db`` function);
+- ``pages.py``: what each page reads and changes, through the use cases
+  (``scanner.usecases``) and in the API's JSON shapes (``scanner.shapes``);
 - ``views/``: one module per section (overview, findings, endpoints, runs,
   alerts, sign-in), each turning a request into a template's context;
 - ``charts.py``: the trend chart as SVG geometry;
@@ -33,8 +33,7 @@ from scanner.dashboard import formatting
 from scanner.dashboard.routes import add_routes
 from scanner.dashboard.security import CSP_REPORTS, MAX_KEPT_REPORTS, dashboard_middleware
 from scanner.dashboard.wiring import WIRING, Wiring
-from scanner.db.engine import Database
-from scanner.settings import Settings
+from scanner.usecases import Context
 from scanner.worker import Worker
 
 TEMPLATES = files("scanner.dashboard") / "templates"
@@ -42,11 +41,7 @@ STATIC = files("scanner.dashboard") / "static"
 
 
 def setup_dashboard(
-    app: web.Application,
-    *,
-    database: web.AppKey[Database],
-    settings: web.AppKey[Settings],
-    worker: web.AppKey[Worker],
+    app: web.Application, *, context: web.AppKey[Context], worker: web.AppKey[Worker]
 ) -> None:
     """Mount the dashboard on ``app`` (before it starts), given the app's keys of its parts."""
     env = aiohttp_jinja2.setup(
@@ -60,8 +55,8 @@ def setup_dashboard(
     env.filters.update(formatting.FILTERS)
     env.globals.update(formatting.GLOBALS)
     app[CSP_REPORTS] = deque(maxlen=MAX_KEPT_REPORTS)
-    app[WIRING] = Wiring(database=database, settings=settings, worker=worker)
-    app.middlewares.append(dashboard_middleware(lambda: app[database]))
+    app[WIRING] = Wiring(context=context, worker=worker)
+    app.middlewares.append(dashboard_middleware)
     add_routes(app, str(STATIC))
 
 

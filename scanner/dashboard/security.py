@@ -24,11 +24,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
+from scanner.dashboard import wiring
 from scanner.dashboard.session import Forbidden, load_session
 from scanner.dashboard.views.context import render
-from scanner.db.engine import Database
 from scanner.errors import Conflict, InputError, NotFound, ScannerError, ValidationError
 
 log = logging.getLogger("scanner.dashboard")
@@ -80,36 +79,32 @@ def _is_static(request: web.Request) -> bool:
     return (request.match_info.route.name or "") == ROUTE_PREFIX + "static"
 
 
-def dashboard_middleware(database: Callable[[], Database]) -> Middleware:
+@web.middleware
+async def dashboard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Headers, session and error pages for the dashboard's routes only."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not _ours(request):
-            return await handler(request)
-        static = _is_static(request)
-        try:
-            if not static:
-                await load_session(request, database())
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                response = await error_page(request, exc.status, _http_message(exc))
-            else:
-                _secure(exc, static=False)  # redirects travel as raised, with our headers
-                raise
-        except ScannerError as exc:
-            status, message = _scanner_error(exc)
-            response = await error_page(request, status, message)
-        except Exception:
-            log.exception("dashboard request failed: %s %s", request.method, request.path)
-            response = await error_page(
-                request, 500, "The service could not complete this request. Try again in a moment."
-            )
-        _secure(response, static=static)
-        return response
-
-    return middleware
+    if not _ours(request):
+        return await handler(request)
+    static = _is_static(request)
+    try:
+        if not static:
+            await load_session(request, wiring.context(request.app))
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            response = await error_page(request, exc.status, _http_message(exc))
+        else:
+            _secure(exc, static=False)  # redirects travel as raised, with our headers
+            raise
+    except ScannerError as exc:
+        status, message = _scanner_error(exc)
+        response = await error_page(request, status, message)
+    except Exception:
+        log.exception("dashboard request failed: %s %s", request.method, request.path)
+        response = await error_page(
+            request, 500, "The service could not complete this request. Try again in a moment."
+        )
+    _secure(response, static=static)
+    return response
 
 
 def _secure(response: web.StreamResponse, *, static: bool) -> None:

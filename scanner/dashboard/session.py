@@ -24,22 +24,16 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import quote
 
 from aiohttp import web
 
-from scanner.db.engine import Database
-from scanner.db.sessions import (
-    DashboardSession,
-    close_session,
-    open_session,
-    resume_session,
-    touch_session,
-)
-from scanner.db.tokens import Scope, TokenRecord
+from scanner.db.sessions import DashboardSession
+from scanner.db.tokens import Scope
 from scanner.settings import Settings
+from scanner.usecases import Context, sessions
+from scanner.usecases.sessions import SignedIn
 
 COOKIE = "cors_scanner_session"
 SECURE_COOKIE = "__Host-" + COOKIE  # the __Host- prefix: Secure, Path=/, no Domain, enforced
@@ -79,20 +73,14 @@ def session_secret(request: web.Request) -> str | None:
     return _cookie_value(request, COOKIE, SECURE_COOKIE)
 
 
-async def load_session(request: web.Request, database: Database) -> DashboardSession | None:
+async def load_session(request: web.Request, ctx: Context) -> DashboardSession | None:
     """The live session of this request (and remember it on the request), or None."""
     secret = session_secret(request)
     if secret is None:
         return None
-    now = datetime.now(UTC)
-    async with database.session() as session, session.begin():
-        found = await resume_session(session, secret, now=now)
-    if found is None:
-        return None
-    if found.stale(now):  # at most once a minute, in its own short write
-        async with database.session() as session, session.begin():
-            await touch_session(session, found.id, now=now)
-    request[SESSION_KEY] = found
+    found = await sessions.resume(ctx, secret)
+    if found is not None:
+        request[SESSION_KEY] = found
     return found
 
 
@@ -101,22 +89,14 @@ def current(request: web.Request) -> DashboardSession | None:
     return request.get(SESSION_KEY)
 
 
-async def sign_in(
-    request: web.Request,
-    response: web.StreamResponse,
-    database: Database,
-    settings: Settings,
-    token: TokenRecord,
-) -> DashboardSession:
-    """Open a session for ``token`` and set its cookie on ``response``."""
-    lifetime = timedelta(hours=settings.dashboard_session_hours)
-    async with database.session() as session, session.begin():
-        opened, secret = await open_session(
-            session, token, lifetime=lifetime, now=datetime.now(UTC)
-        )
+def set_session_cookie(
+    request: web.Request, response: web.StreamResponse, settings: Settings, signed: SignedIn
+) -> None:
+    """Send the new session's cookie (and drop the sign-in form's)."""
+    lifetime = signed.session.expires_at - signed.session.created_at
     response.set_cookie(
         _cookie_name(request, settings, COOKIE, SECURE_COOKIE),
-        secret,
+        signed.secret,
         max_age=int(lifetime.total_seconds()),
         path="/",
         httponly=True,
@@ -126,21 +106,17 @@ async def sign_in(
     response.del_cookie(
         _cookie_name(request, settings, LOGIN_COOKIE, SECURE_LOGIN_COOKIE), path="/"
     )
-    return opened
 
 
-async def sign_out(
-    request: web.Request, response: web.StreamResponse, database: Database, settings: Settings
-) -> None:
-    """End this browser's session and clear its cookie."""
+async def sign_out(request: web.Request, response: web.StreamResponse, ctx: Context) -> None:
+    """End this browser's session on the server and clear its cookie."""
     secret = session_secret(request)
     if secret is not None:
-        async with database.session() as session, session.begin():
-            await close_session(session, secret)
+        await sessions.sign_out(ctx, secret, signed_in=current(request))
     response.del_cookie(
-        _cookie_name(request, settings, COOKIE, SECURE_COOKIE),
+        _cookie_name(request, ctx.settings, COOKIE, SECURE_COOKIE),
         path="/",
-        secure=is_secure(request, settings),
+        secure=is_secure(request, ctx.settings),
         httponly=True,
         samesite="Strict",
     )

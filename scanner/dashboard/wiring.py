@@ -1,4 +1,4 @@
-"""How the dashboard finds the application's database, settings and worker.
+"""How the dashboard finds the application's use-case context and worker.
 
 The application that mounts the dashboard (``scanner.api.create_app``) owns
 those objects and their keys; it hands the keys to :func:`setup_dashboard
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from scanner.db.engine import Database
-from scanner.settings import Settings
+from scanner.usecases import Context
 from scanner.worker import Worker
 
 
@@ -21,20 +20,16 @@ from scanner.worker import Worker
 class Wiring:
     """The application's keys of what the dashboard uses."""
 
-    database: web.AppKey[Database]
-    settings: web.AppKey[Settings]
+    context: web.AppKey[Context]
     worker: web.AppKey[Worker]
 
 
 WIRING = web.AppKey("dashboard_wiring", Wiring)
 
 
-def database(app: web.Application) -> Database:
-    return app[app[WIRING].database]
-
-
-def settings(app: web.Application) -> Settings:
-    return app[app[WIRING].settings]
+def context(app: web.Application) -> Context:
+    """What the use cases run against (database, settings, clock), set when the app starts."""
+    return app[app[WIRING].context]
 
 
 def wake_worker(app: web.Application) -> None:

@@ -38,14 +38,14 @@ from scanner.alerts.dispatcher import Dispatcher
 from scanner.api import create_app
 from scanner.api.app import make_runner
 from scanner.core.severity import Severity
-from scanner.db import hooks, inventory, policies
+from scanner.db import hooks
 from scanner.db.engine import Database
-from scanner.db.inventory import EndpointInput
 from scanner.db.runs import get_run
 from scanner.demo import DEMO_CASES, demo_app
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.settings import Settings
+from scanner.usecases import Context, inventory, policies
 from scanner.worker import Worker
 from tests.api.client import make_tokens
 
@@ -221,45 +221,48 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def seed_demo_inventory(database: Database, demo_url: str) -> list[int]:
+async def seed_demo_inventory(database: Database, settings: Settings, demo_url: str) -> list[int]:
     """Every demo path as an endpoint with its case's policy, spread over owners and tags.
 
-    Plus one endpoint that does not answer, as an inventory always has.
+    Plus one endpoint that does not answer, as an inventory always has. Made
+    through the use cases, as an admin would (audited as ``admin-bot``).
     """
+    ctx = Context(database, settings)
     ids: list[int] = []
     owners = itertools.cycle(zip(OWNERS, TAGS, strict=True))
-    async with database.session() as session, session.begin():
-        for case in DEMO_CASES:
-            owner, tags = next(owners)
-            record = await inventory.create_endpoint(
-                session,
-                EndpointInput.validate(
-                    {
-                        "method": case.method,
-                        "url": demo_url + case.path,
-                        "name": case.title,
-                        "owner": owner,
-                        "tags": list(tags),
-                    }
-                ),
-            )
-            await policies.put_policy(
-                session, "endpoint", endpoint_id=record.id, fields=dict(case.policy_kwargs)
-            )
-            ids.append(record.id)
-        # One endpoint nobody answers (a loopback port with no listener): "not verified".
+    for case in DEMO_CASES:
+        owner, tags = next(owners)
         record = await inventory.create_endpoint(
-            session,
-            EndpointInput.validate(
-                {
-                    "url": f"http://127.0.0.1:{closed_port()}/orders",
-                    "name": "Orders API (down)",
-                    "owner": "storefront-team",
-                    "tags": ["public-api"],
-                }
-            ),
+            ctx,
+            {
+                "method": case.method,
+                "url": demo_url + case.path,
+                "name": case.title,
+                "owner": owner,
+                "tags": list(tags),
+            },
+            actor="admin-bot",
+        )
+        await policies.set_policy(
+            ctx,
+            "endpoint",
+            endpoint_id=record.id,
+            values=dict(case.policy_kwargs),
+            actor="admin-bot",
         )
         ids.append(record.id)
+    # One endpoint nobody answers (a loopback port with no listener): "not verified".
+    record = await inventory.create_endpoint(
+        ctx,
+        {
+            "url": f"http://127.0.0.1:{closed_port()}/orders",
+            "name": "Orders API (down)",
+            "owner": "storefront-team",
+            "tags": ["public-api"],
+        },
+        actor="admin-bot",
+    )
+    ids.append(record.id)
     return ids
 
 
@@ -299,7 +302,7 @@ async def dash(database: Database) -> AsyncIterator[Dashboard]:
         tokens=await make_tokens(database),
         demo_url=demo_url,
     )
-    board.endpoint_ids = await seed_demo_inventory(database, demo_url)
+    board.endpoint_ids = await seed_demo_inventory(database, settings, demo_url)
     board.received = received
     async with database.session() as session, session.begin():
         hook, _secret = await hooks.create_hook(

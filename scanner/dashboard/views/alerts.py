@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.dashboard import usecases
+from scanner.dashboard import pages
 from scanner.dashboard.session import requires
-from scanner.dashboard.views.context import cursor, database, page_size, path_id, render, with_query
+from scanner.dashboard.views.context import (
+    cursor,
+    page_size,
+    path_id,
+    render,
+    use_cases,
+    with_query,
+)
 from scanner.db.tokens import Scope
 
 
 @requires(Scope.READ)
 async def regressions(request: web.Request) -> web.StreamResponse:
-    db = database(request)
-    page = await usecases.list_regressions(db, limit=page_size(request), cursor=cursor(request))
+    ctx = use_cases(request)
+    page = await pages.list_regressions(ctx, limit=page_size(request), cursor=cursor(request))
     context = {
         "items": page.items,
-        "hooks": await usecases.list_hooks(db),
+        "hooks": await pages.list_hooks(ctx),
         "next_url": with_query(request, cursor=page.next_cursor) if page.next_cursor else None,
         "first_url": with_query(request, cursor=None) if cursor(request) else None,
         "nav": "alerts",
@@ -26,8 +33,8 @@ async def regressions(request: web.Request) -> web.StreamResponse:
 
 @requires(Scope.READ)
 async def hook(request: web.Request) -> web.StreamResponse:
-    doc, page = await usecases.hook_deliveries(
-        database(request), path_id(request), limit=page_size(request), cursor=cursor(request)
+    doc, page = await pages.hook_page(
+        use_cases(request), path_id(request), limit=page_size(request), cursor=cursor(request)
     )
     context = {
         "hook": doc,

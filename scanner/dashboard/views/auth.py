@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from scanner.dashboard import session as cookies
-from scanner.dashboard.views.context import database, render, settings
-from scanner.db import audit
-from scanner.db.tokens import authenticate
+from scanner.dashboard.views.context import render, settings, use_cases
+from scanner.usecases import sessions
 
 MAX_TOKEN_LENGTH = 256
 
@@ -42,24 +39,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     secret = _text(form.get("token")).strip()
     if not secret or len(secret) > MAX_TOKEN_LENGTH:
         return await _render(request, target, error="Paste an API token to sign in.", status=400)
-    db = database(request)
-    async with db.session() as session, session.begin():
-        token = await authenticate(session, secret)
-    if token is None:
+    signed = await sessions.sign_in(use_cases(request), secret)
+    if signed is None:
         return await _render(
             request, target, error="That token is unknown or has been revoked.", status=401
         )
     response = web.HTTPSeeOther(target)
-    opened = await cookies.sign_in(request, response, db, settings(request), token)
-    async with db.session() as session, session.begin():
-        await audit.record(
-            session,
-            actor=token.name,
-            action="dashboard.sign_in",
-            target_type="token",
-            target_id=str(token.id),
-            detail={"session": opened.id, "expires_at": opened.expires_at.isoformat()},
-        )
+    cookies.set_session_cookie(request, response, settings(request), signed)
     raise response
 
 
@@ -70,17 +56,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if found is not None:
         cookies.check_csrf(request, await request.post(), found)
     response = web.HTTPSeeOther("/login?notice=signed-out")
-    await cookies.sign_out(request, response, database(request), settings(request))
-    if found is not None:
-        async with database(request).session() as session, session.begin():
-            await audit.record(
-                session,
-                actor=found.token.name,
-                action="dashboard.sign_out",
-                target_type="token",
-                target_id=str(found.token.id),
-                detail={"session": found.id, "at": datetime.now(UTC).isoformat()},
-            )
+    await cookies.sign_out(request, response, use_cases(request))
     raise response
 
 

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from scanner.dashboard import wiring
 from scanner.dashboard.session import current
-from scanner.db.engine import Database
 from scanner.db.tokens import Scope
 from scanner.settings import Settings
+from scanner.usecases import Context
 
 NOTICES = {
     "suppressed": "Finding suppressed. It left the live list; its history records the decision.",
@@ -45,16 +45,17 @@ async def render(
     return aiohttp_jinja2.render_template(template, request, merged, status=status)
 
 
-def database(request: web.Request) -> Database:
-    return wiring.database(request.app)
+def use_cases(request: web.Request) -> Context:
+    """What the use cases run against."""
+    return wiring.context(request.app)
 
 
 def settings(request: web.Request) -> Settings:
-    return wiring.settings(request.app)
+    return wiring.context(request.app).settings
 
 
 def page_size(request: web.Request) -> int:
-    return wiring.settings(request.app).page_size
+    return settings(request).page_size
 
 
 def cursor(request: web.Request) -> str | None:

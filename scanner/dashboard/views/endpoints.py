@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.dashboard import usecases
+from scanner.dashboard import pages
 from scanner.dashboard.session import requires
 from scanner.dashboard.views.context import (
     cursor,
-    database,
     one,
     page_size,
     path_id,
     render,
+    use_cases,
     with_query,
 )
 from scanner.db.inventory import EndpointFilter
@@ -32,12 +32,12 @@ POLICY_FIELDS = (
 @requires(Scope.READ)
 async def list_endpoints(request: web.Request) -> web.StreamResponse:
     flt = EndpointFilter(q=one(request, "q"), owner=one(request, "owner"), tag=one(request, "tag"))
-    db = database(request)
-    page = await usecases.list_endpoints(db, flt, limit=page_size(request), cursor=cursor(request))
+    ctx = use_cases(request)
+    page = await pages.list_endpoints(ctx, flt, limit=page_size(request), cursor=cursor(request))
     context = {
         "items": page.items,
         "filters": flt,
-        "choices": await usecases.filter_choices(db),
+        "choices": await pages.filter_choices(ctx),
         "next_url": with_query(request, cursor=page.next_cursor) if page.next_cursor else None,
         "first_url": with_query(request, cursor=None) if cursor(request) else None,
         "nav": "endpoints",
@@ -47,6 +47,6 @@ async def list_endpoints(request: web.Request) -> web.StreamResponse:
 
 @requires(Scope.READ)
 async def show_endpoint(request: web.Request) -> web.StreamResponse:
-    doc = await usecases.endpoint_detail(database(request), path_id(request))
+    doc = await pages.endpoint_page(use_cases(request), path_id(request))
     context = {"endpoint": doc, "policy_fields": POLICY_FIELDS, "nav": "endpoints"}
     return await render("endpoints/detail.html", request, context)

@@ -9,26 +9,27 @@ from aiohttp import web
 from scanner.core.catalogue import CATALOGUE
 from scanner.core.lifecycle import FindingStatus
 from scanner.core.severity import Severity
-from scanner.dashboard import usecases
+from scanner.dashboard import pages
 from scanner.dashboard.session import current, requires
 from scanner.dashboard.views.context import (
     cursor,
-    database,
     one,
     page_size,
     path_id,
     render,
+    use_cases,
     with_query,
 )
 from scanner.db.findings import LIVE_UNSILENCED
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError, ValidationError
+from scanner.usecases.triage import Decision
 
 TRIAGE_ACTIONS = ("suppressed", "accepted", "open")
 MAX_REASON = 2000
 
 
-def _filters(request: web.Request) -> usecases.FindingFilters:
+def _filters(request: web.Request) -> pages.FindingFilters:
     errors: list[FieldError] = []
     statuses: list[FindingStatus] = []
     values = request.query.getall("status", [])
@@ -60,7 +61,7 @@ def _filters(request: web.Request) -> usecases.FindingFilters:
                 ids[name] = int(text)
     if errors:
         raise ValidationError(errors)
-    return usecases.FindingFilters(
+    return pages.FindingFilters(
         statuses=() if everything else tuple(dict.fromkeys(statuses)) or LIVE_UNSILENCED,
         min_severity=min_severity,
         owner=one(request, "owner"),
@@ -74,11 +75,9 @@ def _filters(request: web.Request) -> usecases.FindingFilters:
 @requires(Scope.READ)
 async def list_findings(request: web.Request) -> web.StreamResponse:
     filters = _filters(request)
-    db = database(request)
-    page = await usecases.list_findings(
-        db, filters, limit=page_size(request), cursor=cursor(request)
-    )
-    choices = await usecases.filter_choices(db)
+    ctx = use_cases(request)
+    page = await pages.list_findings(ctx, filters, limit=page_size(request), cursor=cursor(request))
+    choices = await pages.filter_choices(ctx)
     chosen = {s.value for s in filters.statuses}
     context = {
         "items": page.items,
@@ -96,7 +95,7 @@ async def list_findings(request: web.Request) -> web.StreamResponse:
 
 @requires(Scope.READ)
 async def show_finding(request: web.Request) -> web.StreamResponse:
-    doc = await usecases.finding_detail(database(request), path_id(request))
+    doc = await pages.finding_page(use_cases(request), path_id(request))
     context = {**doc, "nav": "findings", "today": datetime.now(UTC).date().isoformat()}
     return await render("findings/detail.html", request, context)
 
@@ -131,13 +130,12 @@ async def triage(request: web.Request) -> web.StreamResponse:
     found = current(request)
     assert found is not None  # @requires
     finding_id = path_id(request)
-    await usecases.triage_finding(
-        database(request),
+    await pages.triage_finding(
+        use_cases(request),
         finding_id,
-        status=str(action),
+        decision=Decision(action),
         reason=reason_text,
         until=until,
         actor=found.token.name,
-        now=datetime.now(UTC),
     )
     raise web.HTTPSeeOther(f"/findings/{finding_id}?notice={action}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from aiohttp import web
 
-from scanner.dashboard import usecases
+from scanner.dashboard import pages
 from scanner.dashboard.charts import trend_chart
 from scanner.dashboard.session import requires
-from scanner.dashboard.views.context import database, render
+from scanner.dashboard.views.context import render, use_cases
 from scanner.db.tokens import Scope
 
 TREND_DAYS = (30, 90)
@@ -18,7 +18,7 @@ TREND_DAYS = (30, 90)
 @requires(Scope.READ)
 async def overview(request: web.Request) -> web.StreamResponse:
     days = 90 if request.query.get("days") == "90" else 30
-    doc = await usecases.overview(database(request), now=datetime.now(UTC), days=days)
+    doc = await pages.overview_page(use_cases(request), days=days)
     series = [(date.fromisoformat(p["day"]), p["live"]) for p in doc["trend"]]
     context = {
         **doc,

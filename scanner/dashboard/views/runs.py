@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.dashboard import usecases, wiring
+from scanner.dashboard import pages, wiring
 from scanner.dashboard.session import current, requires
 from scanner.dashboard.views.context import (
     cursor,
-    database,
     one,
     page_size,
     path_id,
     render,
-    settings,
+    use_cases,
     with_query,
 )
 from scanner.db.runs import RunStatus
@@ -32,15 +31,15 @@ async def list_runs(request: web.Request) -> web.StreamResponse:
             status = RunStatus(text)
         except ValueError:
             raise ValidationError([FieldError("status", f"{text!r} is not a run status")]) from None
-    db = database(request)
-    page = await usecases.list_runs(
-        db, status=status, limit=page_size(request), cursor=cursor(request)
+    ctx = use_cases(request)
+    page = await pages.list_runs(
+        ctx, status=status, limit=page_size(request), cursor=cursor(request)
     )
     context = {
         "items": page.items,
         "status": status.value if status else None,
         "statuses": [s.value for s in RunStatus],
-        "choices": await usecases.filter_choices(db),
+        "choices": await pages.filter_choices(ctx),
         "next_url": with_query(request, cursor=page.next_cursor) if page.next_cursor else None,
         "first_url": with_query(request, cursor=None) if cursor(request) else None,
         "nav": "runs",
@@ -50,7 +49,7 @@ async def list_runs(request: web.Request) -> web.StreamResponse:
 
 @requires(Scope.READ)
 async def show_run(request: web.Request) -> web.StreamResponse:
-    doc = await usecases.run_detail(database(request), settings(request), path_id(request))
+    doc = await pages.run_page(use_cases(request), path_id(request))
     final = RunStatus(doc["status"]).final
     context = {"run": doc, "final": final, "poll_ms": POLL_MS, "nav": "runs"}
     return await render("runs/detail.html", request, context)
@@ -59,7 +58,7 @@ async def show_run(request: web.Request) -> web.StreamResponse:
 @requires(Scope.READ)
 async def run_progress(request: web.Request) -> web.StreamResponse:
     """The run as ``GET /api/v1/scans/{id}`` returns it, for the page's poller."""
-    doc = await usecases.run_progress(database(request), settings(request), path_id(request))
+    doc = await pages.run_progress(use_cases(request), path_id(request))
     return web.json_response(doc)
 
 
@@ -70,9 +69,8 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     owner = form.get("owner")
     found = current(request)
     assert found is not None  # @requires
-    doc = await usecases.start_run(
-        database(request),
-        settings(request),
+    doc = await pages.start_run(
+        use_cases(request),
         tag=tag.strip() or None if isinstance(tag, str) else None,
         owner=owner.strip() or None if isinstance(owner, str) else None,
         actor=found.token.name,
