@@ -1,6 +1,6 @@
 """Dashboard sessions: a signed-in browser, tied to the API token it signed in with (issue 14).
 
-Revision ID: 0007_dashboard_sessions
+Revision ID: 0005_dashboard_sessions
 Revises: 0004_metric_counters
 Create Date: 2026-12-02 16:00:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_dashboard_sessions"
+revision: str = "0005_dashboard_sessions"
 down_revision: str | Sequence[str] | None = "0004_metric_counters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
