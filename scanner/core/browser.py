@@ -30,6 +30,17 @@ follow Chromium:
   ``a;b``) exposes nothing but the safelisted response headers.
 - A mismatched ACAO that does not parse as a URL is reported as "contains the
   invalid value" (Chromium asks GURL); ``_parses_as_url`` approximates GURL.
+- Method names: only DELETE GET HEAD OPTIONS POST PUT are uppercased; ``patch``
+  is sent as ``patch`` and ``Access-Control-Allow-Methods: PATCH`` does not
+  allow it (byte-for-byte comparison).
+
+A request whose origin is the URL's own origin is not a CORS request at all
+(Fetch, "main fetch": same-origin requests take the basic path): the page
+reads the response whatever its headers say, and no preflight is sent.
+``CorsRequest.target_origin`` carries the URL's origin for that rule.
+
+How the response head itself is read (leniently, as Chromium does) is
+:mod:`scanner.core.response_head`'s rule.
 """
 
 from __future__ import annotations
@@ -48,13 +59,21 @@ class CorsRequest:
 
     ``origin`` is the exact Origin header value (``null`` for opaque);
     ``headers`` are the headers the page set itself (not Cookie, Origin...);
-    ``credentials`` is credentials mode "include" (fetch) / withCredentials (XHR).
+    ``credentials`` is credentials mode "include" (fetch) / withCredentials (XHR);
+    ``target_origin`` is the serialised origin of the URL requested, when known:
+    equal to ``origin``, the request is same-origin and no CORS rule applies.
     """
 
     origin: str
     method: str = "GET"
     headers: Headers = field(default_factory=Headers)
     credentials: bool = False
+    target_origin: str | None = None
+
+    @property
+    def cross_origin(self) -> bool:
+        """A CORS request: the page's origin is not the URL's (``null`` never is)."""
+        return self.target_origin is None or self.origin != self.target_origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +375,12 @@ def unsafe_request_header_names(headers: Headers) -> tuple[str, ...]:
 
 
 def needs_preflight(request: CorsRequest) -> bool:
-    """A cross-origin request needs a preflight: unsafe method or any unsafe header."""
+    """A cross-origin request needs a preflight: unsafe method or any unsafe header.
+
+    A same-origin request never does.
+    """
+    if not request.cross_origin:
+        return False
     return not is_safelisted_method(request.method) or bool(
         unsafe_request_header_names(request.headers)
     )
@@ -575,6 +599,9 @@ def exposed_header_names(request: CorsRequest, response: Response) -> tuple[str,
     return tuple(sorted(exposed))
 
 
+SAME_ORIGIN_NOTE = "same-origin: not a CORS request, the page reads the response"
+
+
 def evaluate(
     request: CorsRequest, *, actual: Response | None, preflight: Response | None = None
 ) -> Verdict:
@@ -583,9 +610,41 @@ def evaluate(
     If a preflight is needed and its response is missing or fails, the actual
     request is never sent: not readable, ``actual`` None. Otherwise the actual
     response's CORS check decides. ``preflight`` is ignored when none is needed.
+    A same-origin request is readable whenever there is a response.
     """
-    # Computed once: evaluate() runs ~100 times per scanned endpoint.
     unsafe = unsafe_request_header_names(request.headers)
+    return _evaluate(request, actual, preflight, unsafe)
+
+
+def evaluate_modes(
+    request: CorsRequest, *, actual: Response | None, preflight: Response | None = None
+) -> tuple[Verdict, Verdict]:
+    """``evaluate`` without and with credentials, sharing the work both modes have in common.
+
+    The scanner asks both for every actual response it gets (is it readable
+    by a page that sends cookies, and by one that does not?).
+    """
+    unsafe = unsafe_request_header_names(request.headers)
+    plain = CorsRequest(
+        request.origin, request.method, request.headers, False, request.target_origin
+    )
+    cred = CorsRequest(request.origin, request.method, request.headers, True, request.target_origin)
+    return (
+        _evaluate(plain, actual, preflight, unsafe),
+        _evaluate(cred, actual, preflight, unsafe),
+    )
+
+
+def _evaluate(
+    request: CorsRequest,
+    actual: Response | None,
+    preflight: Response | None,
+    unsafe: tuple[str, ...],
+) -> Verdict:
+    if not request.cross_origin:
+        if actual is None:
+            return Verdict(False, False, None, None, NO_ACTUAL_OBSERVED)
+        return Verdict(True, False, None, None, None, _same_origin_headers(actual))
     needed = bool(unsafe) or not is_safelisted_method(request.method)
     preflight_result: Check | None = None
     if needed:
@@ -601,6 +660,14 @@ def evaluate(
         return Verdict(False, needed, preflight_result, actual_result, actual_result.reason)
     return Verdict(
         True, needed, preflight_result, actual_result, None, exposed_header_names(request, actual)
+    )
+
+
+def _same_origin_headers(response: Response) -> tuple[str, ...]:
+    # A same-origin response exposes every header but the forbidden response
+    # header names (Set-Cookie).
+    return tuple(
+        sorted(n for n in response.headers.names() if n not in _FORBIDDEN_RESPONSE_HEADERS)
     )
 
 

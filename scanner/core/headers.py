@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Header values travel as bytes. We hold them as str decoded with latin-1, which
 # maps every byte to one code point, so nothing is lost and byte-for-byte
@@ -11,6 +11,9 @@ from dataclasses import dataclass
 HeaderLine = tuple[str, str]
 
 REDACTED = "[redacted]"
+# A secret shorter than this is not searched for inside other header values:
+# replacing every "1" or "on" a response carries would destroy the evidence.
+MIN_ECHOED_SECRET = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,11 +21,28 @@ class Headers:
     """An ordered list of (name, value) lines; names compared case-insensitively."""
 
     lines: tuple[HeaderLine, ...] = ()
+    # Lowercased name -> values, built on first lookup: the checks ask one
+    # response for a dozen names, and a scan judges every response it gets.
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, lines: Iterable[HeaderLine] | dict[str, str] = ()) -> Headers:
         items = lines.items() if isinstance(lines, dict) else lines
         return cls(tuple((str(n), str(v)) for n, v in items))
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for n, v in self.lines:
+                key = n.lower()
+                values = index.get(key)
+                if values is None:
+                    index[key] = [v]
+                else:
+                    values.append(v)
+            object.__setattr__(self, "_index", index)
+        return index
 
     def __iter__(self) -> Iterator[HeaderLine]:
         return iter(self.lines)
@@ -31,12 +51,11 @@ class Headers:
         return len(self.lines)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(n.lower() == name.lower() for n, _ in self.lines)
+        return isinstance(name, str) and name.lower() in self._lookup()
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``, in order, untrimmed."""
-        lowered = name.lower()
-        return tuple(v for n, v in self.lines if n.lower() == lowered)
+        return tuple(self._lookup().get(name.lower(), ()))
 
     def combined(self, name: str) -> str | None:
         """The Fetch standard's "get" of a header: all values joined by ", ", or None.
@@ -44,23 +63,37 @@ class Headers:
         Fetch, "get a header": values of every line with this name, combined with
         0x2C 0x20, then stripped of leading and trailing HTTP whitespace.
         """
-        values = self.get_all(name)
-        if not values:
+        values = self._lookup().get(name.lower())
+        if values is None:
             return None
+        if len(values) == 1:
+            return values[0].strip(" \t")
         return ", ".join(v.strip(" \t") for v in values)
 
     def names(self) -> tuple[str, ...]:
         """Distinct header names, lowercased, in first-seen order."""
-        seen: dict[str, None] = {}
-        for n, _ in self.lines:
-            seen.setdefault(n.lower(), None)
-        return tuple(seen)
+        return tuple(self._lookup())
 
-    def redacted(self, names: frozenset[str]) -> Headers:
-        """The same lines with the values of ``names`` (lowercase) replaced: for reports."""
-        if not names:
+    def redacted(self, names: frozenset[str], secrets: Iterable[str] = ()) -> Headers:
+        """The same lines for reports: values of ``names`` (lowercase) replaced, and
+        every occurrence of a ``secrets`` value (4 characters or more) in any other
+        value replaced too, so a target that echoes a secret back cannot leak it."""
+        echoed = sorted({s for s in secrets if len(s) >= MIN_ECHOED_SECRET}, key=len, reverse=True)
+        if not names and not echoed:
             return self
-        return Headers(tuple((n, REDACTED if n.lower() in names else v) for n, v in self.lines))
+        out: list[HeaderLine] = []
+        changed = False
+        for n, v in self.lines:
+            if names and n.lower() in names:
+                value = REDACTED
+            else:
+                value = v
+                for secret in echoed:
+                    if secret in value:
+                        value = value.replace(secret, REDACTED)
+            changed = changed or value is not v
+            out.append((n, value))
+        return Headers(tuple(out)) if changed else self
 
     def as_list(self) -> list[list[str]]:
         """JSON-friendly form: a list of [name, value] pairs."""
