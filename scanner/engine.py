@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from scanner.core.checks import Assessment, assess
 from scanner.core.origin import Origin
-from scanner.core.plan import Endpoint, PlanSettings, plan_probes
+from scanner.core.plan import Endpoint, PlanSettings, ProbeRequest, plan_probes, replan
 from scanner.core.policy import Policy
 from scanner.core.variants import (
     DEFAULT_THIRD_PARTY_HOSTS,
@@ -99,6 +99,7 @@ class Engine:
         # Origins depend on the endpoint's origin, the policy and the token, not
         # its path: thousands of endpoints on one API share one computation.
         self._origins: dict[tuple[str, Policy, str], tuple[tuple[ProbeOrigin, ...], str]] = {}
+        self._plans: dict[tuple[object, ...], tuple[ProbeRequest, ...]] = {}
 
     async def __aenter__(self) -> Engine:
         await self._prober.__aenter__()
@@ -106,6 +107,38 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._prober.__aexit__(None, None, None)
+
+    def _plan(self, target: Target, token: str) -> tuple[ProbeRequest, ...]:
+        """The probes for ``target``: planned once per origin, method, headers and policy,
+        then rebased onto each endpoint's URL (``core.plan.replan``)."""
+        endpoint = target.endpoint
+        key = (
+            "/".join(endpoint.url.split("/", 3)[:3]),
+            endpoint.method,
+            endpoint.headers,
+            target.policy,
+            token,
+        )
+        template = self._plans.get(key)
+        if template is None:
+            origins, own = self._origins_and_self(target, token)
+            template = plan_probes(
+                endpoint,
+                target.policy,
+                origins,
+                token=token,
+                settings=self.options.plan,
+                target_origin=own,
+            )
+            if len(self._plans) >= ORIGIN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = template
+            return (
+                template
+                if template[0].url == endpoint.url
+                else replan(template, endpoint.url, token)
+            )
+        return replan(template, endpoint.url, token)
 
     def origins_for(self, target: Target, token: str) -> tuple[ProbeOrigin, ...]:
         return self._origins_and_self(target, token)[0]
@@ -151,15 +184,7 @@ class Engine:
     async def assess(self, target: Target, *, token: str | None = None) -> Assessment:
         """Probe one endpoint and judge it. Target faults become data, never exceptions."""
         token = token or new_token()
-        origins, own = self._origins_and_self(target, token)
-        plan = plan_probes(
-            target.endpoint,
-            target.policy,
-            origins,
-            token=token,
-            settings=self.options.plan,
-            target_origin=own,
-        )
+        plan = self._plan(target, token)
         observations = await self._prober.send_all(plan)
         return assess(target.endpoint, target.policy, observations)
 

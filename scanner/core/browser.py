@@ -109,6 +109,8 @@ class Verdict:
     exposed_headers: tuple[str, ...] = ()
 
 
+_PASS = Check(True)
+
 # -- reasons: Chromium's console text after "has been blocked by CORS policy: " --
 
 _VALID_VALUE_HINT = " Have the server send the header with a valid value."
@@ -493,7 +495,7 @@ def cors_check(origin: str, credentials: bool, headers: Headers) -> Check:
     if allow_origin is None:
         return Check(False, NO_ACAO)
     if allow_origin == "*":
-        return Check(False, WILDCARD_WITH_CREDENTIALS) if credentials else Check(True)
+        return Check(False, WILDCARD_WITH_CREDENTIALS) if credentials else _PASS
     if allow_origin != origin:
         if " " in allow_origin or "," in allow_origin:
             return Check(False, ACAO_MULTIPLE.format(value=allow_origin))
@@ -505,7 +507,7 @@ def cors_check(origin: str, credentials: bool, headers: Headers) -> Check:
         allow_credentials = headers.combined(ACAC)
         if allow_credentials != "true":
             return Check(False, ACAC_NOT_TRUE.format(value=allow_credentials or ""))
-    return Check(True)
+    return _PASS
 
 
 # -- the preflight ----------------------------------------------------------
@@ -540,13 +542,17 @@ def preflight_check(request: CorsRequest, response: Response) -> Check:
     Order as Chromium: redirect, CORS check (with the actual request's
     credentials mode), 2xx status, ACAM and ACAH syntax, method, headers.
     """
-    return _preflight_check(request, response, unsafe_request_header_names(request.headers))
+    return _preflight_check(
+        request, response, unsafe_request_header_names(request.headers), request.credentials
+    )
 
 
-def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str, ...]) -> Check:
+def _preflight_check(
+    request: CorsRequest, response: Response, unsafe: tuple[str, ...], credentials: bool
+) -> Check:
     if _is_redirect(response):
         return Check(False, PREFLIGHT_REDIRECT)
-    access = cors_check(request.origin, request.credentials, response.headers)
+    access = cors_check(request.origin, credentials, response.headers)
     if not access.ok:
         return Check(False, PREFLIGHT_PREFIX + (access.reason or ""))
     if not 200 <= response.status <= 299:
@@ -557,7 +563,7 @@ def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str
     allowed = _parse_token_list(response.headers.combined(ACAH))
     if allowed is None:
         return Check(False, ACAH_UNPARSABLE)
-    wildcard = not request.credentials
+    wildcard = not credentials
     # ACAM is compared case-sensitively with the normalized method: `patch`
     # needs `patch`, not `PATCH`.
     method = normalize_method(request.method)
@@ -569,12 +575,12 @@ def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str
     # Chromium 156: `*` covers every name, Authorization included, when the
     # request is not credentialed (the standard excludes Authorization).
     if wildcard and "*" in allowed:
-        return Check(True)
+        return _PASS
     lowered = {name.lower() for name in allowed}
     for name in unsafe:
         if name not in lowered:
             return Check(False, HEADER_NOT_ALLOWED.format(name=name))
-    return Check(True)
+    return _PASS
 
 
 # -- exposed headers and the verdict ----------------------------------------
@@ -588,10 +594,14 @@ def exposed_header_names(request: CorsRequest, response: Response) -> tuple[str,
     a credentialed one. Set-Cookie is never exposed. An ACEH with an invalid
     token exposes nothing (Chromium).
     """
+    return _exposed(response, request.credentials)
+
+
+def _exposed(response: Response, credentials: bool) -> tuple[str, ...]:
     present = response.headers.names()
     listed = _parse_token_list(response.headers.combined(ACEH)) or frozenset()
     names = {n.lower() for n in listed}
-    if "*" in names and not request.credentials:
+    if "*" in names and not credentials:
         exposed = set(present)
     else:
         exposed = {n for n in present if n in names or n in SAFELISTED_RESPONSE_HEADERS}
@@ -613,7 +623,7 @@ def evaluate(
     A same-origin request is readable whenever there is a response.
     """
     unsafe = unsafe_request_header_names(request.headers)
-    return _evaluate(request, actual, preflight, unsafe)
+    return _evaluate(request, actual, preflight, unsafe, request.credentials)
 
 
 def evaluate_modes(
@@ -625,13 +635,9 @@ def evaluate_modes(
     by a page that sends cookies, and by one that does not?).
     """
     unsafe = unsafe_request_header_names(request.headers)
-    plain = CorsRequest(
-        request.origin, request.method, request.headers, False, request.target_origin
-    )
-    cred = CorsRequest(request.origin, request.method, request.headers, True, request.target_origin)
     return (
-        _evaluate(plain, actual, preflight, unsafe),
-        _evaluate(cred, actual, preflight, unsafe),
+        _evaluate(request, actual, preflight, unsafe, False),
+        _evaluate(request, actual, preflight, unsafe, True),
     )
 
 
@@ -640,6 +646,7 @@ def _evaluate(
     actual: Response | None,
     preflight: Response | None,
     unsafe: tuple[str, ...],
+    credentials: bool,
 ) -> Verdict:
     if not request.cross_origin:
         if actual is None:
@@ -650,16 +657,16 @@ def _evaluate(
     if needed:
         if preflight is None:
             return Verdict(False, True, None, None, NO_PREFLIGHT_OBSERVED)
-        preflight_result = _preflight_check(request, preflight, unsafe)
+        preflight_result = _preflight_check(request, preflight, unsafe, credentials)
         if not preflight_result.ok:
             return Verdict(False, True, preflight_result, None, preflight_result.reason)
     if actual is None:
         return Verdict(False, needed, preflight_result, None, NO_ACTUAL_OBSERVED)
-    actual_result = cors_check(request.origin, request.credentials, actual.headers)
+    actual_result = cors_check(request.origin, credentials, actual.headers)
     if not actual_result.ok:
         return Verdict(False, needed, preflight_result, actual_result, actual_result.reason)
     return Verdict(
-        True, needed, preflight_result, actual_result, None, exposed_header_names(request, actual)
+        True, needed, preflight_result, actual_result, None, _exposed(actual, credentials)
     )
 
 

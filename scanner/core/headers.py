@@ -30,6 +30,14 @@ class Headers:
         items = lines.items() if isinstance(lines, dict) else lines
         return cls(tuple((str(n), str(v)) for n, v in items))
 
+    @classmethod
+    def with_index(cls, lines: tuple[HeaderLine, ...], index: dict[str, list[str]]) -> Headers:
+        """``Headers(lines)`` whose name index the caller already built (lowercased name ->
+        values in order): a parser that lowercases every name anyway saves the second pass."""
+        headers = cls(lines)
+        object.__setattr__(headers, "_index", index)
+        return headers
+
     def _lookup(self) -> dict[str, list[str]]:
         index = self._index
         if index is None:

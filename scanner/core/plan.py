@@ -383,3 +383,28 @@ def plan_probes(
             )
         )
     return tuple(probes)
+
+
+def replan(plan: Sequence[ProbeRequest], url: str, token: str) -> tuple[ProbeRequest, ...]:
+    """``plan`` (from :func:`plan_probes`) for another URL of the same origin.
+
+    Everything but the URLs depends only on the endpoint's origin, method and
+    headers, the policy, the origins and the token: a scan of many paths of
+    one API plans once and rebases the plan onto each path.
+    """
+    error_url = error_path_url(url, token)
+    return tuple(
+        ProbeRequest(
+            p.key,
+            p.kind,
+            p.method,
+            error_url if p.kind is ProbeKind.ERROR_PATH else url,
+            p.origin,
+            p.headers,
+            p.cors_request,
+            p.purpose,
+            p.secret_headers,
+            p.secret_values,
+        )
+        for p in plan
+    )

@@ -149,13 +149,23 @@ def parse_head(data: bytes, *, max_line_bytes: int, max_lines: int) -> ResponseH
             ProbeError.BAD_RESPONSE,
             f"invalid header line: {quote_bytes(bad)} (a NUL byte: Chromium refuses the response)",
         )
+    text = data.decode("latin-1")
+    strict = _strict_head(text, max_line_bytes, max_lines)
+    if strict is not None:
+        return strict
+    return lenient_head(data, text, max_line_bytes=max_line_bytes, max_lines=max_lines)
+
+
+def lenient_head(
+    data: bytes, text: str, *, max_line_bytes: int, max_lines: int
+) -> ResponseHead | HeadRefused:
+    """``parse_head`` the long way, for any head (``text`` is ``data`` decoded as latin-1)."""
     start = status_line_start(data)
     if start is None or start < 0:
         first = data.split(b"\n", 1)[0].rstrip(b"\r")
         return HeadRefused(
             ProbeError.BAD_RESPONSE, f"invalid HTTP status line: {quote_bytes(first)}"
         )
-    text = data.decode("latin-1")
     notes: list[str] = []
     if start:
         notes.append(f"{start} byte(s) before the status line skipped")
@@ -219,6 +229,62 @@ def parse_head(data: bytes, *, max_line_bytes: int, max_lines: int) -> ResponseH
     if not notes:
         return ResponseHead(status, reason, headers)
     return ResponseHead(status, reason, headers, tuple(raw), tuple(notes))
+
+
+def _strict_head(
+    text: str, max_line_bytes: int, max_lines: int
+) -> ResponseHead | HeadRefused | None:
+    """What nearly every server sends, read in one pass: an ``HTTP/1.x NNN reason``
+    status line and CRLF-ended ``token: value`` lines, nothing lenient about them.
+
+    None when anything is unusual: the general reading below then decides (and
+    reads these the same, only slower).
+    """
+    if not text.startswith(("HTTP/1.1 ", "HTTP/1.0 ")) or not text.endswith("\r\n\r\n"):
+        return None
+    lines = text.split("\r\n")
+    # A CR or LF anywhere but in the CRLF pairs ends lines the browser's way.
+    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+        return None
+    status_line = lines[0]
+    code = status_line[9:12]
+    if (
+        len(code) != 3
+        or not code.isdigit()
+        or code[0] == "0"
+        or (len(status_line) > 12 and status_line[12] != " ")
+    ):
+        return None
+    reason = status_line[13:]
+    if reason[:1] == " " or reason[-1:] == " ":
+        return None
+    count = len(lines) - 3  # the status line, and the two empty strings after the blank line
+    if count > max_lines:
+        return HeadRefused(ProbeError.TOO_MANY_HEADERS, f"more than {max_lines} header lines")
+    out: list[tuple[str, str]] = []
+    index: dict[str, list[str]] = {}
+    token = _TOKEN_CHARS.issuperset
+    for line in lines[1 : count + 1]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or not token(name):
+            return None
+        value = value.strip(_LWS)
+        if len(name) + len(value) > max_line_bytes:
+            return HeadRefused(
+                ProbeError.HEADERS_TOO_LARGE, f"header line exceeds {max_line_bytes} bytes"
+            )
+        out.append((name, value))
+        key = name.lower()
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    headers = Headers.with_index(tuple(out), index)
+    refused = _smuggling_guard(headers)
+    if refused is not None:
+        return refused
+    return ResponseHead(int(code), reason, headers)
 
 
 def _smuggling_guard(headers: Headers) -> HeadRefused | None:

@@ -37,7 +37,7 @@ from yarl import URL
 
 from scanner.core.observation import Observation, ProbeError
 from scanner.core.plan import ProbeRequest
-from scanner.core.response_head import HeadRefused
+from scanner.core.response_head import HeadRefused, ResponseHead
 from scanner.prober.guard import blocked_detail
 from scanner.prober.head import CAPTURE, Capture
 from scanner.prober.health import HostHealth
@@ -297,9 +297,21 @@ class Prober:
         batch = job.batch
         batch.used += elapsed / limits.per_host_concurrency
         host = job.host
-        if isinstance(outcome, Observation):
+        if isinstance(outcome, ResponseHead):
             self._health.answered(host, finished)
-            job.settle(_with_timing(outcome, elapsed_ms, job.attempts))
+            job.settle(
+                Observation(
+                    job.request,
+                    outcome.status,
+                    outcome.reason,
+                    outcome.headers,
+                    None,
+                    None,
+                    elapsed_ms,
+                    job.attempts,
+                    outcome.raw_lines,
+                )
+            )
         else:
             job.failure, job.elapsed_ms = outcome, elapsed_ms
             retry = outcome.transient and job.attempts <= limits.retries
@@ -357,23 +369,28 @@ class Prober:
 
     async def _attempt(
         self, session: aiohttp.ClientSession, request: ProbeRequest, capture: Capture
-    ) -> Observation | _Failure:
+    ) -> ResponseHead | _Failure:
         limits = self._limits
         proxy = self._proxies.for_url(request.url) if self._proxies.proxies else None
-        capture.reset(through_tunnel=proxy is not None and request.url[:6].lower() == "https:")
+        tunnel = proxy is not None and request.url[:6].lower() == "https:"
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             async with asyncio.timeout(limits.total_timeout):
-                response = await session.request(
-                    request.method,
-                    _wire_url(request.url),
-                    headers=_wire_headers(request, limits.user_agent),
-                    allow_redirects=False,
-                    proxy=proxy,
-                )
-            # The connection closes (never pooled); an unread, maybe endless,
-            # body is dropped by the reader, not drained.
+                try:
+                    capture.reset(through_tunnel=tunnel)
+                    response = await self._request(session, request, proxy)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    reader = capture.reader
+                    if reader is None or not reader.reused or reader.received:
+                        raise
+                    # The server had closed an idle keep-alive connection: like a
+                    # browser, send once more on a fresh one (not a retry: the
+                    # request never reached it).
+                    capture.reset(through_tunnel=tunnel)
+                    response = await self._request(session, request, proxy)
+            # Never read the body: a fully framed one has already returned the
+            # connection to the pool; anything else closes it here, unread.
             response.close()
         except Exception as exc:  # CancelledError is not an Exception: it propagates
             reader = capture.reader
@@ -387,25 +404,24 @@ class Prober:
             return _Failure(ProbeError.OTHER, "no response head was read", False)
         if isinstance(head, HeadRefused):
             return _Failure(head.error, head.detail, False)
-        return Observation(
-            request,
-            status=head.status,
-            reason=head.reason,
-            headers=head.headers,
-            raw_lines=head.raw_lines,
+        return head
+
+    async def _request(
+        self, session: aiohttp.ClientSession, request: ProbeRequest, proxy: str | None
+    ) -> aiohttp.ClientResponse:
+        return await session.request(
+            request.method,
+            _wire_url(request.url),
+            headers=self._wire_headers(request),
+            allow_redirects=False,
+            proxy=proxy,
         )
 
-
-def _with_timing(observation: Observation, elapsed_ms: float, attempts: int) -> Observation:
-    return Observation(
-        observation.request,
-        status=observation.status,
-        reason=observation.reason,
-        headers=observation.headers,
-        elapsed_ms=elapsed_ms,
-        attempts=attempts,
-        raw_lines=observation.raw_lines,
-    )
+    def _wire_headers(self, request: ProbeRequest) -> Sequence[tuple[str, str]]:
+        lines = request.headers.lines
+        if "user-agent" in request.headers:
+            return lines
+        return (*lines, ("User-Agent", self._limits.user_agent))
 
 
 def _not_sent(request: ProbeRequest, error: ProbeError, detail: str) -> Observation:
@@ -419,13 +435,6 @@ def _wire_url(url: str) -> URL | str:
     if _URL_SAFE.fullmatch(url):
         return URL(url, encoded=True)
     return url
-
-
-def _wire_headers(request: ProbeRequest, user_agent: str) -> list[tuple[str, str]]:
-    lines = list(request.headers)
-    if "user-agent" not in request.headers:
-        lines.append(("User-Agent", user_agent))
-    return lines
 
 
 def _latin1(text: str) -> str:

@@ -8,10 +8,14 @@ the header block the browser saw. So the connection's protocol is
 :class:`HeadReader`, a subclass of aiohttp's ``ResponseHandler`` that keeps
 the response's bytes to itself until the head is complete, reads them with
 :func:`scanner.core.response_head.parse_head` (Chromium's rules), and then
-hands aiohttp a fixed, empty ``204`` with ``Connection: close``. aiohttp's
+hands aiohttp a stand-in head that carries only the real response's framing
+(its ``Content-Length`` or chunked coding, or ``Connection: close``). aiohttp's
 request then returns normally whatever the target sent; the prober takes the
-real status and lines from the reader. Bytes after the head (the body, maybe
-endless) are dropped unread.
+real status and lines from the reader. The body is never read by the
+prober: aiohttp frames it so a well-framed keep-alive connection is reused
+for the host's next probe, as a browser reuses it; anything it cannot frame
+(no length, a refused head, HTTP/1.0) closes the connection, and its bytes
+(maybe an endless body) are dropped unread.
 
 While the head is incomplete the reader enforces the caps (one line, the line
 count, the whole head) and refuses a response that is not HTTP or carries a
@@ -19,11 +23,13 @@ NUL as soon as it sees it, instead of waiting for a blank line that may never
 come. Each data chunk restarts aiohttp's read timeout, as its own parser
 would, so ``read_timeout`` keeps meaning "the longest silence".
 
-This couples to two aiohttp internals, ``ResponseHandler`` and the connector's
-protocol factory (``TCPConnector._factory``); ``tests/prober`` fails loudly if
-either changes. The reader of the current attempt is found through a context
-variable set by the prober's worker (``capture``): aiohttp creates the
-protocol inside the task that sends the request.
+This couples to aiohttp internals: ``ResponseHandler``, its
+``set_response_params`` (called once per request, before it is sent: the
+reader starts a new head there) and the connector's protocol factory
+(``TCPConnector._factory``); ``tests/prober`` fails loudly if any changes.
+The reader of the current attempt is found through a context variable set
+by the prober's worker (``capture``): aiohttp prepares each request inside
+the task that sends it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
@@ -49,9 +56,10 @@ from scanner.core.response_head import (
     status_line_start,
 )
 
-# What aiohttp is told the response was. Connection: close, so the connection
-# is never pooled (its reader has settled and ignores everything after).
-SYNTHETIC_HEAD = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+# What aiohttp is told when the connection cannot be reused: nothing to read.
+CLOSING_HEAD = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+# Statuses whose response has no body whatever its headers say (RFC 9112 6.3).
+_BODILESS = frozenset({204, 304})
 # Interim (1xx) heads skipped before the final one; more is an attack.
 MAX_INTERIM_HEADS = 8
 
@@ -76,6 +84,10 @@ class Capture:
         # that answer itself; the target's head arrives on the TLS connection.
         self.passthrough_first = False
 
+    def claim(self, reader: HeadReader) -> None:
+        """``reader`` is about to read the current attempt's response."""
+        self.reader = reader
+
     def reset(self, *, through_tunnel: bool) -> None:
         self.reader = None
         self.passthrough_first = through_tunnel
@@ -95,16 +107,40 @@ class HeadReader(ResponseHandler):
         self._buf = bytearray()
         self._scan_from = 0
         self._interim = 0
+        self._forward = False  # the head has settled: aiohttp frames the body
+        self._drop = False  # ...or nothing more is read at all
         self.passthrough = False
         self.head: ResponseHead | HeadRefused | None = None
         self.received = 0  # bytes of the response seen before the head settled
+        self.requests = 0  # requests sent on this connection (> 1: it was reused)
+
+    def set_response_params(self, **params: Any) -> None:
+        # aiohttp calls this once per request, before sending it: a new head.
+        super().set_response_params(**params)
+        if self.passthrough:
+            return
+        self.requests += 1
+        self.head = None
+        self.received = 0
+        self._buf = bytearray()
+        self._scan_from = 0
+        self._interim = 0
+        self._forward = self._drop = False
+        capture = CAPTURE.get()
+        if capture is not None:
+            capture.claim(self)
+
+    @property
+    def reused(self) -> bool:
+        """This connection carried an earlier request (a browser reuses them too)."""
+        return self.requests > 1
 
     def data_received(self, data: bytes) -> None:
-        if self.passthrough:
+        if self.passthrough or self._forward:
             super().data_received(data)
             return
-        if self.head is not None or not data:
-            return  # the body: never read
+        if self._drop or self.head is not None or not data:
+            return  # a body we do not frame: never read
         self.received += len(data)
         self._buf += data
         if b"\0" in data:
@@ -133,7 +169,7 @@ class HeadReader(ResponseHandler):
         caps = self._caps
         while self.head is None:
             buf = self._buf
-            start = status_line_start(buf)
+            start = 0 if buf[:5] == b"HTTP/" else status_line_start(buf)
             if start is None and not eof:
                 return
             if start is None or start < 0:
@@ -159,6 +195,7 @@ class HeadReader(ResponseHandler):
                         self._settle(refused)
                     return
             head = self._parse(end)
+            rest = bytes(buf[end:])
             if isinstance(head, ResponseHead) and informational(head.status):
                 self._interim += 1
                 if truncated:
@@ -178,7 +215,7 @@ class HeadReader(ResponseHandler):
                     if not buf and not eof:
                         return
                     continue
-            self._settle(head)
+            self._settle(head, rest, eof=eof)
 
     def _parse(self, end: int) -> ResponseHead | HeadRefused:
         caps = self._caps
@@ -204,10 +241,47 @@ class HeadReader(ResponseHandler):
             )
         return None
 
-    def _settle(self, head: ResponseHead | HeadRefused) -> None:
+    def _settle(
+        self, head: ResponseHead | HeadRefused, rest: bytes = b"", *, eof: bool = True
+    ) -> None:
         self.head = head
+        status_line = bytes(self._buf[: self._buf.find(b"\n")]) if self._buf else b""
         self._buf = bytearray()
-        super().data_received(SYNTHETIC_HEAD)
+        stand_in = _stand_in(head, status_line) if not eof else None
+        if stand_in is None:
+            self._drop = True
+            super().data_received(CLOSING_HEAD)
+            return
+        self._forward = True
+        super().data_received(stand_in + rest)
+
+
+def _stand_in(head: ResponseHead | HeadRefused, status_line: bytes) -> bytes | None:
+    """The head aiohttp is given to frame the body and keep the connection, or None to close.
+
+    Only a plain HTTP/1.1 keep-alive response with unambiguous framing keeps
+    its connection; aiohttp never sees the real header lines.
+    """
+    if isinstance(head, HeadRefused) or not status_line.startswith(b"HTTP/1.1 "):
+        return None
+    headers = head.headers
+    connection = (headers.combined("connection") or "").lower()
+    if "close" in connection or not 200 <= head.status <= 599:
+        return None
+    if head.status in _BODILESS:
+        return b"HTTP/1.1 %d Stand-in\r\n\r\n" % head.status
+    coding = headers.combined("transfer-encoding")
+    lengths = set(headers.get_all("content-length"))
+    if coding is not None:
+        if coding.lower() != "chunked" or lengths:
+            return None
+        return b"HTTP/1.1 200 Stand-in\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if len(lengths) != 1:
+        return None
+    length = next(iter(lengths)).strip()
+    if not length.isascii() or not length.isdigit() or len(length) > 15:
+        return None
+    return b"HTTP/1.1 200 Stand-in\r\nContent-Length: %s\r\n\r\n" % length.encode()
 
 
 def install(connector: aiohttp.TCPConnector, caps: HeadCaps) -> None:
@@ -222,14 +296,11 @@ def _factory(loop: asyncio.AbstractEventLoop, caps: HeadCaps) -> Callable[[], Re
     def create() -> ResponseHandler:
         reader = HeadReader(loop, caps)
         capture = CAPTURE.get()
-        if capture is not None:
-            if capture.passthrough_first:
-                capture.passthrough_first = False
-                reader.passthrough = True
-            else:
-                capture.reader = reader
-        else:
+        if capture is None:
             # Outside a probe (never in the prober): behave as aiohttp would.
+            reader.passthrough = True
+        elif capture.passthrough_first:
+            capture.passthrough_first = False
             reader.passthrough = True
         return reader
 

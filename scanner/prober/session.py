@@ -23,6 +23,12 @@ from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import DEFAULT_PORTS
 from scanner.ssrf import BlockedAddress, guarded_connector
 
+# What aiohttp buffers of a body before it stops reading the socket. We never
+# read bodies; this bounds what a large one costs before the response closes.
+READ_BUFFER_BYTES = 16384
+# Idle keep-alive connections are dropped after this, before the common server
+# timeouts (Apache's and Node.js's 5 s) can close them under us.
+KEEPALIVE_SECONDS = 4.0
 # Headers aiohttp would add on its own. A browser's preflight carries no Accept-
 # Encoding and a bodiless POST no Content-Type; some servers vary their CORS
 # answer on them, so we send only what the plan says. Host stays (HTTP/1.1
@@ -93,9 +99,10 @@ def build_session(limits: ProbeLimits, *, proxied: bool = False) -> aiohttp.Clie
     """A ClientSession configured for probing. Call it inside a running event loop.
 
     - every connection is read by a :class:`scanner.prober.head.HeadReader`
-      (Chromium's reading of the head, our caps) and closed after its
-      response (the reader tells aiohttp ``Connection: close``): no pooling,
-      like a browser's first visit;
+      (Chromium's reading of the head, our caps); a keep-alive connection
+      whose response was fully framed is reused for the host's next probe, as
+      a browser reuses it, and one that failed while idle in the pool is
+      replaced once, transparently (``execute``);
     - no connector limits: ``Politeness`` owns concurrency, and a second,
       differently keyed queue inside the timed region would turn waiting into
       timeouts;
@@ -118,6 +125,7 @@ def build_session(limits: ProbeLimits, *, proxied: bool = False) -> aiohttp.Clie
         ssl=ssl_setting(limits),
         limit=0,
         limit_per_host=0,
+        keepalive_timeout=KEEPALIVE_SECONDS,
     )
     install(connector, head_caps(limits))
     session = aiohttp.ClientSession(
@@ -127,6 +135,7 @@ def build_session(limits: ProbeLimits, *, proxied: bool = False) -> aiohttp.Clie
         skip_auto_headers=SKIPPED_AUTO_HEADERS,
         auto_decompress=False,
         trust_env=False,
+        read_bufsize=READ_BUFFER_BYTES,
         middlewares=(_guard_proxied(limits),) if proxied else (),
     )
     if not hasattr(session, "_retry_connection"):  # pragma: no cover - an aiohttp we do not know

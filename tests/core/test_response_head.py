@@ -19,6 +19,7 @@ from scanner.core.response_head import (
     ResponseHead,
     head_end,
     informational,
+    lenient_head,
     parse_head,
     parse_status_line,
     status_line_start,
@@ -196,6 +197,16 @@ def test_what_a_strict_server_writes_reads_back_exactly(
     assert result.status == status
     assert result.headers.lines == tuple(lines)
     assert result.raw_lines == ()
+    # The one-pass reading of strict heads agrees with the general one.
+    data = raw.encode("latin-1")
+    slow = lenient_head(data, raw, max_line_bytes=4096, max_lines=100)
+    assert isinstance(slow, ResponseHead)
+    assert (slow.status, slow.reason, slow.headers, slow.raw_lines) == (
+        result.status,
+        result.reason,
+        result.headers,
+        result.raw_lines,
+    )
 
 
 @settings(max_examples=500, deadline=None)

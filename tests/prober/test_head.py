@@ -141,29 +141,78 @@ async def test_what_no_browser_accepts_is_refused_at_once_without_waiting(
     assert all(o.elapsed_ms < 5000 for o in seen)
 
 
-async def test_aiohttp_never_resends_and_never_pools(
+async def test_aiohttp_never_resends_a_reset_request(
     serve_raw: ServeRaw, make_probe: MakeProbe
 ) -> None:
     connections = 0
 
-    async def resets_once_answered(
-        head: bytes, reader: asyncio.StreamReader, writer: Writer
-    ) -> None:
+    async def resets(head: bytes, reader: asyncio.StreamReader, writer: Writer) -> None:
         nonlocal connections
         connections += 1
-        if b"/reset" in head:
-            writer.transport.abort()
-            return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(0.2)  # keep the connection open: a pool could reuse it
+        writer.transport.abort()
 
-    base = await serve_raw(resets_once_answered)
+    base = await serve_raw(resets)
     async with Prober(ProbeLimits(retries=0)) as prober:
         reset = await prober.send(make_probe(f"{base}/reset"))
-        assert connections == 1, "aiohttp resent the request on its own"
-        assert (reset.error, reset.attempts) == (ProbeError.RESET, 1)
-        first = await prober.send(make_probe(f"{base}/a"))
-        second = await prober.send(make_probe(f"{base}/b"))
-    assert (first.status, second.status) == (200, 200)
-    assert connections == 3, "every probe gets its own connection"
+    assert connections == 1, "aiohttp resent the request on its own"
+    assert (reset.error, reset.attempts) == (ProbeError.RESET, 1)
+
+
+async def test_keep_alive_connections_are_reused_and_a_stale_one_replaced(
+    make_probe: MakeProbe,
+) -> None:
+    connections = reuses = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: Writer) -> None:
+        # Answers one request per connection, then drops the connection when a
+        # second one arrives: a server closing an idle keep-alive connection
+        # just as the client reuses it.
+        nonlocal connections, reuses
+        connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            reuses += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.transport.abort()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        limits = ProbeLimits(retries=0, per_host_concurrency=1, global_concurrency=1)
+        async with Prober(limits) as prober:
+            seen = [await prober.send(make_probe(f"{base}/{n}")) for n in range(3)]
+    finally:
+        server.close()
+        await server.wait_closed()
+    # Each later probe found the pooled connection dropped, and was sent again
+    # on a fresh one at once: an answer, one attempt, as a browser does it.
+    assert [(o.status, o.attempts) for o in seen] == [(200, 1)] * 3
+    assert reuses == 2, "the connection was reused (and found stale) twice"
+    assert connections == 3
+
+
+async def test_a_body_without_framing_is_never_read(make_probe: MakeProbe) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: Writer) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n")
+        try:
+            while True:  # no length: the body runs until the server closes
+                writer.write(b"x" * 65536)
+                await writer.drain()
+        except ConnectionError:
+            pass
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with Prober(ProbeLimits(retries=0, total_timeout=5)) as prober:
+            seen = await prober.send_all([make_probe(f"{base}/{n}") for n in range(4)])
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [o.status for o in seen] == [200] * 4
+    assert all(o.elapsed_ms < 5000 for o in seen)
