@@ -151,6 +151,8 @@ HEADER_NOT_ALLOWED = (
     "Request header field {name} is not allowed by Access-Control-Allow-Headers "
     "in preflight response."
 )
+_NO_ACAO = Check(False, NO_ACAO)
+_WILDCARD_WITH_CREDENTIALS = Check(False, WILDCARD_WITH_CREDENTIALS)
 # Ours, not Chromium's: the exchange lacks a response, so no browser verdict exists.
 NO_PREFLIGHT_OBSERVED = PREFLIGHT_PREFIX + "no response to the preflight request was observed."
 NO_ACTUAL_OBSERVED = "No response to the actual request was observed."
@@ -253,7 +255,7 @@ def normalize_method(method: str) -> str:
 
 def is_safelisted_method(method: str) -> bool:
     """GET, HEAD or POST (after fetch's normalization, so ``get`` counts too)."""
-    return normalize_method(method) in SAFELISTED_METHODS
+    return method in SAFELISTED_METHODS or normalize_method(method) in SAFELISTED_METHODS
 
 
 # -- request headers --------------------------------------------------------
@@ -362,6 +364,12 @@ def unsafe_request_header_names(headers: Headers) -> tuple[str, ...]:
     Forbidden headers are ignored (a page cannot send them). When the safelisted
     values together exceed 1024 bytes they all count as unsafe.
     """
+    if not headers.lines:
+        return ()
+    return headers.memo("unsafe_request_header_names", _unsafe_names)
+
+
+def _unsafe_names(headers: Headers) -> tuple[str, ...]:
     safe_names: list[str] = []
     unsafe: set[str] = set()
     safe_total = 0
@@ -493,9 +501,9 @@ def cors_check(origin: str, credentials: bool, headers: Headers) -> Check:
     """
     allow_origin = headers.combined(ACAO)
     if allow_origin is None:
-        return Check(False, NO_ACAO)
+        return _NO_ACAO
     if allow_origin == "*":
-        return Check(False, WILDCARD_WITH_CREDENTIALS) if credentials else _PASS
+        return _WILDCARD_WITH_CREDENTIALS if credentials else _PASS
     if allow_origin != origin:
         if " " in allow_origin or "," in allow_origin:
             return Check(False, ACAO_MULTIPLE.format(value=allow_origin))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 # Header values travel as bytes. We hold them as str decoded with latin-1, which
 # maps every byte to one code point, so nothing is lost and byte-for-byte
 # comparisons (the CORS check's) stay exact.
 HeaderLine = tuple[str, str]
 
+T = TypeVar("T")
 REDACTED = "[redacted]"
 # A secret shorter than this is not searched for inside other header values:
 # replacing every "1" or "on" a response carries would destroy the evidence.
@@ -24,6 +26,9 @@ class Headers:
     # Lowercased name -> values, built on first lookup: the checks ask one
     # response for a dozen names, and a scan judges every response it gets.
     _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    # Values derived from these lines by pure functions (``memo``), kept: a
+    # page request's header set is judged against every response it gets.
+    _memo: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, lines: Iterable[HeaderLine] | dict[str, str] = ()) -> Headers:
@@ -52,6 +57,18 @@ class Headers:
             object.__setattr__(self, "_index", index)
         return index
 
+    def memo(self, key: str, compute: Callable[[Headers], T]) -> T:
+        """``compute(self)``, computed once per ``key`` (``compute`` must be pure)."""
+        memo = self._memo
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, "_memo", memo)
+        if key in memo:
+            return cast(T, memo[key])  # stored by this method, from the same compute
+        value = compute(self)
+        memo[key] = value
+        return value
+
     def __iter__(self) -> Iterator[HeaderLine]:
         return iter(self.lines)
 
@@ -63,7 +80,8 @@ class Headers:
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``, in order, untrimmed."""
-        return tuple(self._lookup().get(name.lower(), ()))
+        index = self._index if self._index is not None else self._lookup()
+        return tuple(index.get(name.lower(), ()))
 
     def combined(self, name: str) -> str | None:
         """The Fetch standard's "get" of a header: all values joined by ", ", or None.
@@ -71,7 +89,8 @@ class Headers:
         Fetch, "get a header": values of every line with this name, combined with
         0x2C 0x20, then stripped of leading and trailing HTTP whitespace.
         """
-        values = self._lookup().get(name.lower())
+        index = self._index if self._index is not None else self._lookup()
+        values = index.get(name.lower())
         if values is None:
             return None
         if len(values) == 1:

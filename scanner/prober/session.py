@@ -60,13 +60,16 @@ def client_timeout(limits: ProbeLimits) -> aiohttp.ClientTimeout:
     The total timeout is not aiohttp's: the prober wraps each attempt in
     ``asyncio.timeout(total_timeout)`` itself, which stops at the configured
     second (aiohttp rounds long timeouts up to whole seconds) and tells a
-    total timeout apart from a connect or read timeout.
+    total timeout apart from a connect or read timeout. A read timeout no
+    shorter than the total one could never fire first: it is left off (two
+    timer operations per request saved).
     """
+    read = limits.read_timeout if limits.read_timeout < limits.total_timeout else None
     return aiohttp.ClientTimeout(
         total=None,
         connect=None,
         sock_connect=limits.connect_timeout,
-        sock_read=limits.read_timeout,
+        sock_read=read,
     )
 
 
