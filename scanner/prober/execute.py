@@ -147,6 +147,7 @@ class Prober:
         self._politeness: Politeness[_Job] | None = None
         self._health = HostHealth(limits.unresponsive_after)
         self._workers: list[asyncio.Task[None]] = []
+        self._captures: list[Capture] = []
         self._proxies = ProxyRoutes()
         self._hosts: dict[str, str] = {}  # URL -> host key, for the URLs of the batches in flight
 
@@ -250,15 +251,38 @@ class Prober:
     def _start_workers(self) -> None:
         if self._workers:
             return
+        self._captures = [Capture() for _ in range(self._limits.global_concurrency)]
         self._workers = [
-            asyncio.create_task(self._work(), name=f"cors-scanner-prober-{i}")
-            for i in range(self._limits.global_concurrency)
+            asyncio.create_task(self._work(capture), name=f"cors-scanner-prober-{i}")
+            for i, capture in enumerate(self._captures)
         ]
+        self._workers.append(asyncio.create_task(self._watch(), name="cors-scanner-deadlines"))
 
-    async def _work(self) -> None:
+    async def _watch(self) -> None:
+        """Cancel every attempt past its total timeout.
+
+        One task ticking for all workers instead of a timer per attempt
+        (``asyncio.timeout`` costs more than the rest of a probe's scheduling):
+        an attempt ends within one tick (at most 50 ms, or a twentieth of the
+        timeout) after its deadline.
+        """
+        loop = asyncio.get_running_loop()
+        tick = min(0.05, max(0.005, self._limits.total_timeout / 20))
+        captures = self._captures
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for capture in captures:
+                deadline = capture.deadline
+                if deadline and now >= deadline and not capture.timed_out:
+                    capture.timed_out = True
+                    if capture.task is not None:
+                        capture.task.cancel()
+
+    async def _work(self, capture: Capture) -> None:
         """One worker: take the next job that may start, attempt it, repeat."""
         politeness = self._open()
-        capture = Capture()
+        capture.task = asyncio.current_task()
         CAPTURE.set(capture)  # this task's context only
         while True:
             taken = politeness.take()
@@ -375,29 +399,47 @@ class Prober:
         tunnel = proxy is not None and request.url[:6].lower() == "https:"
         loop = asyncio.get_running_loop()
         started = loop.time()
+        url = _wire_url(request.url)
+        headers = self._wire_headers(request)
+        capture.reset(through_tunnel=tunnel)
+        # The watchdog (_watch) cancels this task at the deadline; nothing below
+        # awaits outside session.request, so a cancel can only land in there.
+        capture.deadline = started + limits.total_timeout
         try:
-            async with asyncio.timeout(limits.total_timeout):
-                try:
-                    capture.reset(through_tunnel=tunnel)
-                    response = await self._request(session, request, proxy)
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                    reader = capture.reader
-                    if reader is None or not reader.reused or reader.received:
-                        raise
-                    # The server had closed an idle keep-alive connection: like a
-                    # browser, send once more on a fresh one (not a retry: the
-                    # request never reached it).
-                    capture.reset(through_tunnel=tunnel)
-                    response = await self._request(session, request, proxy)
+            try:
+                response = await session.request(
+                    request.method, url, headers=headers, allow_redirects=False, proxy=proxy
+                )
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                reader = capture.reader
+                if reader is None or not reader.reused or reader.received:
+                    raise
+                # The server had closed an idle keep-alive connection: like a
+                # browser, send once more on a fresh one (not a retry: the
+                # request never reached it).
+                capture.reset(through_tunnel=tunnel)
+                response = await session.request(
+                    request.method, url, headers=headers, allow_redirects=False, proxy=proxy
+                )
             # Never read the body: a fully framed one has already returned the
             # connection to the pool; anything else closes it here, unread.
             response.close()
-        except Exception as exc:  # CancelledError is not an Exception: it propagates
+        except asyncio.CancelledError:
+            if not capture.timed_out:
+                raise
+            task = asyncio.current_task()
+            if task is not None and task.uncancel() > 0:
+                raise  # cancelled for another reason too (the prober is closing)
+            return self._timed_out(request, loop.time() - started)
+        except Exception as exc:  # CancelledError is not an Exception: handled above
             reader = capture.reader
             partial = reader is not None and reader.received > 0
             return _classify_safely(
                 exc, loop.time() - started, limits, request.method.upper(), partial
             )
+        finally:
+            capture.deadline = 0.0
+            capture.timed_out = False
         reader = capture.reader
         head = reader.head if reader is not None else None
         if head is None:  # pragma: no cover - aiohttp answered without our reader
@@ -406,15 +448,13 @@ class Prober:
             return _Failure(head.error, head.detail, False)
         return head
 
-    async def _request(
-        self, session: aiohttp.ClientSession, request: ProbeRequest, proxy: str | None
-    ) -> aiohttp.ClientResponse:
-        return await session.request(
-            request.method,
-            _wire_url(request.url),
-            headers=self._wire_headers(request),
-            allow_redirects=False,
-            proxy=proxy,
+    def _timed_out(self, request: ProbeRequest, elapsed: float) -> _Failure:
+        limits = self._limits
+        resend_ok = request.method.upper() in IDEMPOTENT_METHODS
+        return _Failure(
+            ProbeError.TIMEOUT,
+            f"timed out after {limits.total_timeout} s waiting for response headers",
+            resend_ok,
         )
 
     def _wire_headers(self, request: ProbeRequest) -> Sequence[tuple[str, str]]:
@@ -521,7 +561,7 @@ def _classify(
         isinstance(exc, ConnectionResetError) or exc.errno in (errno.ECONNRESET, errno.EPIPE)
     ):
         return _Failure(ProbeError.RESET, f"connection reset by peer {after}", resend_ok)
-    if isinstance(exc, TimeoutError):  # our asyncio.timeout(total_timeout)
+    if isinstance(exc, TimeoutError):  # an asyncio timeout inside aiohttp
         return _Failure(
             ProbeError.TIMEOUT,
             f"timed out after {limits.total_timeout} s waiting for response headers",

@@ -58,7 +58,7 @@ def client_timeout(limits: ProbeLimits) -> aiohttp.ClientTimeout:
     """Connect and read timeouts for aiohttp.
 
     The total timeout is not aiohttp's: the prober wraps each attempt in
-    ``asyncio.timeout(total_timeout)`` itself, which stops at the configured
+    a deadline of its own (``execute.Prober._watch``), which stops at the configured
     second (aiohttp rounds long timeouts up to whole seconds) and tells a
     total timeout apart from a connect or read timeout. A read timeout no
     shorter than the total one could never fire first: it is left off (two
