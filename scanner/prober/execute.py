@@ -221,6 +221,9 @@ class Prober:
                 batch.expired = True
                 for job in batch.jobs:
                     job.settled = True
+            # Jobs point at their batch: without the list the two form no cycle,
+            # and reference counting frees a finished endpoint at once.
+            batch.jobs = []
         return batch.results  # type: ignore[return-value] # every slot is filled
 
     async def send(self, request: ProbeRequest) -> Observation:
