@@ -149,6 +149,7 @@ def _remove_sqlite_files(file: Path) -> None:
 
 async def populate(db: Database, urls: list[str]) -> int:
     """The endpoints, the /good policy as the default layer, and a schedule; its id."""
+    from scanner.core.policy_layers import PolicyFields
     from scanner.db import schedules
     from scanner.db.inventory import EndpointInput, create_endpoint
     from scanner.db.policies import put_policy
@@ -159,7 +160,9 @@ async def populate(db: Database, urls: list[str]) -> int:
         await put_policy(
             session,
             "default",
-            fields={k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+            fields=PolicyFields.validate(
+                {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+            ),
         )
         for url in urls:
             await create_endpoint(
@@ -266,7 +269,7 @@ async def wait_finalised(db: Database, run_id: int, deadline: float) -> Any:
 async def run_variant(
     args: argparse.Namespace, name: str, urls: list[str], workdir: Path
 ) -> Measured:
-    from scanner.db.work import PlanSettings
+    from scanner.db.work import RunBatching
     from scanner.scheduler.planner import plan_tick
 
     kind, count = name.split("-")
@@ -279,7 +282,7 @@ async def run_variant(
             await wait_registered(db, int(count), time.monotonic() + 60)
             started = time.perf_counter()
             run = await plan_tick(
-                db, schedule_id, NOMINAL, PlanSettings(args.batch_size, max_attempts=3)
+                db, schedule_id, NOMINAL, RunBatching(args.batch_size, max_attempts=3)
             )
             planned = time.perf_counter()
             assert run is not None

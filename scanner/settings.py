@@ -148,6 +148,12 @@ class Settings:
     # Metrics (issue 6): GET /metrics without a token (default: a read token is needed).
     metrics_public: bool = False
 
+    @property
+    def worker_stale_after(self) -> float:
+        """Seconds of silence after which a worker no longer counts as live (and its ETA share
+        is gone): max(one lease, three heartbeats)."""
+        return float(max(self.lease_seconds, 3 * self.heartbeat_seconds))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read ``CORS_SCANNER_<FIELD>`` variables, then apply explicit overrides (flags)."""

@@ -23,23 +23,32 @@ from aiohttp import web
 
 from scanner.api.auth import auth_middleware
 from scanner.api.cors import CorsAllowlist, cors_middleware
+from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
 from scanner.api.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
 from scanner.api.requestid import install_request_ids, request_id_middleware
+from scanner.api.routes import add_routes
 from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
 from scanner.core.variants import PublicSuffixes
 from scanner.db.engine import Database
 from scanner.engine import Engine, ScanOptions, scan_options
+from scanner.hostnames import default_public_suffixes
 from scanner.settings import Settings
+from scanner.usecases import Context
 from scanner.worker import Worker
 from scanner.worker.loop import EngineFactory
 
 log = logging.getLogger("scanner.api")
 
-SETTINGS = web.AppKey("settings", Settings)
-DATABASE = web.AppKey("database", Database)
-WORKER = web.AppKey("worker", Worker)
-OPENAPI_CACHE = web.AppKey("openapi_cache", dict)
+__all__ = [
+    "CONTEXT",
+    "DATABASE",
+    "OPENAPI_CACHE",
+    "SETTINGS",
+    "WORKER",
+    "create_app",
+    "make_runner",
+]
 
 # aiohttp's HTTP parser refuses longer request lines with a plain-text 400 of
 # its own, before any middleware. Our longest query (a 2048-character base_url,
@@ -73,8 +82,6 @@ def create_app(
     worker inside the app (scans started here complete here); ``serve`` runs
     its worker as a separate runtime component instead.
     """
-    from scanner.api.routes import add_routes  # routes import the handlers, which import us
-
     allowlist = CorsAllowlist(settings.api_cors_origins)
     middlewares = [
         request_id_middleware,  # first: every later log line of the request carries its id
@@ -115,10 +122,12 @@ def _database_context(
     async def context(app: web.Application) -> AsyncIterator[None]:
         if given is not None:
             app[DATABASE] = given
+            app[CONTEXT] = Context(given, app[SETTINGS])
             yield
             return
         database = await Database.connect(app[SETTINGS].database_url)
         app[DATABASE] = database
+        app[CONTEXT] = Context(database, app[SETTINGS])
         try:
             yield
         finally:
@@ -131,12 +140,7 @@ def _worker_context(
     suffixes: PublicSuffixes | None, options: ScanOptions, engine_factory: EngineFactory
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        if suffixes is None:
-            from scanner.hostnames import default_public_suffixes
-
-            chosen: PublicSuffixes = default_public_suffixes()
-        else:
-            chosen = suffixes
+        chosen: PublicSuffixes = default_public_suffixes() if suffixes is None else suffixes
         worker = Worker(
             app[DATABASE], app[SETTINGS], options, chosen, engine_factory=engine_factory
         )

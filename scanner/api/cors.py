@@ -24,6 +24,7 @@ from aiohttp.typedefs import Middleware
 
 from scanner.core.origin import Origin
 from scanner.errors import ConfigError, InvalidOrigin
+from scanner.hostnames import uts46_host_encoder
 
 ALLOW_METHODS = ("GET", "POST", "PATCH", "DELETE")
 ALLOW_HEADERS = ("Authorization", "Content-Type")
@@ -47,7 +48,7 @@ class CorsAllowlist:
                     "wildcards and patterns are not accepted for our own API"
                 )
             try:
-                origin = Origin.parse(value)
+                origin = Origin.parse(value, encode_host=uts46_host_encoder)
             except InvalidOrigin as exc:
                 raise ConfigError(f"CORS_SCANNER_API_CORS_ORIGINS: {exc.message}") from None
             if origin.opaque:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import SETTINGS
+from scanner.api.keys import SETTINGS
 from scanner.api.schemas import MAX_ID, Arr, Call, Int, Obj, Param, Ref, Schema, Str
 from scanner.db.pagination import decode_cursor
 from scanner.errors import InputError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import SETTINGS
 from scanner.api.handlers import (
     audit,
     findings,
@@ -19,6 +18,7 @@ from scanner.api.handlers import (
     tokens,
     workers,
 )
+from scanner.api.keys import SETTINGS
 from scanner.api.schemas import AiohttpHandler
 
 API = "/api/v1"
@@ -82,7 +82,7 @@ ROUTES: tuple[tuple[str, str, AiohttpHandler], ...] = (
     ("POST", f"{API}/deliveries/{{id}}/redeliver", hooks.redeliver),
     # metrics and reports of stored runs (issue 6)
     ("GET", "/metrics", metrics.metrics),
-    ("GET", f"{API}/scans/{{id}}/report", reports.scan_report),
+    ("GET", f"{API}/scans/{{id}}/report", reports.run_report),
 )
 
 

@@ -24,9 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from scanner.api.keys import CONTEXT
 from scanner.api.problems import PROBLEM_JSON, Problem
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError, InputError
+from scanner.usecases import Context
 
 MAX_JSON_DEPTH = 32  # our bodies nest 3 deep; anything far deeper is an attack or a bug
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
@@ -472,6 +474,11 @@ class Call:
     query: dict[str, Any]
     body: Any
     raw: bytes | None = None
+
+    @property
+    def context(self) -> Context:
+        """What the use cases run against (``scanner.usecases``), set up with the app."""
+        return self.request.app[CONTEXT]
 
 
 CallHandler = Callable[[Call], Awaitable[web.StreamResponse]]

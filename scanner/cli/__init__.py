@@ -2,6 +2,9 @@
 
 Each submodule owns a group of commands and exposes ``register(subparsers)``;
 every command's handler takes ``(args, settings)`` and returns an exit code.
+A command parses its flags, calls one use case (``scanner.usecases``, through
+``scanner.cli.database.run_use_cases``) and prints a table or the JSON of
+``scanner.shapes`` (``--format json``): the same shapes the REST API answers.
 
 Exit codes mean the same everywhere:
     0  success; for scans: no finding at or above --fail-on

@@ -1,6 +1,7 @@
 """`cors-scanner db upgrade|downgrade|current`, and how every command opens the database.
 
-``open_database`` is the one way commands get a ``Database``: it connects to
+``open_database`` is the one way commands get a ``Database`` (and
+``run_use_cases`` the one way they get the use cases' context): it connects to
 ``settings.database_url`` and makes sure the schema is current. On SQLite
 (the embedded default) an old schema is upgraded on the spot; on PostgreSQL,
 where several processes share the database, it is an error that says to run
@@ -15,11 +16,14 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from scanner.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from scanner.db.engine import Database
 from scanner.settings import Settings
+from scanner.usecases import Context
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -44,6 +48,17 @@ def run_with_database(
     async def main() -> int:
         async with open_database(settings, check_schema=check_schema) as db:
             return await work(db)
+
+    return asyncio.run(main())
+
+
+def run_use_cases(settings: Settings, work: Callable[[Context], Awaitable[T]]) -> T:
+    """Run ``work`` against the use cases' context (an open, current database) in a fresh
+    event loop; what it returns."""
+
+    async def main() -> T:
+        async with open_database(settings) as db:
+            return await work(Context(db, settings))
 
     return asyncio.run(main())
 

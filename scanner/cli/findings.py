@@ -9,19 +9,25 @@ secrets are printed once, when they are made; never listed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
+from scanner import shapes
 from scanner.cli import EXIT_OK
-from scanner.db.engine import Database
+from scanner.cli.database import run_use_cases
+from scanner.core.severity import Severity
+from scanner.core.timestamps import parse_iso
+from scanner.db.findings import FindingQuery, FindingRecord, status_filter
+from scanner.db.hooks import HookInput, HookKind
 from scanner.errors import InputError
 from scanner.settings import Settings
+from scanner.usecases import Context, hooks, triage
+from scanner.usecases.triage import Decision
 
-T = TypeVar("T")
+ACTOR = "cli"
 LIST_LIMIT = 500
 
 
@@ -33,10 +39,8 @@ def _id(text: str) -> int:
 
 
 def _time(text: str) -> datetime:
-    from scanner.api.handlers.findings import parse_time
-
     try:
-        return parse_time(text)
+        return parse_iso(text)
     except InputError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} {exc.message}") from None
 
@@ -151,18 +155,6 @@ def _register_hooks(subparsers: argparse._SubParsersAction[Any]) -> None:
 # -- plumbing ------------------------------------------------------------------
 
 
-def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        database = await Database.connect(settings.database_url)
-        try:
-            await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
-            return await work(database)
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
-
-
 def _emit(args: argparse.Namespace, doc: Any, rows: Sequence[Sequence[Any]]) -> int:
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2)
@@ -193,12 +185,8 @@ def _event_row(doc: dict[str, Any]) -> list[Any]:
 
 
 def _findings_list(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.findings import finding_json
-    from scanner.core.severity import Severity
-    from scanner.db import findings as store
-
-    q = store.FindingQuery(
-        statuses=store.status_filter(args.status),
+    q = FindingQuery(
+        statuses=status_filter(args.status),
         min_severity=Severity.parse(args.severity) if args.severity else None,
         rule_id=args.rule,
         endpoint_id=args.endpoint,
@@ -208,89 +196,47 @@ def _findings_list(args: argparse.Namespace, settings: Settings) -> int:
         first_seen_after=args.first_seen_after,
         last_seen_after=args.last_seen_after,
     )
-
-    async def work(database: Database) -> list[dict[str, Any]]:
-        async with database.session() as session, session.begin():
-            page = await store.list_findings(session, q, limit=LIST_LIMIT)
-        return [finding_json(f) for f in page.items]
-
-    docs = _with_database(settings, work)
+    page = run_use_cases(settings, lambda ctx: triage.list_findings(ctx, q, limit=LIST_LIMIT))
+    docs = [shapes.finding_json(f) for f in page.items]
     return _emit(args, docs, [_finding_row(d) for d in docs])
 
 
 def _findings_show(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.findings import finding_json
-    from scanner.db import findings as store
-
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            return finding_json(await store.get_finding(session, args.id))
-
-    doc = _with_database(settings, work)
+    doc = shapes.finding_json(run_use_cases(settings, lambda ctx: triage.get_finding(ctx, args.id)))
     rows = [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in doc.items()]
     return _emit(args, doc, rows)
 
 
 def _findings_triage(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.findings import finding_json
-    from scanner.db import audit
-    from scanner.db import findings as store
+    decision = {"suppress": Decision.SUPPRESS, "accept": Decision.ACCEPT, "reopen": Decision.REOPEN}
+    days = getattr(args, "days", None)
 
-    now = datetime.now(UTC)
-    until = getattr(args, "until", None)
-    if getattr(args, "days", None):
-        until = now + timedelta(days=args.days)
-    status = {"suppress": "suppressed", "accept": "accepted", "reopen": "open"}[args.triage]
+    async def work(ctx: Context) -> FindingRecord:
+        until = getattr(args, "until", None)
+        if days:
+            until = ctx.now() + timedelta(days=days)
+        return await triage.triage(
+            ctx, args.id, decision[args.triage], actor=args.by, reason=args.reason, until=until
+        )
 
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            record, event = await store.triage(
-                session,
-                args.id,
-                status=status,
-                by=args.by,
-                reason=args.reason,
-                until=until,
-                now=now,
-            )
-            await audit.record(
-                session,
-                actor=args.by,
-                action=f"finding.{status}",
-                target_type="finding",
-                target_id=str(record.id),
-                detail={"reason": args.reason, "event": event.kind.value},
-            )
-        return finding_json(record)
-
-    doc = _with_database(settings, work)
+    doc = shapes.finding_json(run_use_cases(settings, work))
     return _emit(args, doc, [_finding_row(doc)])
 
 
 def _findings_history(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.findings import event_json
-    from scanner.db import findings as store
-
-    async def work(database: Database) -> list[dict[str, Any]]:
-        async with database.session() as session, session.begin():
-            return [event_json(e) for e in await store.finding_history(session, args.id)]
-
-    docs = _with_database(settings, work)
+    history = run_use_cases(settings, lambda ctx: triage.finding_history(ctx, args.id))
+    docs = [shapes.event_json(e) for e in history.events]
     return _emit(args, docs, [_event_row(d) for d in docs])
 
 
 def _regressions_list(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.findings import event_json
-    from scanner.db import findings as store
-
-    async def work(database: Database) -> list[dict[str, Any]]:
-        async with database.session() as session, session.begin():
-            page = await store.list_events(
-                session, since=args.since, run_id=args.run, limit=LIST_LIMIT
-            )
-        return [event_json(e) for e in page.items]
-
-    docs = _with_database(settings, work)
+    page = run_use_cases(
+        settings,
+        lambda ctx: triage.list_regressions(
+            ctx, since=args.since, run_id=args.run, limit=LIST_LIMIT
+        ),
+    )
+    docs = [shapes.event_json(e) for e in page.items]
     return _emit(args, docs, [_event_row(d) for d in docs])
 
 
@@ -298,14 +244,9 @@ def _regressions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _hooks_add(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.hooks import check_url, hook_json
-    from scanner.core.severity import Severity
-    from scanner.db import audit
-    from scanner.db import hooks as store
-
-    data = store.HookInput(
+    data = HookInput(
         name=args.name,
-        kind=store.HookKind(args.kind),
+        kind=HookKind(args.kind),
         url=args.url,
         secret=args.secret,
         github_signature=args.github_signature,
@@ -315,22 +256,8 @@ def _hooks_add(args: argparse.Namespace, settings: Settings) -> int:
         tags=tuple(args.tag),
         owners=tuple(args.owner),
     )
-
-    async def work(database: Database) -> dict[str, Any]:
-        await check_url(settings, data.target_url)
-        async with database.session() as session, session.begin():
-            hook, secret = await store.create_hook(session, data, by="cli", now=datetime.now(UTC))
-            await audit.record(
-                session,
-                actor="cli",
-                action="hook.create",
-                target_type="hook",
-                target_id=str(hook.id),
-                detail={"name": hook.name, "kind": hook.kind.value},
-            )
-        return hook_json(hook, secret=secret)
-
-    doc = _with_database(settings, work)
+    made = run_use_cases(settings, lambda ctx: hooks.create_hook(ctx, data, actor=ACTOR))
+    doc = shapes.hook_json(made.hook, secret=made.secret)
     rows = [[doc["id"], doc["name"], doc["kind"], doc["url"]]]
     if "secret" in doc:
         rows.append([f"secret (shown once): {doc['secret']}"])
@@ -343,47 +270,18 @@ def _hook_row(doc: dict[str, Any]) -> list[Any]:
 
 
 def _hooks_list(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.hooks import hook_json
-    from scanner.db import hooks as store
-
-    async def work(database: Database) -> list[dict[str, Any]]:
-        async with database.session() as session, session.begin():
-            return [hook_json(h) for h in await store.list_hooks(session)]
-
-    docs = _with_database(settings, work)
+    docs = [shapes.hook_json(h) for h in run_use_cases(settings, hooks.list_hooks)]
     return _emit(args, docs, [_hook_row(d) for d in docs])
 
 
 def _hooks_show(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.hooks import hook_json
-    from scanner.db import hooks as store
-
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            return hook_json(await store.get_hook(session, args.id))
-
-    doc = _with_database(settings, work)
+    doc = shapes.hook_json(run_use_cases(settings, lambda ctx: hooks.get_hook(ctx, args.id)))
     return _emit(args, doc, [[k, v] for k, v in doc.items()])
 
 
 def _hooks_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.db import audit
-    from scanner.db import hooks as store
-
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            await store.delete_hook(session, args.id)
-            await audit.record(
-                session,
-                actor="cli",
-                action="hook.delete",
-                target_type="hook",
-                target_id=str(args.id),
-            )
-        return {"id": args.id, "removed": True}
-
-    doc = _with_database(settings, work)
-    return _emit(args, doc, [[f"hook {args.id} removed"]])
+    run_use_cases(settings, lambda ctx: hooks.delete_hook(ctx, args.id, actor=ACTOR))
+    return _emit(args, {"id": args.id, "removed": True}, [[f"hook {args.id} removed"]])
 
 
 def _delivery_row(doc: dict[str, Any]) -> list[Any]:
@@ -399,54 +297,22 @@ def _delivery_row(doc: dict[str, Any]) -> list[Any]:
 
 
 def _hooks_test(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.alerts.envelope import AlertEvent, EventType
-    from scanner.api.handlers.hooks import delivery_json
-    from scanner.db import hooks as store
-    from scanner.errors import Conflict
-
-    now = datetime.now(UTC)
-    event = AlertEvent(
-        type=EventType.HOOK_TEST,
-        occurred_at=now,
-        title="cors-scanner test event",
-        summary="A test of this hook, requested from the command line.",
-    )
-
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            hook = await store.get_hook(session, args.id)
-            if not hook.enabled:
-                raise Conflict(f"hook {hook.id} is disabled: {hook.disabled_reason or 'by a user'}")
-            [delivery_id] = await store.enqueue_events(
-                session, [store.OutgoingEvent(event, None)], now=now, hooks=[hook.id]
-            )
-            return delivery_json(await store.get_delivery(session, delivery_id))
-
-    doc = _with_database(settings, work)
+    record = run_use_cases(settings, lambda ctx: hooks.send_test_event(ctx, args.id, actor=ACTOR))
+    doc = shapes.delivery_json(record)
     return _emit(args, doc, [_delivery_row(doc)])
 
 
 def _hooks_deliveries(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.hooks import delivery_json
-    from scanner.db import hooks as store
-
-    async def work(database: Database) -> list[dict[str, Any]]:
-        async with database.session() as session, session.begin():
-            page = await store.list_deliveries(session, args.id, limit=LIST_LIMIT)
-        return [delivery_json(d) for d in page.items]
-
-    docs = _with_database(settings, work)
+    page = run_use_cases(
+        settings, lambda ctx: hooks.list_deliveries(ctx, args.id, limit=LIST_LIMIT)
+    )
+    docs = [shapes.delivery_json(d) for d in page.items]
     return _emit(args, docs, [_delivery_row(d) for d in docs])
 
 
 def _hooks_redeliver(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.api.handlers.hooks import delivery_json
-    from scanner.db import hooks as store
-
-    async def work(database: Database) -> dict[str, Any]:
-        async with database.session() as session, session.begin():
-            record = await store.redeliver(session, args.delivery_id, now=datetime.now(UTC))
-        return delivery_json(record)
-
-    doc = _with_database(settings, work)
+    record = run_use_cases(
+        settings, lambda ctx: hooks.redeliver(ctx, args.delivery_id, actor=ACTOR)
+    )
+    doc = shapes.delivery_json(record)
     return _emit(args, doc, [_delivery_row(doc)])

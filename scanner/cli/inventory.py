@@ -10,43 +10,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scanner import shapes
 from scanner.cli import EXIT_OK, EXIT_USAGE
-from scanner.cli.database import run_with_database
-from scanner.db import audit
-from scanner.db.engine import Database
-from scanner.db.inventory import (
-    EndpointFilter,
-    EndpointInput,
-    EndpointRecord,
-    ImportReport,
-    create_endpoint,
-    delete_endpoint,
-    get_endpoint,
-    list_endpoints,
-    upsert_endpoints,
-)
-from scanner.db.policies import (
-    POLICY_FIELDS,
-    EffectivePolicy,
-    PolicyRecord,
-    PolicyScope,
-    delete_policy,
-    effective_policy,
-    endpoint_overrides,
-    find_policy,
-    get_policy,
-    list_policies,
-    put_policy,
-    scope_key,
-)
-from scanner.errors import InputError, NotFound
-from scanner.importers import ImportFormat, ParsedImport, detect_format, parse_import
-from scanner.importers.export import EXPORT_FORMATS, export_endpoints
+from scanner.cli.database import run_use_cases
+from scanner.core.import_rows import ImportReport
+from scanner.core.policy_layers import POLICY_FIELDS, PolicyScope
+from scanner.db.inventory import EndpointFilter, EndpointRecord
+from scanner.db.policies import PolicyRecord
+from scanner.errors import InputError
+from scanner.importers import ImportFormat, detect_format
+from scanner.importers.export import EXPORT_FORMATS
 from scanner.settings import Settings
+from scanner.usecases import Context, inventory, policies
 
 ACTOR = "cli"
 
@@ -225,56 +203,6 @@ def _scope(args: argparse.Namespace) -> tuple[PolicyScope, str | None, int | Non
 # -- rendering -----------------------------------------------------------------
 
 
-def _when(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def endpoint_json(e: EndpointRecord) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "method": e.method,
-        "url": e.url,
-        "name": e.name,
-        "owner": e.owner,
-        "tags": list(e.tags),
-        "enabled": e.enabled,
-        "notes": e.notes,
-        "created_at": _when(e.created_at),
-        "updated_at": _when(e.updated_at),
-    }
-
-
-def policy_json(p: PolicyRecord) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": p.id,
-        "scope": p.scope.value,
-        "tag": p.tag,
-        "endpoint_id": p.endpoint_id,
-    }
-    doc.update(p.fields.as_mapping())
-    doc["created_at"] = _when(p.created_at)
-    doc["updated_at"] = _when(p.updated_at)
-    return doc
-
-
-def effective_json(endpoint: EndpointRecord, eff: EffectivePolicy) -> dict[str, Any]:
-    policy = eff.policy
-    values = {
-        "allowed_origins": [str(o) for o in policy.allowed_origins],
-        "allow_credentials": policy.allow_credentials,
-        "allowed_methods": list(policy.allowed_methods),
-        "allowed_headers": list(policy.allowed_headers),
-        "exposed_headers": list(policy.exposed_headers),
-        "max_age": policy.max_age,
-        "public": policy.public,
-    }
-    return {
-        "endpoint_id": endpoint.id,
-        "policy": values,
-        "sources": dict(eff.sources),
-    }
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
@@ -327,36 +255,23 @@ def _print_details(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
-    data = EndpointInput.validate(
-        {
-            "method": args.method,
-            "url": args.url,
-            "name": args.name,
-            "owner": args.owner,
-            "tags": args.tag,
-            "enabled": not args.disabled,
-            "notes": args.notes,
-        }
+    values = {
+        "method": args.method,
+        "url": args.url,
+        "name": args.name,
+        "owner": args.owner,
+        "tags": args.tag,
+        "enabled": not args.disabled,
+        "notes": args.notes,
+    }
+    record = run_use_cases(
+        settings, lambda ctx: inventory.create_endpoint(ctx, values, actor=ACTOR)
     )
-
-    async def work(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await create_endpoint(s, data)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="endpoint.create",
-                target_type="endpoint",
-                target_id=str(record.id),
-                detail=endpoint_json(record),
-            )
-        if args.format == "json":
-            _print_json(endpoint_json(record))
-        else:
-            print(f"added endpoint {record.id}: {record.method} {record.url}")
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    if args.format == "json":
+        _print_json(shapes.endpoint_json(record))
+    else:
+        print(f"added endpoint {record.id}: {record.method} {record.url}")
+    return EXIT_OK
 
 
 def _endpoints_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -365,69 +280,53 @@ def _endpoints_list(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError(f"--limit must be from 1 to {settings.max_page_size}")
     flt = _filter(args)
 
-    async def work(db: Database) -> int:
+    async def work(ctx: Context) -> tuple[list[EndpointRecord], str | None]:
         items: list[EndpointRecord] = []
         cursor = args.cursor
-        async with db.session() as s:
-            while True:
-                page = await list_endpoints(s, flt, limit=limit, cursor=cursor)
-                items.extend(page.items)
-                cursor = page.next_cursor
-                if not args.all or cursor is None:
-                    break
-        if args.format == "json":
-            _print_json({"items": [endpoint_json(e) for e in items], "next_cursor": cursor})
-            return EXIT_OK
-        if items:
-            print(_table(_ENDPOINT_HEADERS, _endpoint_rows(items)))
-        else:
-            print("no endpoints match")
-        if cursor is not None:
-            print(f"more: --cursor {cursor}  (or --all)", file=sys.stderr)
-        return EXIT_OK
+        while True:
+            page = await inventory.list_endpoints(ctx, flt, limit=limit, cursor=cursor)
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not args.all or cursor is None:
+                return items, cursor
 
-    return run_with_database(settings, work)
+    items, cursor = run_use_cases(settings, work)
+    if args.format == "json":
+        _print_json({"items": [shapes.endpoint_json(e) for e in items], "next_cursor": cursor})
+        return EXIT_OK
+    if items:
+        print(_table(_ENDPOINT_HEADERS, _endpoint_rows(items)))
+    else:
+        print("no endpoints match")
+    if cursor is not None:
+        print(f"more: --cursor {cursor}  (or --all)", file=sys.stderr)
+    return EXIT_OK
 
 
 def _endpoints_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> int:
-        async with db.session() as s:
-            record = await get_endpoint(s, args.id)
-            override = (await endpoint_overrides(s, [record.id])).get(record.id)
-        if args.format == "json":
-            doc = endpoint_json(record)
-            doc["policy_override"] = None if override is None else policy_json(override)
-            _print_json(doc)
-            return EXIT_OK
-        pairs: list[tuple[str, Any]] = [(k, v) for k, v in endpoint_json(record).items()]
-        pairs.append(("policy override", "-" if override is None else f"policy {override.id}"))
-        if override is not None:
-            pairs.extend(
-                (f"  {k}", v) for k, v in override.fields.as_mapping().items() if v is not None
-            )
-        _print_details(pairs)
+    view = run_use_cases(settings, lambda ctx: inventory.show_endpoint(ctx, args.id))
+    record, override = view.endpoint, view.override
+    if args.format == "json":
+        doc = shapes.endpoint_json(record)
+        doc["policy_override"] = None if override is None else shapes.policy_json(override)
+        _print_json(doc)
         return EXIT_OK
-
-    return run_with_database(settings, work)
+    pairs: list[tuple[str, Any]] = list(shapes.endpoint_json(record).items())
+    pairs.append(("policy override", "-" if override is None else f"policy {override.id}"))
+    if override is not None:
+        pairs.extend(
+            (f"  {k}", v) for k, v in override.fields.as_mapping().items() if v is not None
+        )
+    _print_details(pairs)
+    return EXIT_OK
 
 
 def _endpoints_remove(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await get_endpoint(s, args.id)
-            await delete_endpoint(s, record.id)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="endpoint.delete",
-                target_type="endpoint",
-                target_id=str(record.id),
-                detail={"method": record.method, "url": record.url},
-            )
-        print(f"removed endpoint {record.id}: {record.method} {record.url}")
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    record = run_use_cases(
+        settings, lambda ctx: inventory.delete_endpoint(ctx, args.id, actor=ACTOR)
+    )
+    print(f"removed endpoint {record.id}: {record.method} {record.url}")
+    return EXIT_OK
 
 
 def read_import_file(name: str, max_bytes: int) -> bytes:
@@ -454,23 +353,6 @@ def read_import_file(name: str, max_bytes: int) -> bytes:
     return data
 
 
-def report_json(report: ImportReport) -> dict[str, Any]:
-    """An import report as JSON (the CLI's ``--format json``)."""
-
-    def keys(items: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-        return [{"method": m, "url": u} for m, u in items]
-
-    return {
-        "dry_run": report.dry_run,
-        "created": keys(report.created),
-        "changed": [
-            {"method": c.method, "url": c.url, "fields": list(c.fields)} for c in report.changes
-        ],
-        "unchanged": keys(report.unchanged),
-        "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in report.errors],
-    }
-
-
 def _print_report(report: ImportReport) -> None:
     verb = "would be " if report.dry_run else ""
     for method, url in report.created:
@@ -488,79 +370,41 @@ def _print_report(report: ImportReport) -> None:
 
 
 def _endpoints_import(args: argparse.Namespace, settings: Settings) -> int:
-    fmt = args.type or detect_format(filename=None if args.file == "-" else args.file)
+    fmt = ImportFormat(args.type or detect_format(filename=None if args.file == "-" else args.file))
     data = read_import_file(args.file, settings.max_import_bytes)
-    parsed: ParsedImport = parse_import(
-        data, fmt, max_bytes=settings.max_import_bytes, base_url=args.base_url
+    report = run_use_cases(
+        settings,
+        lambda ctx: inventory.import_endpoints(
+            ctx,
+            data,
+            fmt,
+            actor=ACTOR,
+            dry_run=args.dry_run,
+            base_url=args.base_url,
+            source=args.file,
+        ),
     )
-
-    async def work(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            report = await upsert_endpoints(s, parsed.rows, dry_run=args.dry_run)
-            if not args.dry_run and (report.created or report.changed):
-                await audit.record(
-                    s,
-                    actor=ACTOR,
-                    action="endpoint.import",
-                    target_type="endpoint",
-                    target_id=None,
-                    detail={
-                        "file": args.file,
-                        "format": str(fmt),
-                        "created": len(report.created),
-                        "changed": len(report.changed),
-                        "unchanged": len(report.unchanged),
-                        "errors": len(report.errors) + len(parsed.errors),
-                    },
-                )
-        merged = ImportReport(
-            created=report.created,
-            changed=report.changed,
-            unchanged=report.unchanged,
-            errors=tuple(sorted((*parsed.errors, *report.errors), key=lambda e: e.row)),
-            changes=report.changes,
-            dry_run=report.dry_run,
-            created_ids=report.created_ids,
-        )
-        if args.format == "json":
-            _print_json(report_json(merged))
-        else:
-            _print_report(merged)
-        return EXIT_USAGE if merged.errors else EXIT_OK
-
-    return run_with_database(settings, work)
+    if args.format == "json":
+        _print_json(shapes.import_report_json(report))
+    else:
+        _print_report(report)
+    return EXIT_USAGE if report.errors else EXIT_OK
 
 
 def _endpoints_export(args: argparse.Namespace, settings: Settings) -> int:
     flt = _filter(args)
-
-    async def work(db: Database) -> int:
-        items: list[EndpointRecord] = []
-        cursor: str | None = None
-        async with db.session() as s:
-            while True:
-                page = await list_endpoints(s, flt, limit=1000, cursor=cursor)
-                items.extend(page.items)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-            overrides = await endpoint_overrides(s, [e.id for e in items])
-        out.append(export_endpoints(items, overrides, args.format))
-        counts.append(len(items))
-        return EXIT_OK
-
-    out: list[str] = []
-    counts: list[int] = []
-    code = run_with_database(settings, work)
+    text, count = run_use_cases(
+        settings, lambda ctx: inventory.export_endpoints(ctx, flt, args.format)
+    )
     if args.output:
         try:
-            Path(args.output).write_text(out[0], encoding="utf-8")
+            Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        print(f"exported {counts[0]} endpoint(s) to {args.output}", file=sys.stderr)
+        print(f"exported {count} endpoint(s) to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(out[0])
-    return code
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 # -- policies ------------------------------------------------------------------
@@ -569,12 +413,11 @@ def _endpoints_export(args: argparse.Namespace, settings: Settings) -> int:
 def _policy_rows(items: Sequence[PolicyRecord]) -> list[list[str]]:
     rows = []
     for p in items:
-        scope = p.scope_key
         set_fields = [k for k, v in p.fields.as_mapping().items() if v is not None]
         rows.append(
             [
                 str(p.id),
-                scope,
+                p.scope_key,
                 _text(list(p.allowed_origins) if p.allowed_origins is not None else None),
                 ", ".join(set_fields) or "(inherits all)",
             ]
@@ -583,41 +426,35 @@ def _policy_rows(items: Sequence[PolicyRecord]) -> list[list[str]]:
 
 
 def _policies_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> int:
-        async with db.session() as s:
-            items = await list_policies(s)
-        if args.format == "json":
-            _print_json({"items": [policy_json(p) for p in items]})
-        elif items:
-            print(_table(("id", "scope", "allowed origins", "sets"), _policy_rows(items)))
-        else:
-            print(
-                "no policies: every endpoint is judged by the built-in policy (no cross-origin reader)"
-            )
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    items = run_use_cases(settings, policies.list_policies)
+    if args.format == "json":
+        _print_json({"items": [shapes.policy_json(p) for p in items]})
+    elif items:
+        print(_table(("id", "scope", "allowed origins", "sets"), _policy_rows(items)))
+    else:
+        print(
+            "no policies: every endpoint is judged by the built-in policy (no cross-origin reader)"
+        )
+    return EXIT_OK
 
 
 def _show_policy(record: PolicyRecord, fmt: str) -> None:
+    doc = shapes.policy_json(record)
     if fmt == "json":
-        _print_json(policy_json(record))
+        _print_json(doc)
         return
     pairs: list[tuple[str, Any]] = [("id", record.id), ("scope", record.scope_key)]
     for name, value in record.fields.as_mapping().items():
         pairs.append((name, "(inherit)" if value is None else value))
-    pairs += [("created_at", _when(record.created_at)), ("updated_at", _when(record.updated_at))]
+    pairs += [("created_at", doc["created_at"]), ("updated_at", doc["updated_at"])]
     _print_details(pairs)
 
 
 def _policies_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> int:
-        async with db.session() as s:
-            record = await get_policy(s, args.id)
-        _show_policy(record, args.format)
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    _show_policy(
+        run_use_cases(settings, lambda ctx: policies.get_policy(ctx, args.id)), args.format
+    )
+    return EXIT_OK
 
 
 def _policies_set(args: argparse.Namespace, settings: Settings) -> int:
@@ -634,65 +471,39 @@ def _policies_set(args: argparse.Namespace, settings: Settings) -> int:
         "public": args.public,
     }
     values = {k: v for k, v in values.items() if v is not None}
-
-    async def work(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record, created = await put_policy(
-                s, scope, tag=tag, endpoint_id=endpoint_id, fields=values
-            )
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="policy.create" if created else "policy.replace",
-                target_type="policy",
-                target_id=str(record.id),
-                detail=policy_json(record),
-            )
-        if args.format == "json":
-            _show_policy(record, "json")
-        else:
-            print(f"{'created' if created else 'replaced'} policy {record.id} ({record.scope_key})")
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    record, created = run_use_cases(
+        settings,
+        lambda ctx: policies.set_policy(
+            ctx, scope, tag=tag, endpoint_id=endpoint_id, values=values, actor=ACTOR
+        ),
+    )
+    if args.format == "json":
+        _show_policy(record, "json")
+    else:
+        print(f"{'created' if created else 'replaced'} policy {record.id} ({record.scope_key})")
+    return EXIT_OK
 
 
 def _policies_unset(args: argparse.Namespace, settings: Settings) -> int:
     scope, tag, endpoint_id = _scope(args)
-
-    async def work(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await find_policy(s, scope, tag=tag, endpoint_id=endpoint_id)
-            if record is None:
-                key = scope_key(scope, tag=tag, endpoint_id=endpoint_id)
-                raise NotFound(f"there is no {key} policy")
-            await delete_policy(s, record.id)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="policy.delete",
-                target_type="policy",
-                target_id=str(record.id),
-                detail={"scope": record.scope_key},
-            )
-        print(f"removed policy {record.id} ({record.scope_key})")
-        return EXIT_OK
-
-    return run_with_database(settings, work)
+    record = run_use_cases(
+        settings,
+        lambda ctx: policies.unset_policy(
+            ctx, scope, tag=tag, endpoint_id=endpoint_id, actor=ACTOR
+        ),
+    )
+    print(f"removed policy {record.id} ({record.scope_key})")
+    return EXIT_OK
 
 
 def _policies_effective(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(db: Database) -> int:
-        async with db.session() as s:
-            endpoint = await get_endpoint(s, args.endpoint_id)
-            eff = await effective_policy(s, endpoint)
-        doc = effective_json(endpoint, eff)
-        if args.format == "json":
-            _print_json(doc)
-            return EXIT_OK
-        print(f"endpoint {endpoint.id}: {endpoint.method} {endpoint.url}")
-        rows = [[name, _text(doc["policy"][name]), eff.sources[name]] for name in POLICY_FIELDS]
-        print(_table(("field", "value", "source"), rows))
+    view = run_use_cases(settings, lambda ctx: inventory.show_endpoint(ctx, args.endpoint_id))
+    endpoint, eff = view.endpoint, view.effective
+    doc = shapes.effective_policy_json(endpoint.id, eff)
+    if args.format == "json":
+        _print_json(doc)
         return EXIT_OK
-
-    return run_with_database(settings, work)
+    print(f"endpoint {endpoint.id}: {endpoint.method} {endpoint.url}")
+    rows = [[name, _text(doc["policy"][name]), eff.sources[name]] for name in POLICY_FIELDS]
+    print(_table(("field", "value", "source"), rows))
+    return EXIT_OK

@@ -15,14 +15,23 @@ import logging
 import sys
 from typing import Any
 
+from scanner import shapes
+from scanner.alerts.dispatcher import Dispatcher
 from scanner.cli import EXIT_OK
-from scanner.cli.database import open_database, run_with_database
-from scanner.db import audit, runs, schedules, work
-from scanner.db.engine import Database
+from scanner.cli.database import open_database, run_use_cases
+from scanner.cli.scan import exit_code
+from scanner.core.severity import Severity
 from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger
-from scanner.db.schedules import ScheduleInput, ScheduleRecord
+from scanner.db.schedules import ScheduleInput
+from scanner.engine import scan_options
 from scanner.errors import InputError
+from scanner.hostnames import default_public_suffixes
+from scanner.reports.stored import ReportFormat, render_run
+from scanner.runtime import run_components
 from scanner.settings import Settings
+from scanner.usecases import Context, runs, schedules
+from scanner.usecases.schedules import ScheduleView
+from scanner.worker import Worker
 
 ACTOR = "cli"
 
@@ -86,7 +95,11 @@ def _register_schedules(subparsers: argparse._SubParsersAction[Any]) -> None:
         if name == "update":
             p.add_argument("id", type=int)
         p.add_argument("--name", required=name == "add")
-        p.add_argument("--cron", required=name == "add", help='five fields, e.g. "0 2 * * *"')
+        p.add_argument(
+            "--cron",
+            required=name == "add",
+            help='five fields as cron(8) reads them, e.g. "0 2 * * 1-5" (0/7 = Sunday), or @daily',
+        )
         p.add_argument("--timezone", help="IANA name (default UTC)")
         p.add_argument("--tag")
         p.add_argument("--owner")
@@ -107,46 +120,8 @@ def _register_schedules(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=_schedules_remove)
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def run_json(run: RunRecord, eta: float | None = None) -> dict[str, Any]:
-    """A run for the CLI's JSON output."""
-    return {
-        "id": run.id,
-        "status": run.status.value,
-        "trigger": run.trigger.value,
-        "schedule_id": run.schedule_id,
-        "scheduled_for": _iso(run.scheduled_for),
-        "selection": run.selection.to_json(),
-        "endpoints_total": run.endpoints_total,
-        "endpoints_done": run.endpoints_done,
-        "probes": run.probes_total,
-        "probe_errors": run.probe_errors,
-        "findings": run.findings_total,
-        "items_total": run.items_total,
-        "items_remaining": run.items_remaining,
-        "eta_seconds": eta,
-        "error": run.error,
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-    }
-
-
-def schedule_json(s: ScheduleRecord) -> dict[str, Any]:
-    """A schedule for the CLI's JSON output."""
-    return {
-        "id": s.id,
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-        "last_planned_for": _iso(s.last_planned_for),
-    }
+def _schedule_json(view: ScheduleView) -> dict[str, Any]:
+    return shapes.schedule_json(view.schedule, view.next_ticks)
 
 
 def _print(docs: list[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> None:
@@ -176,43 +151,36 @@ _RUN_COLUMNS = (
 _SCHEDULE_COLUMNS = ("id", "name", "cron", "timezone", "enabled", "last_planned_for")
 
 
-def _stale(settings: Settings) -> float:
-    return max(settings.lease_seconds, 3 * settings.heartbeat_seconds)
-
-
 def _runs_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            page = await runs.list_runs(
-                s, limit=args.limit, status=None if args.status is None else RunStatus(args.status)
-            )
-        docs = [run_json(r) for r in page.items]
-        if args.format == "json":
-            print(json.dumps(docs, indent=2))
-        else:
-            _print(docs, "table", _RUN_COLUMNS)
-        return EXIT_OK
+    status = None if args.status is None else RunStatus(args.status)
 
-    return run_with_database(settings, run)
+    async def work(ctx: Context) -> list[RunRecord]:
+        return list((await runs.list_runs(ctx, status=status, limit=args.limit)).items)
+
+    docs = [shapes.run_summary_json(r) for r in run_use_cases(settings, work)]
+    if args.format == "json":
+        print(json.dumps(docs, indent=2))
+    else:
+        _print(docs, "table", _RUN_COLUMNS)
+    return EXIT_OK
 
 
 def _runs_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await runs.get_run(s, args.id)
-            progress = await work.run_progress(s, record, stale_after=_stale(settings))
-        doc = run_json(record, progress.eta_seconds)
-        doc["items_dead"] = progress.items_dead
-        doc["live_workers"] = progress.live_workers
-        if args.format == "json":
-            print(json.dumps(doc, indent=2))
-        else:
-            width = max(len(k) for k in doc)
-            for key, value in doc.items():
-                print(f"{key.ljust(width)}  {'-' if value is None else value}")
-        return EXIT_OK
+    view = run_use_cases(settings, lambda ctx: runs.show_run(ctx, args.id))
+    doc = shapes.run_summary_json(view.run, view.progress.eta_seconds)
+    doc["items_dead"] = view.progress.items_dead
+    doc["live_workers"] = view.progress.live_workers
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_record(doc)
+    return EXIT_OK
 
-    return run_with_database(settings, run)
+
+def _print_record(doc: dict[str, Any]) -> None:
+    width = max(len(k) for k in doc)
+    for key, value in doc.items():
+        print(f"{key.ljust(width)}  {'-' if value is None else value}")
 
 
 def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,51 +191,29 @@ def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
         tag=args.tag,
         owner=args.owner,
     )
-
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await work.plan_run(
-                s,
-                selection=selection,
-                trigger=RunTrigger.MANUAL,
-                requested_by=ACTOR,
-                settings=work.PlanSettings(settings.batch_size, settings.max_attempts),
-            )
-            assert record is not None
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="scan.create",
-                target_type="scan",
-                target_id=str(record.id),
-                detail={"selection": selection.to_json()},
-            )
-        if args.format == "json":
-            print(json.dumps(run_json(record), indent=2))
-        else:
-            print(
-                f"run {record.id} planned: {record.endpoints_total} endpoint(s) in "
-                f"{record.items_total} work item(s); a worker (serve or worker) will run it"
-            )
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    record = run_use_cases(
+        settings,
+        lambda ctx: runs.start_run(
+            ctx, actor=ACTOR, selection=selection, trigger=RunTrigger.MANUAL
+        ),
+    )
+    if args.format == "json":
+        print(json.dumps(shapes.run_summary_json(record), indent=2))
+    else:
+        print(
+            f"run {record.id} planned: {record.endpoints_total} endpoint(s) in "
+            f"{record.items_total} work item(s); a worker (serve or worker) will run it"
+        )
+    return EXIT_OK
 
 
 def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await work.cancel_run(s, args.id, reason="cancelled from the CLI")
-            await audit.record(
-                s, actor=ACTOR, action="scan.cancel", target_type="scan", target_id=str(args.id)
-            )
-        if args.format == "json":
-            print(json.dumps(run_json(record), indent=2))
-        else:
-            print(f"run {record.id} cancelled")
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    record = run_use_cases(settings, lambda ctx: runs.cancel_run(ctx, args.id, actor=ACTOR))
+    if args.format == "json":
+        print(json.dumps(shapes.run_summary_json(record), indent=2))
+    else:
+        print(f"run {record.id} cancelled")
+    return EXIT_OK
 
 
 def _selection(args: argparse.Namespace) -> RunSelection | None:
@@ -279,28 +225,17 @@ def _selection(args: argparse.Namespace) -> RunSelection | None:
 
 
 def _schedules_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            items = await schedules.list_schedules(s)
-        docs = [schedule_json(i) for i in items]
-        if args.format == "json":
-            print(json.dumps(docs, indent=2))
-        else:
-            _print(docs, "table", _SCHEDULE_COLUMNS)
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    page = run_use_cases(settings, lambda ctx: schedules.list_schedules(ctx))
+    docs = [_schedule_json(v) for v in page.items]
+    if args.format == "json":
+        print(json.dumps(docs, indent=2))
+    else:
+        _print(docs, "table", _SCHEDULE_COLUMNS)
+    return EXIT_OK
 
 
-def _show_schedule(record: ScheduleRecord, fmt: str) -> None:
-    from datetime import UTC, datetime
-
-    from scanner.scheduler.cron import next_ticks
-
-    doc = schedule_json(record)
-    doc["next_ticks"] = [
-        t.isoformat() for t in next_ticks(record.cron, record.timezone, datetime.now(UTC), 3)
-    ]
+def _show_schedule(view: ScheduleView, fmt: str) -> None:
+    doc = _schedule_json(view)
     if fmt == "json":
         print(json.dumps(doc, indent=2))
         return
@@ -310,86 +245,43 @@ def _show_schedule(record: ScheduleRecord, fmt: str) -> None:
 
 
 def _schedules_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await schedules.get_schedule(s, args.id)
-        _show_schedule(record, args.format)
-        return EXIT_OK
+    view = run_use_cases(settings, lambda ctx: schedules.get_schedule(ctx, args.id))
+    _show_schedule(view, args.format)
+    return EXIT_OK
 
-    return run_with_database(settings, run)
+
+def _schedule_input(args: argparse.Namespace) -> ScheduleInput:
+    return ScheduleInput(
+        name=args.name,
+        cron=args.cron,
+        timezone=args.timezone,
+        selection=_selection(args),
+        enabled=args.enabled,
+        jitter_seconds=None if args.jitter in (None, -1) else args.jitter,
+        reset_jitter=args.jitter == -1,
+    )
 
 
 def _schedules_add(args: argparse.Namespace, settings: Settings) -> int:
-    data = ScheduleInput(
-        name=args.name,
-        cron=args.cron,
-        timezone=args.timezone,
-        selection=_selection(args),
-        enabled=args.enabled,
-        jitter_seconds=None if args.jitter in (None, -1) else args.jitter,
-        reset_jitter=args.jitter == -1,
-    )
-
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await schedules.create_schedule(s, data)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="schedule.create",
-                target_type="schedule",
-                target_id=str(record.id),
-                detail=schedule_json(record),
-            )
-        _show_schedule(record, args.format)
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    data = _schedule_input(args)
+    view = run_use_cases(settings, lambda ctx: schedules.create_schedule(ctx, data, actor=ACTOR))
+    _show_schedule(view, args.format)
+    return EXIT_OK
 
 
 def _schedules_update(args: argparse.Namespace, settings: Settings) -> int:
-    data = ScheduleInput(
-        name=args.name,
-        cron=args.cron,
-        timezone=args.timezone,
-        selection=_selection(args),
-        enabled=args.enabled,
-        jitter_seconds=None if args.jitter in (None, -1) else args.jitter,
-        reset_jitter=args.jitter == -1,
+    data = _schedule_input(args)
+    view = run_use_cases(
+        settings, lambda ctx: schedules.update_schedule(ctx, args.id, data, actor=ACTOR)
     )
-
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            record = await schedules.update_schedule(s, args.id, data)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="schedule.update",
-                target_type="schedule",
-                target_id=str(record.id),
-                detail=schedule_json(record),
-            )
-        _show_schedule(record, args.format)
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    _show_schedule(view, args.format)
+    return EXIT_OK
 
 
 def _schedules_remove(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            await schedules.delete_schedule(s, args.id)
-            await audit.record(
-                s,
-                actor=ACTOR,
-                action="schedule.delete",
-                target_type="schedule",
-                target_id=str(args.id),
-            )
-        print(f"schedule {args.id} removed")
-        return EXIT_OK
-
-    return run_with_database(settings, run)
+    run_use_cases(settings, lambda ctx: schedules.delete_schedule(ctx, args.id, actor=ACTOR))
+    print(f"schedule {args.id} removed")
+    return EXIT_OK
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -403,16 +295,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_worker(settings: Settings) -> int:
-    from scanner.engine import scan_options
-    from scanner.hostnames import default_public_suffixes
-    from scanner.runtime import run_components
-    from scanner.worker import Worker
-
     async with open_database(settings) as db:
         worker = Worker(db, settings, scan_options(settings), default_public_suffixes())
         await worker.register()
-        from scanner.alerts.dispatcher import Dispatcher  # issue 5: the alert outbox
-
         await run_components([worker, Dispatcher.from_settings(db, settings)])
     return EXIT_OK
 
@@ -421,8 +306,6 @@ async def _run_worker(settings: Settings) -> int:
 
 
 def _register_report(sub: argparse._SubParsersAction[Any]) -> None:
-    from scanner.reports.stored import ReportFormat
-
     p = sub.add_parser(
         "report",
         help="a finished run's report: json, sarif, junit or csv",
@@ -445,21 +328,10 @@ def _register_report(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _runs_report(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.cli.scan import exit_code
-    from scanner.core.severity import Severity
-    from scanner.reports.stored import ReportFormat, StoredRun, load_run, render_run
-
     fmt = ReportFormat(args.format)
     fail_on = Severity.parse(args.fail_on)
-    loaded: list[StoredRun] = []
-
-    async def load(db: Database) -> int:
-        async with db.session() as s, s.begin():
-            loaded.append(await load_run(s, args.id))
-        return EXIT_OK
-
-    run_with_database(settings, load)
-    text = render_run(loaded[0], fmt, fail_on)
+    stored = run_use_cases(settings, lambda ctx: runs.load_report(ctx, args.id))
+    text = render_run(stored, fmt, fail_on)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -469,4 +341,4 @@ def _runs_report(args: argparse.Namespace, settings: Settings) -> int:
                 stream.write(text)
         except OSError as exc:
             raise InputError(f"{args.output}: cannot write the report ({exc.strerror})") from None
-    return exit_code(list(loaded[0].assessments), fail_on, incomplete_fails=False)
+    return exit_code(list(stored.assessments), fail_on, incomplete_fails=False)

@@ -31,13 +31,20 @@ from typing import Any
 
 from aiohttp import web
 
+from scanner.alerts.dispatcher import Dispatcher
+from scanner.api.app import create_app, make_runner
 from scanner.cli import EXIT_OK
 from scanner.db.engine import Database
+from scanner.engine import scan_options
+from scanner.errors import ConfigError
+from scanner.hostnames import default_public_suffixes
+from scanner.runtime import Component, run_components
+from scanner.scheduler import Scheduler
 from scanner.settings import Settings
+from scanner.usecases import Context, tokens
+from scanner.worker import Worker
 
 log = logging.getLogger("scanner.serve")
-
-FIRST_TOKEN_NAME = "admin"  # noqa: S105 - a name, not a secret
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -71,8 +78,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """The ``serve`` command."""
     if args.port is not None and not 0 <= args.port <= 65535:
-        from scanner.errors import ConfigError
-
         raise ConfigError(f"--port {args.port}: expected a port number 0-65535")
     settings = replace(
         settings,
@@ -94,30 +99,18 @@ async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = Tr
     database = await Database.connect(settings.database_url)
     try:
         await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
-        await _first_admin_token(database)
+        await _first_admin_token(database, settings)
         await _run(settings, database, worker=worker, scheduler=scheduler)
     finally:
         await database.close()
     return EXIT_OK
 
 
-async def _first_admin_token(database: Database) -> None:
-    from scanner.db import audit, tokens
-
-    async with database.session() as session, session.begin():
-        if await tokens.count_active_tokens(session) > 0:
-            return
-        record, secret = await tokens.create_token(
-            session, FIRST_TOKEN_NAME, [tokens.Scope.ADMIN], created_by="serve"
-        )
-        await audit.record(
-            session,
-            actor="cli",
-            action="token.create",
-            target_type="token",
-            target_id=str(record.id),
-            detail={"name": record.name, "scopes": ["admin"], "reason": "first start"},
-        )
+async def _first_admin_token(database: Database, settings: Settings) -> None:
+    made = await tokens.first_admin_token(Context(database, settings), actor="serve")
+    if made is None:
+        return
+    secret = made.secret
     print(
         "No API token existed, so an admin token was created. It is shown only this once: "
         f"store it now.\n\n    {secret}\n\n"
@@ -136,8 +129,6 @@ class ApiServer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until ``stop``; then close the listener."""
-        from scanner.api.app import create_app, make_runner
-
         app = create_app(self._settings, database=self._database, embedded_worker=False)
         runner = make_runner(app)
         await runner.setup()
@@ -156,12 +147,6 @@ class ApiServer:
 
 
 async def _run(settings: Settings, database: Database, *, worker: bool, scheduler: bool) -> None:
-    from scanner.engine import scan_options
-    from scanner.hostnames import default_public_suffixes
-    from scanner.runtime import Component, run_components
-    from scanner.scheduler import Scheduler
-    from scanner.worker import Worker
-
     components: list[Component] = [ApiServer(settings, database)]
     if scheduler:
         components.append(Scheduler(database, settings))
@@ -176,8 +161,6 @@ async def _run(settings: Settings, database: Database, *, worker: bool, schedule
         ", scheduler" if scheduler else "",
         ", worker" if worker else " (no worker here: run `cors-scanner worker`)",
     )
-    from scanner.alerts.dispatcher import Dispatcher  # issue 5: the alert outbox
-
     components.append(Dispatcher.from_settings(database, settings))
     await run_components(components)
     log.info("stopped")

@@ -8,18 +8,17 @@ with the actor ``cli``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from scanner import shapes
 from scanner.cli import EXIT_OK
-from scanner.db.engine import Database
+from scanner.cli.database import run_use_cases
 from scanner.settings import Settings
+from scanner.usecases import tokens
 
-T = TypeVar("T")
+ACTOR = "cli"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -58,72 +57,22 @@ def _token_id(text: str) -> int:
     return value
 
 
-def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        database = await Database.connect(settings.database_url)
-        try:
-            # The embedded SQLite default migrates itself, as `serve` does.
-            await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
-            return await work(database)
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
-
-
 def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.db import audit, tokens
-
-    async def work(database: Database) -> tuple[Any, str]:
-        async with database.session() as session, session.begin():
-            record, secret = await tokens.create_token(
-                session, args.name, args.scope, created_by="cli"
-            )
-            await audit.record(
-                session,
-                actor="cli",
-                action="token.create",
-                target_type="token",
-                target_id=str(record.id),
-                detail={"name": record.name, "scopes": sorted(s.value for s in record.scopes)},
-            )
-        return record, secret
-
-    record, secret = _with_database(settings, work)
+    made = run_use_cases(
+        settings, lambda ctx: tokens.create_token(ctx, args.name, args.scope, actor=ACTOR)
+    )
     if args.quiet:
-        print(secret)
+        print(made.secret)
     else:
+        record = made.token
         scopes = ", ".join(sorted(s.value for s in record.scopes))
         print(f"Created token {record.id} {record.name!r} ({scopes}). Its secret, shown only once:")
-        print(f"\n    {secret}\n")
+        print(f"\n    {made.secret}\n")
     return EXIT_OK
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.db import tokens
-
-    async def work(database: Database) -> list[Any]:
-        async with database.session() as session, session.begin():
-            return await tokens.list_tokens(session)
-
-    found = _with_database(settings, work)
-    rows = [
-        {
-            "id": t.id,
-            "name": t.name,
-            "prefix": t.prefix,
-            "scopes": sorted(s.value for s in t.scopes),
-            "created_at": _iso(t.created_at),
-            "created_by": t.created_by,
-            "last_used_at": _iso(t.last_used_at),
-            "revoked_at": _iso(t.revoked_at),
-        }
-        for t in found
-    ]
+    rows = [shapes.token_json(t) for t in run_use_cases(settings, tokens.list_tokens)]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -139,7 +88,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             r["prefix"] + "…",
             ",".join(r["scopes"]),
             r["last_used_at"] or "never",
-            "revoked" if r["revoked_at"] else "active",
+            "active" if r["active"] else "revoked",
         )
         for r in rows
     ]
@@ -150,21 +99,6 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from scanner.db import audit, tokens
-
-    async def work(database: Database) -> Any:
-        async with database.session() as session, session.begin():
-            record = await tokens.revoke_token(session, args.id)
-            await audit.record(
-                session,
-                actor="cli",
-                action="token.revoke",
-                target_type="token",
-                target_id=str(record.id),
-                detail={"name": record.name},
-            )
-            return record
-
-    record = _with_database(settings, work)
+    record = run_use_cases(settings, lambda ctx: tokens.revoke_token(ctx, args.id, actor=ACTOR))
     print(f"Revoked token {record.id} {record.name!r}.")
     return EXIT_OK

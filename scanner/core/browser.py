@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from scanner.core.headers import Headers
+from scanner.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +246,22 @@ ACEH = "Access-Control-Expose-Headers"
 
 
 def normalize_method(method: str) -> str:
-    """The method fetch() sends: DELETE GET HEAD OPTIONS POST PUT uppercased, others as written."""
-    if method.isascii():
-        upper = method.upper()
-        if upper in _NORMALIZED_METHODS:
-            return upper
-    return method
+    """The method fetch() sends (Fetch, "normalize a method"), refusing what is not a method.
+
+    ``DELETE GET HEAD OPTIONS POST PUT`` are uppercased, matched
+    case-insensitively (``get`` -> ``GET``); any other token is sent exactly
+    as written, so ``patch`` stays ``patch`` and an ACAM comparison is then
+    byte for byte. A method is an RFC 9110 token: ``InputError`` for anything
+    else (empty, spaces, non-ASCII), which ``fetch()`` would refuse with a
+    TypeError before sending.
+    """
+    if not isinstance(method, str) or not method or not _TOKEN_CHARS.issuperset(method):
+        raise InputError(
+            f"{method!r} is not an HTTP method: a method is a token of letters, digits "
+            "and !#$%&'*+-.^_`|~ (e.g. GET or PATCH)"
+        )
+    upper = method.upper()
+    return upper if upper in _NORMALIZED_METHODS else method
 
 
 def is_safelisted_method(method: str) -> bool:

@@ -26,9 +26,14 @@ _FORBIDDEN_HOST = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*\Z")
 
 HostEncoder = Callable[[str], str]
-"""Maps a Unicode host to its ASCII form (UTS #46). An adapter passes the
-``idna`` package's encoder; the default is the standard library's IDNA 2003
-codec, which differs from browsers only for a few characters (ß, ς, ZWJ)."""
+"""Maps a Unicode host to its ASCII form as browsers do (UTS #46, non-transitional).
+
+There is one such mapping in cors-scanner, ``scanner.hostnames.uts46_host_encoder``
+(it needs the ``idna`` package's tables, so the pure core receives it as a
+value). The core's default, :func:`ascii_host_encoder`, maps nothing: it
+refuses an internationalised host instead of guessing with another mapping
+(the standard library's IDNA 2003 codec turns ``straße.de`` into
+``strasse.de``, a different host from the browser's ``xn--strae-oqa.de``)."""
 
 
 _USERINFO = re.compile(r"(//)[^/?#@]*@")
@@ -39,11 +44,12 @@ def masked_url(url: str) -> str:
     return _USERINFO.sub(r"\1***@", url) if isinstance(url, str) else repr(url)
 
 
-def stdlib_host_encoder(host: str) -> str:
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidOrigin(f"host {host!r} is not a valid internationalised domain name") from exc
+def ascii_host_encoder(host: str) -> str:
+    """The default :data:`HostEncoder`: refuses every internationalised host (see there)."""
+    raise InvalidOrigin(
+        f"host {host!r} is internationalised: it needs the browser's UTS #46 mapping "
+        "(pass encode_host=scanner.hostnames.uts46_host_encoder)"
+    )
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -63,7 +69,7 @@ class Origin:
 
     @classmethod
     def parse(
-        cls, text: str, *, lenient: bool = False, encode_host: HostEncoder = stdlib_host_encoder
+        cls, text: str, *, lenient: bool = False, encode_host: HostEncoder = ascii_host_encoder
     ) -> Origin:
         """Parse an origin: ``null`` or ``scheme://host[:port]``.
 
@@ -90,7 +96,7 @@ class Origin:
         return cls._build(scheme, rest, text, encode_host)
 
     @classmethod
-    def from_url(cls, url: str, *, encode_host: HostEncoder = stdlib_host_encoder) -> Origin:
+    def from_url(cls, url: str, *, encode_host: HostEncoder = ascii_host_encoder) -> Origin:
         """The origin of an absolute URL (what a browser would send from a page there)."""
         if not isinstance(url, str) or any(c in url for c in "\r\n\t\0 "):
             raise InvalidURL(f"{masked_url(url)!r}: a URL has no spaces or control characters")
@@ -193,9 +199,7 @@ def _split_host_port(hostport: str, text: str) -> tuple[str, int | None]:
     return host, port
 
 
-def canonical_host(
-    host: str, text: str = "", encode_host: HostEncoder = stdlib_host_encoder
-) -> str:
+def canonical_host(host: str, text: str = "", encode_host: HostEncoder = ascii_host_encoder) -> str:
     """The URL standard's host parser, for the hosts an origin can carry."""
     where = text or host
     if not host:
@@ -294,3 +298,27 @@ def is_ip_host(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def host_key(url: str) -> str:
+    """``scheme://host:port`` of an absolute URL: the unit per-host politeness and locks apply to.
+
+    The scheme and host lowercased, an IPv6 host in brackets in the URL
+    standard's form (``[::1]``), the port always explicit (the scheme's
+    default when the URL has none, 0 for a scheme without one). The prober's
+    politeness slots and the work items' cross-worker host locks both key on
+    this, so one host is one key everywhere. ``ValueError`` for a URL without
+    a host or with an invalid port (the prober turns that into a probe error).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname  # lowercased, brackets removed
+    if not host:
+        raise ValueError(f"no host in URL {masked_url(url)!r}")
+    scheme = parts.scheme.lower()
+    port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    if ":" in host:
+        try:
+            host = canonical_host(f"[{host}]")
+        except InvalidOrigin:
+            host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from scanner.core.origin import HostEncoder, Origin, stdlib_host_encoder
-from scanner.errors import InvalidOrigin, InvalidPolicy
+from scanner.core.browser import normalize_method
+from scanner.core.origin import HostEncoder, Origin, ascii_host_encoder
+from scanner.errors import InputError, InvalidOrigin, InvalidPolicy
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
@@ -28,7 +29,7 @@ class OriginPattern:
     opaque: bool = False
 
     @classmethod
-    def parse(cls, text: str, *, encode_host: HostEncoder = stdlib_host_encoder) -> OriginPattern:
+    def parse(cls, text: str, *, encode_host: HostEncoder = ascii_host_encoder) -> OriginPattern:
         raw = text.strip()
         if raw == "*":
             raise InvalidPolicy(
@@ -111,11 +112,11 @@ class Policy:
         exposed_headers: Iterable[str] = (),
         max_age: int | None = None,
         public: bool = False,
-        encode_host: HostEncoder = stdlib_host_encoder,
+        encode_host: HostEncoder = ascii_host_encoder,
     ) -> Policy:
         """Validate user-written values into a Policy; errors name the bad value."""
         patterns = tuple(OriginPattern.parse(o, encode_host=encode_host) for o in allowed_origins)
-        methods = tuple(_token(m, "method") for m in allowed_methods)
+        methods = tuple(_method(m) for m in allowed_methods)
         headers = tuple(_token(h, "header name").lower() for h in allowed_headers)
         exposed = tuple(_token(h, "header name").lower() for h in exposed_headers)
         if max_age is not None and (not isinstance(max_age, int) or max_age < 0):
@@ -147,6 +148,15 @@ class Policy:
     def declared(self) -> bool:
         """True when the policy says anything about who may read."""
         return bool(self.allowed_origins) or self.public
+
+
+def _method(value: str) -> str:
+    # The method as a front end's fetch() sends it: the one method rule (core.browser).
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        return normalize_method(text)
+    except InputError:
+        raise InvalidPolicy(f"{value!r} is not a valid method") from None
 
 
 def _token(value: str, what: str) -> str:

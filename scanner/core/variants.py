@@ -18,9 +18,9 @@ from scanner.core.origin import (
     DEFAULT_PORTS,
     HostEncoder,
     Origin,
+    ascii_host_encoder,
     canonical_host,
     is_ip_host,
-    stdlib_host_encoder,
 )
 from scanner.core.policy import Policy
 from scanner.errors import ConfigError, InputError, InvalidOrigin, InvalidURL
@@ -198,7 +198,7 @@ def probe_origins(
     suffixes: PublicSuffixes,
     token: str,
     settings: VariantSettings = VariantSettings(),
-    encode_host: HostEncoder = stdlib_host_encoder,
+    encode_host: HostEncoder = ascii_host_encoder,
 ) -> tuple[ProbeOrigin, ...]:
     """Every Origin value to probe ``endpoint_url`` with, legitimate ones first.
 

@@ -1,8 +1,13 @@
-"""The database adapter (SQLAlchemy 2 async): schema, migrations, inventory, policies, tokens.
+"""The database adapter (SQLAlchemy 2 async): storage only, rows in and records out.
 
-Modules: ``engine`` (the ``Database`` handle), ``tables`` (the schema),
-``inventory``, ``policies``, ``tokens``, ``audit``, ``pagination``; scan
-storage lives in ``scans``.
+Where things live: the ``Database`` handle and migrations (``engine``), the
+schema (``tables``), one module of queries per thing stored (``inventory``,
+``policies``, ``runs``, ``findings``, ``hooks``, ``schedules``, ``tokens``,
+``audit``), planning runs into work and the lease SQL (``work``,
+``leases``), keyset pages (``pagination``). What may be stored is decided by
+``scanner.core``; the use cases that combine these queries, validate and
+audit are ``scanner.usecases``. ``db`` imports only ``core``, ``errors``,
+``settings`` and itself (``tests/test_layers.py``).
 """
 
 from __future__ import annotations

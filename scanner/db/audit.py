@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.timestamps import iso_utc
 from scanner.db.pagination import Page, check_limit, decode_cursor, encode_cursor
 from scanner.db.tables import AuditLogRow, utc_now
 from scanner.errors import InputError
@@ -69,7 +70,7 @@ async def record(
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso_utc(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 

@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from scanner.db.counters import count_delivery_attempt
 from scanner.db.tables import RunRow, WorkItemRow
 
 if TYPE_CHECKING:  # issue 5: the delivery section's types
@@ -648,6 +649,16 @@ async def complete_delivery(
         )
     )
     await session.flush()
+    # Prometheus counters (metrics, cron stream): counted in the attempt's own
+    # transaction so that deleting the hook later cannot take them back.
+    await count_delivery_attempt(
+        session,
+        hook_id=claimed.hook_id,
+        outcome=result.classification.outcome.value,
+        final=values["status"]
+        if owned and values["status"] != DeliveryStatus.QUEUED.value
+        else None,
+    )
     if owned and decision.action is Action.DISABLE_HOOK:
         await disable_hook(session, claimed.hook_id, decision.reason, now=now)
     return owned

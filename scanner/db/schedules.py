@@ -3,7 +3,8 @@
 A schedule is a cron line evaluated in an IANA time zone, an endpoint
 selection (all / tag / owner, the same ``RunSelection`` manual scans use)
 and an enabled flag. Names are unique. Cron and time zone are validated here
-(``InputError``) so nothing invalid ever reaches a scheduler.
+(``ValidationError`` naming the field, with cron(8)'s rules from
+:mod:`scanner.core.cron`), so nothing invalid or never-firing is stored.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core import cron as cron_rules
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
 from scanner.db.runs import RunSelection
 from scanner.db.tables import NAME_LENGTH, ScheduleRow
-from scanner.errors import Conflict, InputError, NotFound
+from scanner.errors import Conflict, FieldError, InputError, NotFound, ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +74,36 @@ def _validate(data: ScheduleInput) -> None:
     if data.name is not None and not (0 < len(data.name.strip()) <= NAME_LENGTH):
         raise InputError(f"name: expected 1-{NAME_LENGTH} characters")
     if data.cron is not None or data.timezone is not None:
-        from scanner.scheduler.cron import cron_trigger  # the scheduler package imports us
-
-        cron_trigger(data.cron or "* * * * *", data.timezone or "UTC")
+        check_timing(data.cron or "* * * * *", data.timezone or "UTC", now=datetime.now(UTC))
     if data.selection is not None and data.selection.endpoint_ids is not None:
         raise InputError("selection: a schedule selects by tag and/or owner (or everything)")
     if data.jitter_seconds is not None and not 0 <= data.jitter_seconds <= MAX_JITTER_SECONDS:
         raise InputError(f"jitter_seconds: expected 0-{MAX_JITTER_SECONDS}")
+
+
+def check_timing(cron: str, timezone: str, *, now: datetime) -> None:
+    """``ValidationError`` naming ``cron`` or ``timezone`` unless the line parses and fires.
+
+    A line with no tick in the next five years (``0 0 31 4,6,9,11 *``) is
+    refused: it is a mistake, and nothing would ever run.
+    """
+    errors: list[FieldError] = []
+    crontab = zone = None
+    try:
+        crontab = cron_rules.parse_crontab(cron)
+    except InputError as exc:
+        errors.append(FieldError("cron", exc.message))
+    try:
+        zone = cron_rules.parse_timezone(timezone)
+    except InputError as exc:
+        errors.append(FieldError("timezone", exc.message))
+    if crontab is not None and zone is not None:
+        try:
+            cron_rules.first_tick(crontab, zone, now)
+        except InputError as exc:
+            errors.append(FieldError("cron", exc.message))
+    if errors:
+        raise ValidationError(errors)
 
 
 async def _name_taken(session: AsyncSession, name: str, other_than: int | None) -> bool:

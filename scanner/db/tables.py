@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -35,6 +36,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# Re-exported: the columns are as long as the core's rules allow.
+from scanner.core.endpoints import METHOD_LENGTH as METHOD_LENGTH
+from scanner.core.endpoints import NAME_LENGTH as NAME_LENGTH
+from scanner.core.endpoints import OWNER_LENGTH as OWNER_LENGTH
+from scanner.core.endpoints import TAG_LENGTH as TAG_LENGTH
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -43,11 +50,6 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-# Column sizes shared with validation (inventory, policies, tokens).
-METHOD_LENGTH = 16
-NAME_LENGTH = 200
-OWNER_LENGTH = 200
-TAG_LENGTH = 100
 TOKEN_NAME_LENGTH = 200
 TOKEN_PREFIX_LENGTH = 12
 
@@ -550,3 +552,22 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- metrics (issue 10 item 8): monotonic counters ------------------------------------
+
+
+class MetricCounterRow(Base):
+    """A Prometheus counter kept as a running total (``scanner.db.counters``).
+
+    Counted where the thing happens, in the same transaction, so a total never
+    goes down when the rows it counted are deleted (a hook and its deliveries).
+    ``labels`` is the canonical ``k=v,k=v`` form, keys sorted.
+    """
+
+    __tablename__ = "metric_counters"
+    __table_args__ = (PrimaryKeyConstraint("name", "labels"),)
+
+    name: Mapped[str] = mapped_column(String(100))
+    labels: Mapped[str] = mapped_column(String(255))
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -21,31 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.origin import host_key
 from scanner.db.inventory import EndpointFilter, select_endpoints
 from scanner.db.leases import WorkKind, WorkStatus, database_time, db_now
 from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger, get_run
 from scanner.db.tables import RunProbeRow, RunRow, WorkerRow, WorkItemRow
 from scanner.errors import Conflict
+from scanner.settings import Settings
 
 FINALIZE_KEY = "finalize"
-
-
-def host_key(url: str) -> str:
-    """``scheme://host:port`` of ``url``: what per-host politeness groups and locks on."""
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return url[:300]
-    return f"{scheme}://{host}:{port}"[:300]
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -59,11 +48,19 @@ def _now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class PlanSettings:
-    """How runs are cut into work: endpoints per item, claims before an item is dead."""
+class RunBatching:
+    """How runs are cut into work: endpoints per item, claims before an item is dead.
+
+    (Not ``scanner.core.plan.PlanSettings``, which is how one endpoint's probes are planned.)
+    """
 
     batch_size: int = 25
     max_attempts: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunBatching:
+        """The batching every planner of runs uses (API, CLI, scheduler): from the settings."""
+        return cls(batch_size=settings.batch_size, max_attempts=settings.max_attempts)
 
 
 async def plan_run(
@@ -72,7 +69,7 @@ async def plan_run(
     selection: RunSelection,
     trigger: RunTrigger,
     requested_by: str | None,
-    settings: PlanSettings,
+    batching: RunBatching,
     schedule_id: int | None = None,
     scheduled_for: datetime | None = None,
 ) -> RunRecord | None:
@@ -103,7 +100,7 @@ async def plan_run(
         by_host.setdefault(host_key(endpoint.url), []).append(endpoint.id)
     rows: list[dict[str, Any]] = []
     created = _now()
-    size = max(1, settings.batch_size)
+    size = max(1, batching.batch_size)
     for host, ids in by_host.items():
         for start in range(0, len(ids), size):
             rows.append(
@@ -117,7 +114,7 @@ async def plan_run(
                     "priority": 0,
                     "available_at": created,
                     "attempts": 0,
-                    "max_attempts": settings.max_attempts,
+                    "max_attempts": batching.max_attempts,
                     "created_at": created,
                 }
             )

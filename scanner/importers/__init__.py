@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePath
 
-from scanner.db.inventory import ImportRow, RowError
+from scanner.core.import_rows import ImportRow, RowError
 from scanner.errors import InputError
 from scanner.importers import openapi, tabular
 from scanner.importers.documents import check_size, decode, load_json, load_yaml

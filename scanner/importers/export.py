@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
-from scanner.db.inventory import ENDPOINT_FIELDS, EndpointRecord
-from scanner.db.policies import POLICY_FIELDS, PolicyRecord
+from scanner.core.endpoints import ENDPOINT_FIELDS, EndpointInput
+from scanner.core.policy_layers import POLICY_FIELDS, PolicyFields
 from scanner.errors import InputError
 
 COLUMNS: tuple[str, ...] = ENDPOINT_FIELDS + POLICY_FIELDS
@@ -27,19 +27,11 @@ EXPORT_FORMATS = ("csv", "json", "yaml")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def endpoint_document(endpoint: EndpointRecord, override: PolicyRecord | None) -> dict[str, Any]:
+def endpoint_document(endpoint: EndpointInput, override: PolicyFields | None) -> dict[str, Any]:
     """One endpoint as an import object: its fields, then the override's set fields."""
-    doc: dict[str, Any] = {
-        "method": endpoint.method,
-        "url": endpoint.url,
-        "name": endpoint.name,
-        "owner": endpoint.owner,
-        "tags": list(endpoint.tags),
-        "enabled": endpoint.enabled,
-        "notes": endpoint.notes,
-    }
+    doc: dict[str, Any] = endpoint.as_mapping()
     if override is not None:
-        for name, value in override.fields.as_mapping().items():
+        for name, value in override.as_mapping().items():
             if value is not None:
                 doc[name] = value
     return doc
@@ -59,12 +51,10 @@ def _cell(value: Any) -> str:
 
 
 def export_endpoints(
-    endpoints: Sequence[EndpointRecord],
-    overrides: Mapping[int, PolicyRecord],
-    fmt: str,
+    endpoints: Sequence[tuple[EndpointInput, PolicyFields | None]], fmt: str
 ) -> str:
-    """The endpoints (with their overrides, by endpoint id) as ``csv``, ``json`` or ``yaml``."""
-    docs = [endpoint_document(e, overrides.get(e.id)) for e in endpoints]
+    """Endpoints, each with its own policy layer (None: none), as ``csv``, ``json`` or ``yaml``."""
+    docs = [endpoint_document(e, override) for e, override in endpoints]
     if fmt == "csv":
         out = io.StringIO(newline="")
         writer = csv.writer(out, lineterminator="\n")

@@ -25,8 +25,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from scanner.db.inventory import ImportRow, RowError, normalise_url
+from scanner.core.endpoints import canonical_url
+from scanner.core.import_rows import ImportRow, RowError
 from scanner.errors import InputError, InvalidURL
+from scanner.hostnames import uts46_host_encoder
 from scanner.importers.documents import load_json, load_yaml
 from scanner.importers.tabular import build_row
 
@@ -59,7 +61,7 @@ def parse_openapi(
         raise InputError(f"expected an OpenAPI 3.x document ('openapi: 3.x'), not {version!r}")
     if base_url is not None:
         try:
-            base_url = normalise_url(base_url)
+            base_url = canonical_url(base_url, encode_host=uts46_host_encoder)
         except InvalidURL as exc:
             raise InputError(f"--base-url: {exc.message}") from None
     paths = document.get("paths")

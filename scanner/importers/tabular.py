@@ -5,7 +5,7 @@ Columns (CSV header) or keys (JSON/YAML objects), all optional but ``url``:
     method url name owner tags enabled notes
     allowed_origins allow_credentials allowed_methods allowed_headers exposed_headers max_age public
 
-The policy columns are the endpoint's own override (see ``scanner.db.policies``);
+The policy columns are the endpoint's own override (see ``scanner.core.policy_layers``);
 a row that leaves them all empty keeps whatever override the endpoint has.
 Only the columns a file has change an existing endpoint: a file without an
 ``owner`` column keeps the owners set elsewhere.
@@ -35,9 +35,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from scanner.db.inventory import ENDPOINT_FIELDS, EndpointInput, ImportRow, RowError
-from scanner.db.policies import POLICY_FIELDS, PolicyFields
+from scanner.core.endpoints import ENDPOINT_FIELDS, EndpointInput
+from scanner.core.import_rows import ImportRow, RowError
+from scanner.core.policy_layers import POLICY_FIELDS, PolicyFields
 from scanner.errors import InputError, ValidationError
+from scanner.hostnames import uts46_host_encoder
 from scanner.importers.documents import load_json, load_yaml
 
 COLUMNS: tuple[str, ...] = ENDPOINT_FIELDS + POLICY_FIELDS
@@ -100,13 +102,13 @@ def build_row(row: int, values: Mapping[str, Any]) -> tuple[ImportRow | None, li
             errors.append(RowError(row, str(key), "unknown field"))
     endpoint: EndpointInput | None = None
     try:
-        endpoint = EndpointInput.validate(endpoint_values)
+        endpoint = EndpointInput.validate(endpoint_values, encode_host=uts46_host_encoder)
     except ValidationError as exc:
         errors.extend(RowError(row, e.field, e.message) for e in exc.errors)
     policy: PolicyFields | None = None
     if policy_values:
         try:
-            policy = PolicyFields.validate(policy_values)
+            policy = PolicyFields.validate(policy_values, encode_host=uts46_host_encoder)
         except ValidationError as exc:
             errors.extend(RowError(row, e.field, e.message) for e in exc.errors)
     if errors or endpoint is None:

@@ -20,29 +20,14 @@ import random
 from collections import deque
 from collections.abc import Iterator
 from typing import Generic, TypeVar
-from urllib.parse import urlsplit
+
+from scanner.core.origin import host_key as host_key  # the one host key (re-exported)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # However many retries are configured, one wait never exceeds this (seconds).
 MAX_BACKOFF = 30.0
 
 J = TypeVar("J")
-
-
-def host_key(url: str) -> str:
-    """``scheme://host:port`` of an absolute URL, lowercased, with the default port made explicit.
-
-    Raises ValueError for a URL without a host or with an invalid port.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"no host in URL {url!r}")
-    scheme = parts.scheme.lower()
-    port = parts.port or DEFAULT_PORTS.get(scheme)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
 
 
 def backoff_delay(attempt: int, base: float, rng: random.Random) -> float:

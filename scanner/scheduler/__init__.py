@@ -23,8 +23,10 @@ from apscheduler.triggers.date import DateTrigger
 from scanner.db import schedules, work
 from scanner.db.engine import Database
 from scanner.db.runs import RunRecord
-from scanner.scheduler.cron import cron_trigger, latest_tick
-from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
+from scanner.db.work import RunBatching
+from scanner.errors import InputError
+from scanner.scheduler.cron import CrontabTrigger, cron_trigger, latest_tick, next_ticks
+from scanner.scheduler.planner import catch_up, plan_tick
 from scanner.settings import Settings
 
 log = logging.getLogger("scanner.scheduler")
@@ -36,11 +38,12 @@ class Scheduler:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._db = database
         self._settings = settings
-        self._plan = plan_settings(settings)
+        self._plan = RunBatching.from_settings(settings)
         self._aps: AsyncIOScheduler | None = None
         # schedule id -> (cron, timezone, jitter): a change of any re-creates the job
         self._loaded: dict[int, tuple[str, str, float]] = {}
         self.planned: list[RunRecord] = []  # runs this process created (observability, tests)
+        self._unusable: set[tuple[int, str, str]] = set()  # (id, cron, zone) already logged
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -60,7 +63,7 @@ class Scheduler:
             grace = timedelta(seconds=self._settings.catch_up_grace)
             try:
                 self.planned += await catch_up(
-                    self._db, self._now(), grace=grace, settings=self._plan
+                    self._db, self._now(), grace=grace, batching=self._plan
                 )
             except Exception:
                 log.exception("catching up missed ticks failed")
@@ -92,7 +95,9 @@ class Scheduler:
             if schedule_id in self._loaded:
                 continue
             cron, timezone, jitter = self._timing(s)
-            trigger = cron_trigger(cron, timezone, jitter=jitter)
+            trigger = self._trigger(s, jitter)
+            if trigger is None:
+                continue
             self._aps.add_job(
                 self._fire,
                 trigger,
@@ -101,6 +106,34 @@ class Scheduler:
                 replace_existing=True,
             )
             self._loaded[schedule_id] = (cron, timezone, jitter)
+
+    def _trigger(self, s: schedules.ScheduleRecord, jitter: float) -> CrontabTrigger | None:
+        """The schedule's timer; None (logged once per cron line) when it cannot have one.
+
+        Saving refuses both cases, but rows written before cron(8) rules (or by
+        hand) may hold a line that no longer parses or never fires; one such
+        schedule must not keep the others from firing.
+        """
+        try:
+            trigger = cron_trigger(s.cron, s.timezone, jitter=jitter)
+            fires = bool(next_ticks(s.cron, s.timezone, self._now(), 1))
+            problem = None if fires else "it has no tick in the years ahead"
+        except InputError as exc:
+            trigger, problem = None, exc.message
+        if problem is None:
+            return trigger
+        key = (s.id, s.cron, s.timezone)
+        if key not in self._unusable:
+            self._unusable.add(key)
+            log.warning(
+                "schedule %s (%s): not timed, %s; fix it with `cors-scanner schedules update %s "
+                "--cron ...`",
+                s.id,
+                s.name,
+                problem,
+                s.id,
+            )
+        return None
 
     def _timing(self, s: schedules.ScheduleRecord) -> tuple[str, str, float]:
         jitter = self._settings.schedule_jitter if s.jitter_seconds is None else s.jitter_seconds

@@ -1,73 +1,64 @@
-"""Cron expressions of schedules: validation and nominal tick times.
+"""APScheduler's timer, driven by cron(8)'s reading of a schedule's crontab line.
 
-A schedule's cron is a standard five-field crontab line evaluated in the
-schedule's IANA time zone (APScheduler 3.x ``CronTrigger`` parses it). The
-**nominal** tick — the time the cron says, not when a timer happened to fire
-— is what makes a run unique per tick, so every scheduler process must
+What a cron line means -- which instants it names in which zone, across
+daylight-saving changes -- is a domain rule and lives in
+:mod:`scanner.core.cron`. APScheduler 3 is only the in-process timer here:
+its own ``CronTrigger`` counts days of the week from Monday and ANDs the day
+fields, so it is not used; :class:`CrontabTrigger` hands APScheduler the
+ticks the core computes, plus the timer's jitter.
+
+The **nominal** tick -- the time the cron says, not when a timer happened to
+fire -- is what makes a run unique per tick, so every scheduler process must
 compute the same one: :func:`latest_tick` is the newest tick at or before a
 given moment.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 
-from scanner.errors import InputError
-
-
-def parse_timezone(name: str) -> ZoneInfo:
-    """An IANA time zone; ``InputError`` naming it when unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(
-            f"unknown time zone {name!r}: use an IANA name like UTC or Europe/Paris"
-        ) from None
+from scanner.core import cron as rules
 
 
-def cron_trigger(cron: str, timezone: str, *, jitter: float = 0.0) -> CronTrigger:
-    """The APScheduler trigger of a five-field cron line in ``timezone``; ``InputError`` if bad."""
-    zone = parse_timezone(timezone)
-    fields = cron.split()
-    if len(fields) != 5:
-        raise InputError(
-            f"cron {cron!r}: expected 5 fields (minute hour day-of-month month day-of-week)"
-        )
-    try:
-        return (
-            CronTrigger.from_crontab(cron, timezone=zone)
-            if not jitter
-            else CronTrigger(
-                minute=fields[0],
-                hour=fields[1],
-                day=fields[2],
-                month=fields[3],
-                day_of_week=fields[4],
-                timezone=zone,
-                jitter=int(jitter),
-            )
-        )
-    except ValueError as exc:
-        raise InputError(f"cron {cron!r}: {exc}") from None
+class CrontabTrigger(BaseTrigger):
+    """An APScheduler trigger firing at a crontab line's ticks, up to ``jitter`` s late."""
+
+    def __init__(self, crontab: rules.Crontab, zone: tzinfo, *, jitter: float = 0.0) -> None:
+        self.crontab = crontab
+        self.zone = zone
+        self.jitter = int(jitter) or None
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        # As APScheduler's CronTrigger: the tick after the previous fire, but
+        # never earlier than now (a late wake-up coalesces to the newest tick).
+        start = now if previous_fire_time is None else min(now, previous_fire_time)
+        found = rules.next_ticks(self.crontab, self.zone, start - timedelta(microseconds=1), 1)
+        if not found:
+            return None
+        fire: datetime | None = self._apply_jitter(found[0], self.jitter, now)
+        return fire
+
+    def __str__(self) -> str:
+        return f"crontab[{self.crontab.text!r}, {self.zone}]"
+
+    def __repr__(self) -> str:
+        return f"<CrontabTrigger {self.crontab.text!r} zone={self.zone!s} jitter={self.jitter}>"
+
+
+def cron_trigger(cron: str, timezone: str, *, jitter: float = 0.0) -> CrontabTrigger:
+    """The timer of a cron line in ``timezone``; ``InputError`` if either is bad."""
+    return CrontabTrigger(rules.parse_crontab(cron), rules.parse_timezone(timezone), jitter=jitter)
 
 
 def next_ticks(cron: str, timezone: str, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` nominal ticks strictly after ``after``, in UTC."""
-    trigger = cron_trigger(cron, timezone)
-    out: list[datetime] = []
-    previous: datetime | None = None
-    moment = after + timedelta(microseconds=1)
-    for _ in range(count):
-        fire = trigger.get_next_fire_time(previous, moment)
-        if fire is None:
-            break
-        out.append(fire.astimezone(UTC))
-        previous = fire
-        moment = fire + timedelta(microseconds=1)
-    return out
+    return list(
+        rules.next_ticks(rules.parse_crontab(cron), rules.parse_timezone(timezone), after, count)
+    )
 
 
 def latest_tick(cron: str, timezone: str, now: datetime, *, window: timedelta) -> datetime | None:
@@ -76,14 +67,7 @@ def latest_tick(cron: str, timezone: str, now: datetime, *, window: timedelta) -
     Used by a timer that fired (jitter and loop delay make ``now`` a little
     after the tick) and by start-up catch-up (``window`` = the grace window).
     """
-    trigger = cron_trigger(cron, timezone)
-    latest: datetime | None = None
-    previous: datetime | None = None
-    moment = now - window
-    while True:
-        fire = trigger.get_next_fire_time(previous, moment)
-        if fire is None or fire > now:
-            return latest.astimezone(UTC) if latest is not None else None
-        latest = fire
-        previous = fire
-        moment = fire + timedelta(microseconds=1)
+    tick = rules.latest_tick(
+        rules.parse_crontab(cron), rules.parse_timezone(timezone), now, window=window
+    )
+    return None if tick is None else tick.astimezone(UTC)

@@ -19,20 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scanner.db.engine import Database
 from scanner.db.runs import RunRecord, RunSelection, RunTrigger
 from scanner.db.tables import ScheduleRow
-from scanner.db.work import PlanSettings, plan_run
+from scanner.db.work import RunBatching, plan_run
+from scanner.errors import InputError
 from scanner.scheduler.cron import latest_tick
-from scanner.settings import Settings
 
 log = logging.getLogger("scanner.scheduler")
 
 
-def plan_settings(settings: Settings) -> PlanSettings:
-    """How runs are cut into work items, from settings."""
-    return PlanSettings(batch_size=settings.batch_size, max_attempts=settings.max_attempts)
-
-
 async def plan_tick_in(
-    session: AsyncSession, schedule_id: int, nominal: datetime, settings: PlanSettings
+    session: AsyncSession, schedule_id: int, nominal: datetime, batching: RunBatching
 ) -> RunRecord | None:
     """Plan the run of one tick inside the caller's transaction; None if it exists (or the
     schedule is gone or disabled)."""
@@ -44,7 +39,7 @@ async def plan_tick_in(
         selection=RunSelection.from_json(schedule.selection or {}),
         trigger=RunTrigger.SCHEDULE,
         requested_by=f"schedule:{schedule.name}",
-        settings=settings,
+        batching=batching,
         schedule_id=schedule_id,
         scheduled_for=nominal,
     )
@@ -61,11 +56,11 @@ async def plan_tick_in(
 
 
 async def plan_tick(
-    database: Database, schedule_id: int, nominal: datetime, settings: PlanSettings
+    database: Database, schedule_id: int, nominal: datetime, batching: RunBatching
 ) -> RunRecord | None:
     """Plan the run of one tick in its own transaction; None when another process did."""
     async with database.session() as session, session.begin():
-        run = await plan_tick_in(session, schedule_id, nominal, settings)
+        run = await plan_tick_in(session, schedule_id, nominal, batching)
     if run is not None:
         log.info(
             "schedule %s: run %s planned for %s (%d work items)",
@@ -78,7 +73,7 @@ async def plan_tick(
 
 
 async def catch_up(
-    database: Database, now: datetime, *, grace: timedelta, settings: PlanSettings
+    database: Database, now: datetime, *, grace: timedelta, batching: RunBatching
 ) -> list[RunRecord]:
     """Plan each enabled schedule's newest missed tick within ``grace`` of ``now``."""
     async with database.session() as session, session.begin():
@@ -87,14 +82,17 @@ async def catch_up(
         )
     planned: list[RunRecord] = []
     for s in schedules:
-        tick = latest_tick(s.cron, s.timezone, now, window=grace)
+        try:
+            tick = latest_tick(s.cron, s.timezone, now, window=grace)
+        except InputError:  # a stored line cron(8) rules refuse: the scheduler logs it
+            continue
         if tick is None:
             continue
         # Only ticks after the schedule existed and after the last one planned.
         floor = max(s.created_at, s.last_planned_for or s.created_at)
         if tick <= floor:
             continue
-        run = await plan_tick(database, s.id, tick, settings)
+        run = await plan_tick(database, s.id, tick, batching)
         if run is not None:
             log.info("schedule %s: caught up the missed tick of %s", s.name, tick.isoformat())
             planned.append(run)

@@ -83,7 +83,7 @@ class Worker:
     @property
     def stale_after(self) -> float:
         """Seconds after which a silent worker is considered gone."""
-        return max(self._settings.lease_seconds, 3 * self._settings.heartbeat_seconds)
+        return self._settings.worker_stale_after
 
     async def register(self) -> None:
         """Register in ``workers``; on SQLite refuse a second live worker process (``Conflict``)."""

@@ -182,3 +182,30 @@ async def test_concurrent_creates_of_one_endpoint_give_one_row(api: Api) -> None
     body = {"url": "https://api.acme.test/race"}
     replies = await asyncio.gather(*(api.post(ENDPOINTS, body) for _ in range(5)))
     assert sorted(r.status for r in replies) == [201, 409, 409, 409, 409]
+
+
+async def test_methods_are_kept_as_fetch_sends_them(api: Api) -> None:
+    upper = await create(api, "https://a.acme.test/", method="PATCH")
+    lower = await create(api, "https://a.acme.test/", method="patch")  # another request
+    get = await create(api, "https://a.acme.test/", method="get")
+    assert (upper["method"], lower["method"], get["method"]) == ("PATCH", "patch", "GET")
+    again = await api.post(ENDPOINTS, {"url": "https://a.acme.test/", "method": "Get"})
+    assert again.status == 409
+    bad = await api.post(ENDPOINTS, {"url": "https://a.acme.test/", "method": "trace"})
+    assert bad.status == 422
+    assert bad.fields() == ["method"]
+
+
+async def test_one_idna_mapping_uts46(api: Api) -> None:
+    # Browsers map straße.de with UTS 46 (xn--strae-oqa.de); IDNA 2003 would give
+    # strasse.de, a different host. Both paths in (API here, CLI and imports
+    # elsewhere) store the browser's.
+    endpoint = await create(api, "https://straße.de/p")
+    assert endpoint["url"] == "https://xn--strae-oqa.de/p"
+    other = await create(api, "https://strasse.de/p")
+    assert other["id"] != endpoint["id"]
+    layer = await api.post(
+        "/api/v1/policies", {"scope": "default", "allowed_origins": ["https://straße.de"]}
+    )
+    assert layer.status == 201, layer.text
+    assert layer.body["allowed_origins"] == ["https://xn--strae-oqa.de"]

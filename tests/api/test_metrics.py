@@ -1,10 +1,13 @@
-"""``GET /metrics``: the Prometheus exposition, parsed strictly, over a seeded database.
+"""``GET /metrics``: the Prometheus exposition of the real app, parsed strictly, over real data.
 
 The database is seeded with runs, probes, tracked findings, regression
 events, work items, workers, hooks, deliveries and attempts (rows written
-directly, as the worker and dispatcher would have); the served text is parsed
-by a small strict parser of format 0.0.4 and its values compared with what
-the rows say.
+directly, as the worker and dispatcher would have, counters included); the
+served text is parsed by a small strict parser of format 0.0.4 *and* by
+``prometheus_client``'s own parsers (text and OpenMetrics), and its values
+compared with what the rows say. The counters' promise -- never down, not
+even when a hook and its deliveries are deleted -- is checked with real
+deliveries to a loopback receiver through the real dispatcher.
 """
 
 from __future__ import annotations
@@ -17,9 +20,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 from sqlalchemy import select
 
 import scanner
+from scanner.alerts.signing import WebhookSecret
+from scanner.db import counters
 from scanner.db.engine import Database
 from scanner.db.tables import (
     DeliveryAttemptRow,
@@ -33,15 +42,9 @@ from scanner.db.tables import (
     WorkerRow,
     WorkItemRow,
 )
-from scanner.reports.metrics import (
-    MetricFamily,
-    MetricType,
-    Sample,
-    escape_label_value,
-    render_exposition,
-)
 from tests.api.client import Api
 from tests.api.conftest import ApiFactory
+from tests.api.test_hooks import Receiver, _dispatch, _serve
 
 METRICS = "/metrics"
 WEIRD_SCHEDULE = 'night "ly" \\ batch\nB'
@@ -153,7 +156,7 @@ def parse_exposition(text: str) -> dict[str, Family]:
     for family in families.values():
         assert family.help, f"{family.name} has no HELP"
         assert family.type, f"{family.name} has no TYPE"
-        assert family.name.startswith("cors_scanner_"), family.name
+        assert family.name.startswith(("cors_scanner_", "process_", "python_")), family.name
         if family.type == "counter":
             assert family.name.endswith("_total"), family.name
         if family.type == "histogram":
@@ -398,6 +401,12 @@ async def seed(database: Database) -> Seeded:
         delivery("webhook", "dead", [("fail", 2000.0, ago(days=2))])
         await s.flush()
         for row, attempts in return_row:
+            kind = "slack" if row.hook_id == hooks["slack"].id else "webhook"
+            for n, (outcome, _ms, _at) in enumerate(attempts, start=1):
+                final = row.status if n == len(attempts) else None
+                await counters.count_delivery_attempt(
+                    s, hook_id=hooks[kind].id, outcome=outcome, final=final
+                )
             for n, (outcome, ms, at) in enumerate(attempts, start=1):
                 s.add(
                     DeliveryAttemptRow(
@@ -421,7 +430,13 @@ async def scrape(api: Api, **kw: Any) -> dict[str, Family]:
     reply = await api.get(METRICS, **kw)
     assert reply.status == 200, reply.text
     assert reply.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return parse_exposition(reply.text)
+    # prometheus_client's own parser reads it too, with the same families.
+    families = parse_exposition(reply.text)
+    parsed = {
+        f.name + ("_total" if f.type == "counter" else ""): f.type for f in parse_text(reply.text)
+    }
+    assert parsed == {name: family.type for name, family in families.items()}
+    return families
 
 
 async def _embedded_worker_registered(database: Database) -> None:
@@ -455,35 +470,41 @@ async def test_metrics_reflect_the_database(api: Api) -> None:
     assert value(m, "cors_scanner_runs_active", status="running") == 1
     assert value(m, "cors_scanner_runs_active", status="queued") == 1
 
-    # Run durations: api 3 s and 90 s; schedule 4000 s and 20 s; manual 0.5 s.
+    # Run durations (a real, cumulative histogram): api 3 s and 90 s; schedule
+    # 4000 s and 20 s; manual 0.5 s.
     h = "cors_scanner_run_duration_seconds"
-    assert bucket(m, h, "1", trigger="api") == 0
-    assert bucket(m, h, "5", trigger="api") == 1
-    assert bucket(m, h, "120", trigger="api") == 2
+    assert m[h].type == "histogram"
+    assert bucket(m, h, "1.0", trigger="api") == 0
+    assert bucket(m, h, "5.0", trigger="api") == 1
+    assert bucket(m, h, "120.0", trigger="api") == 2
     assert value(m, h, "_count", trigger="api") == 2
     assert value(m, h, "_sum", trigger="api") == pytest.approx(93.0, abs=0.01)
-    assert bucket(m, h, "30", trigger="schedule") == 1
-    assert bucket(m, h, "3600", trigger="schedule") == 1
-    assert bucket(m, h, "7200", trigger="schedule") == 2
+    assert bucket(m, h, "30.0", trigger="schedule") == 1
+    assert bucket(m, h, "3600.0", trigger="schedule") == 1
+    assert bucket(m, h, "7200.0", trigger="schedule") == 2
     assert value(m, h, "_sum", trigger="schedule") == pytest.approx(4020.0, abs=0.01)
-    assert bucket(m, h, "1", trigger="manual") == 1
+    assert bucket(m, h, "1.0", trigger="manual") == 1
 
     # The newest completed run of the schedule, under its (escaped) name.
     last = value(m, "cors_scanner_last_run_completed_timestamp_seconds", schedule=WEIRD_SCHEDULE)
     assert last == pytest.approx(seeded.last_nightly.timestamp(), abs=0.001)
 
-    # Probes: every run's counters; latency only for runs of the last 24 h.
+    # Probes: every run's counters; the 24 h latency window is a gauge, by kind and le.
     assert value(m, "cors_scanner_probes_total", outcome="response") == 8 + 5 + 6
     assert value(m, "cors_scanner_probes_total", outcome="error") == 3
-    p = "cors_scanner_probe_duration_seconds"
-    assert value(m, p, "_count", kind="simple") == 3
-    assert value(m, p, "_sum", kind="simple") == pytest.approx(0.444)
-    assert bucket(m, p, "0.005", kind="simple") == 1
-    assert bucket(m, p, "0.05", kind="simple") == 2
-    assert bucket(m, p, "0.5", kind="simple") == 3
-    assert value(m, p, "_count", kind="preflight") == 1
-    assert value(m, p, "_count", kind="error_path") == 0
+    p = "cors_scanner_probes_24h"
+    assert m[p].type == "gauge"
+    assert value(m, p, kind="simple", le="+Inf") == 3
+    assert value(m, p, kind="simple", le="0.005") == 1
+    assert value(m, p, kind="simple", le="0.05") == 2
+    assert value(m, p, kind="simple", le="0.5") == 3
+    assert value(m, p, kind="preflight", le="+Inf") == 1
+    assert value(m, p, kind="error_path", le="+Inf") == 0
+    assert value(m, "cors_scanner_probe_duration_24h_seconds", kind="simple") == pytest.approx(
+        0.444
+    )
     assert "24 h" in (m[p].help or "")
+    assert "cors_scanner_probe_duration_seconds" not in m  # the window is no histogram
 
     # Findings, regressions, work, workers.
     assert value(m, "cors_scanner_findings", severity="critical", status="open") == 2
@@ -511,11 +532,18 @@ async def test_metrics_reflect_the_database(api: Api) -> None:
     assert value(m, a, channel="slack", outcome="retry") == 1
     assert value(m, a, channel="slack", outcome="success") == 1
     assert value(m, a, channel="webhook", outcome="fail") == 1
-    w = "cors_scanner_webhook_delivery_duration_seconds"
-    assert value(m, w, "_count", channel="slack") == 2
-    assert value(m, w, "_sum", channel="slack") == pytest.approx(0.15)
-    assert bucket(m, w, "0.05", channel="slack") == 1
-    assert value(m, w, "_count", channel="webhook") == 0  # its attempt was 2 days ago
+    w = "cors_scanner_webhook_delivery_attempts_24h"
+    assert m[w].type == "gauge"
+    assert value(m, w, channel="slack", le="+Inf") == 2
+    assert value(m, w, channel="slack", le="0.05") == 1
+    assert value(m, w, channel="webhook", le="+Inf") == 0  # its attempt was 2 days ago
+    assert value(
+        m, "cors_scanner_webhook_delivery_attempt_duration_24h_seconds", channel="slack"
+    ) == pytest.approx(0.15)
+
+    # The process answering the scrape describes itself too.
+    assert m["process_cpu_seconds_total"].type == "counter"
+    assert "python_info" in m
 
 
 async def test_no_label_carries_an_unbounded_value(api: Api) -> None:
@@ -535,6 +563,8 @@ async def test_no_label_carries_an_unbounded_value(api: Api) -> None:
         "le",
     }
     for family in m.values():
+        if not family.name.startswith("cors_scanner_"):
+            continue
         for _, labels in family.samples:
             names = {n for n, _ in labels}
             assert names <= allowed, (family.name, names)
@@ -546,16 +576,131 @@ async def test_an_empty_database_still_gives_every_family(api: Api) -> None:
     for name in (
         "cors_scanner_runs_total",
         "cors_scanner_run_duration_seconds",
-        "cors_scanner_probe_duration_seconds",
+        "cors_scanner_probes_24h",
         "cors_scanner_findings",
         "cors_scanner_work_items",
         "cors_scanner_workers_alive",
         "cors_scanner_webhook_deliveries_total",
+        "cors_scanner_webhook_delivery_attempts_total",
     ):
         assert name in m
     assert value(m, "cors_scanner_run_duration_seconds", "_count", trigger="api") == 0
     assert bucket(m, "cors_scanner_run_duration_seconds", "+Inf", trigger="api") == 0
     assert value(m, "cors_scanner_work_items", state="queued") == 0
+    assert value(m, "cors_scanner_webhook_deliveries_total", channel="webhook", outcome="dead") == 0
+
+
+async def test_openmetrics_is_negotiated(api: Api) -> None:
+    await seed(api.database)
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    reply = await api.get(METRICS, token="read", headers={"Accept": accept})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert "Accept" in reply.headers["Vary"]
+    assert reply.text.endswith("# EOF\n")
+    # The strict OpenMetrics parser of prometheus_client accepts every line.
+    families = {f.name: f for f in parse_openmetrics(reply.text)}
+    assert families["cors_scanner_runs"].type == "counter"
+    assert families["cors_scanner_build"].type == "info"
+    assert families["cors_scanner_run_duration_seconds"].type == "histogram"
+    assert families["cors_scanner_run_duration_seconds"].unit == "seconds"
+    assert families["cors_scanner_probes_24h"].type == "gauge"
+    assert families["cors_scanner_webhook_delivery_attempts"].type == "counter"
+    assert families["process_cpu_seconds"].type == "counter"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for s in families["cors_scanner_webhook_delivery_attempts"].samples
+    }
+    assert (
+        samples[
+            (
+                "cors_scanner_webhook_delivery_attempts_total",
+                (("channel", "slack"), ("outcome", "retry")),
+            )
+        ]
+        == 1
+    )
+    # Without an OpenMetrics Accept, the classic text format.
+    plain = await api.get(METRICS, token="read", headers={"Accept": "text/plain"})
+    assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _counters(families: dict[str, Family]) -> dict[tuple[str, str, Labels], float]:
+    """Every sample that must never go down: counters and cumulative-histogram series."""
+    out: dict[tuple[str, str, Labels], float] = {}
+    for family in families.values():
+        if family.type not in ("counter", "histogram") or not family.name.startswith(
+            "cors_scanner_"
+        ):
+            continue
+        for (suffix, labels), v in family.samples.items():
+            if suffix != "_sum":
+                out[(family.name, suffix, labels)] = v
+    return out
+
+
+def _never_fell(before: dict[str, Family], after: dict[str, Family]) -> None:
+    old, new = _counters(before), _counters(after)
+    fell = {k: (old[k], new.get(k)) for k in old if new.get(k, -1) < old[k]}
+    assert not fell, f"counters went down: {fell}"
+
+
+async def test_counters_survive_a_hook_being_deleted(serve_api: ApiFactory) -> None:
+    api = await serve_api(hook_allow_loopback=True)
+    receiver = Receiver()
+    server = await _serve(receiver)
+    try:
+        url = str(server.make_url("/hook"))
+        created = await api.post("/api/v1/hooks", {"name": "soc", "kind": "webhook", "url": url})
+        assert created.status == 201, created.text
+        hook_id = created.body["id"]
+        receiver.secrets = [WebhookSecret.parse(created.body["secret"])]
+        # A second hook the receiver cannot verify: its deliveries are refused (401).
+        other = await api.post("/api/v1/hooks", {"name": "other", "kind": "webhook", "url": url})
+        other_id = other.body["id"]
+
+        start = await scrape(api, token="read")
+        a = "cors_scanner_webhook_delivery_attempts_total"
+        d = "cors_scanner_webhook_deliveries_total"
+        for hook in (hook_id, hook_id, other_id):
+            assert (await api.post(f"/api/v1/hooks/{hook}/test", token="write")).status == 202
+        await _dispatch(api)
+        sent = await scrape(api, token="read")
+        _never_fell(start, sent)
+        assert value(sent, a, channel="webhook", outcome="success") == 2
+        assert value(sent, d, channel="webhook", outcome="delivered") == 2
+        refused = sum(
+            v for (sfx, ls), v in sent[a].samples.items() if dict(ls)["outcome"] != "success"
+        )
+        assert refused == 1  # the unverifiable one, whatever the classification
+        assert len(receiver.requests) == 3
+
+        # Deleting the hooks deletes their deliveries and attempt logs, not the totals.
+        for hook in (hook_id, other_id):
+            assert (await api.delete(f"/api/v1/hooks/{hook}", token="admin")).status == 204
+        gone = await scrape(api, token="read")
+        _never_fell(sent, gone)
+        assert value(gone, a, channel="webhook", outcome="success") == 2
+        assert value(gone, d, channel="webhook", outcome="delivered") == 2
+        assert (
+            value(
+                gone, "cors_scanner_webhook_deliveries_pending", channel="webhook", state="queued"
+            )
+            == 0
+        )
+        async with api.database.session() as s, s.begin():
+            assert (await s.execute(select(DeliveryAttemptRow.id))).first() is None
+
+        # A new hook counts on from there.
+        again = await api.post("/api/v1/hooks", {"name": "soc2", "kind": "webhook", "url": url})
+        receiver.secrets = [WebhookSecret.parse(again.body["secret"])]
+        await api.post(f"/api/v1/hooks/{again.body['id']}/test", token="write")
+        await _dispatch(api)
+        later = await scrape(api, token="read")
+        _never_fell(gone, later)
+        assert value(later, a, channel="webhook", outcome="success") == 3
+    finally:
+        await server.close()
 
 
 async def test_metrics_need_a_read_token_by_default(api: Api) -> None:
@@ -581,37 +726,14 @@ def test_the_public_setting_is_read_from_the_environment() -> None:
     assert Settings.from_env({"CORS_SCANNER_METRICS_PUBLIC": "true"}).metrics_public is True
 
 
-# -- the writer on its own -------------------------------------------------------------
-
-
-def test_label_values_and_help_are_escaped() -> None:
-    text = render_exposition(
-        [
-            MetricFamily(
-                "cors_scanner_example",
-                MetricType.GAUGE,
-                'a \\ help\nline with "quotes"',
-                (Sample((("schedule", 'a"b\\c\nd'),), 1.5),),
-            )
-        ]
-    )
-    assert text == (
-        '# HELP cors_scanner_example a \\\\ help\\nline with "quotes"\n'
-        "# TYPE cors_scanner_example gauge\n"
-        'cors_scanner_example{schedule="a\\"b\\\\c\\nd"} 1.5\n'
-    )
-    parsed = parse_exposition(text)
-    assert value(parsed, "cors_scanner_example", schedule='a"b\\c\nd') == 1.5
-    assert escape_label_value("plain") == "plain"
-
-
-def test_invalid_families_are_refused() -> None:
-    with pytest.raises(ValueError, match="_total"):
-        MetricFamily("cors_scanner_runs", MetricType.COUNTER, "h")
-    with pytest.raises(ValueError, match="metric name"):
-        MetricFamily("other_runs_total", MetricType.COUNTER, "h")
-    with pytest.raises(ValueError, match="label name"):
-        MetricFamily("cors_scanner_x", MetricType.GAUGE, "h", (Sample((("bad-name", "v"),), 1),))
-    family = MetricFamily("cors_scanner_x", MetricType.GAUGE, "h")
-    with pytest.raises(ValueError, match="twice"):
-        render_exposition([family, family])
+async def test_label_values_and_help_are_escaped(api: Api) -> None:
+    # The schedule name carries a quote, a backslash and a newline (see seed()).
+    await seed(api.database)
+    reply = await api.get(METRICS, token="read")
+    assert 'schedule="night \\"ly\\" \\\\ batch\\nB"' in reply.text
+    [family] = [
+        f
+        for f in parse_text(reply.text)
+        if f.name == "cors_scanner_last_run_completed_timestamp_seconds"
+    ]
+    assert family.samples[0].labels["schedule"] == WEIRD_SCHEDULE

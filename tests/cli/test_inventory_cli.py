@@ -94,7 +94,7 @@ def test_add_list_show_remove(cli: CLI) -> None:
     shown = cli.json("endpoints", "show", "1")
     assert shown["tags"] == ["identity", "pii"]
     assert shown["policy_override"] is None
-    assert shown["created_at"].endswith("+00:00")
+    assert shown["created_at"].endswith("Z")  # the one timestamp format (UTC, Z)
 
     code, out, _ = cli("endpoints", "remove", "1")
     assert (code, out.strip()) == (
@@ -364,3 +364,13 @@ def test_usage_errors_exit_2(
     assert cli("policies", "set", "--max-age", "5")[0] == EXIT_USAGE  # no scope
     assert cli("policies", "set", "--default", "--tag", "x")[0] == EXIT_USAGE
     assert cli("endpoints", "show", "one")[0] == EXIT_USAGE
+
+
+def test_one_idna_mapping_uts46(cli: CLI, tmp_path: Path) -> None:
+    # The same canonical URL as the API and the scan command give straße.de.
+    added = cli.json("endpoints", "add", "https://straße.de/p", "--method", "patch")
+    assert (added["method"], added["url"]) == ("patch", "https://xn--strae-oqa.de/p")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("method,url\npatch,https://STRAßE.de/p\n", encoding="utf-8")
+    report = cli.json("endpoints", "import", str(rows))
+    assert report["summary"] == {"created": 0, "changed": 0, "unchanged": 1, "errors": 0}

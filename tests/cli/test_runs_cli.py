@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from datetime import date
 from typing import Any
 
 import pytest
@@ -90,7 +91,7 @@ async def test_schedules_add_list_show_update_remove(cli: CLI) -> None:
     assert updated["timezone"] == "UTC"
     assert updated["jitter_seconds"] is None
     assert updated["cron"] == "30 3 * * 1"
-    assert all(t.endswith("03:30:00+00:00") for t in updated["next_ticks"])
+    assert all(t.endswith("03:30:00Z") for t in updated["next_ticks"])
 
     code, out, _ = await cli("schedules", "remove", sid)
     assert (code, out.strip()) == (EXIT_OK, f"schedule {sid} removed")
@@ -126,6 +127,17 @@ async def test_schedule_validation_errors_and_exit_codes(cli: CLI) -> None:
     assert "--name" in err
     code, _, err = await cli("schedules", "update", "1", "--enable", "--disable")
     assert code == EXIT_USAGE
+    # A line that never fires (no 31st in those months) is refused, naming the field.
+    code, _, err = await cli("schedules", "add", "--name", "x", "--cron", "0 0 31 4,6,9,11 *")
+    assert code == EXIT_USAGE
+    assert "cron: cron '0 0 31 4,6,9,11 *': never fires: no day 31 exists in April" in err
+    code, _, err = await cli("schedules", "update", "1", "--cron", "0 0 30 feb *")
+    assert code == EXIT_USAGE
+    assert "never fires" in err
+    # Weekdays as cron(8) counts them: the next three ticks of a Sunday line are Sundays.
+    shown = await cli.json("schedules", "add", "--name", "sundays", "--cron", "0 2 * * 7")
+    assert [date.fromisoformat(t[:10]).weekday() for t in shown["next_ticks"]] == [6, 6, 6]
+    assert (await cli("schedules", "remove", str(shown["id"])))[0] == 0
     # Nothing invalid was stored.
     assert [s["name"] for s in await cli.json("schedules", "list")] == ["nightly"]
 
@@ -199,3 +211,11 @@ async def test_runs_start_show_progress_complete_and_cancel(
     assert "does not exist" in err
     code, _, err = await cli("runs", "start", "--endpoint", "1", "--tag", "t")
     assert code == EXIT_USAGE
+    # As over the API: a selection that matches nothing is refused, not planned.
+    code, _, err = await cli("runs", "start", "--tag", "no-such-tag")
+    assert code == EXIT_USAGE
+    assert "no enabled endpoint matches this selection" in err
+    code, _, err = await cli("runs", "start", "--endpoint", "424242")
+    assert code == EXIT_USAGE
+    assert "endpoint 424242 does not exist" in err
+    assert [r["id"] for r in await cli.json("runs", "list")] == [second["id"], int(run_id)]

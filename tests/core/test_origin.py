@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.core.origin import DEFAULT_PORTS, Origin, masked_url
+from scanner.core.origin import DEFAULT_PORTS, Origin, host_key, masked_url
 from scanner.core.policy import OriginPattern, Policy
 from scanner.errors import InvalidOrigin, InvalidPolicy, InvalidURL
 
@@ -29,8 +29,6 @@ from scanner.errors import InvalidOrigin, InvalidPolicy, InvalidURL
         ("https://acme.com:", "https://acme.com"),
         ("http://a.example:0", "http://a.example:0"),
         ("https://acme.com.", "https://acme.com."),
-        ("https://bücher.de", "https://xn--bcher-kva.de"),
-        ("https://BÜCHER.de", "https://xn--bcher-kva.de"),
         ("https://xn--bcher-kva.de", "https://xn--bcher-kva.de"),
         ("http://[::1]", "http://[::1]"),
         ("http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080"),
@@ -121,11 +119,15 @@ def test_lenient_parse_still_rejects_paths_and_userinfo(text: str) -> None:
 
 
 def test_parse_uses_the_injected_host_encoder() -> None:
-    # The default codec is IDNA 2003 (ß -> ss); the adapter supplies UTS 46.
-    assert Origin.parse("https://faß.de").host == "fass.de"
-    assert Origin.parse("https://faß.de", encode_host=lambda h: "xn--fa-hia.de").host == (
-        "xn--fa-hia.de"
-    )
+    # One mapping of internationalised hosts (UTS 46, scanner.hostnames) is given to
+    # the core; without it the core refuses rather than guess with another mapping.
+    encoded = Origin.parse("https://faß.de", encode_host=lambda h: "xn--fa-hia.de")
+    assert encoded.host == "xn--fa-hia.de"
+    with pytest.raises(InvalidOrigin, match="UTS #46"):
+        Origin.parse("https://faß.de")
+    with pytest.raises(InvalidURL, match="UTS #46"):
+        Origin.from_url("https://bücher.de/x")
+    assert Origin.parse("https://xn--bcher-kva.de").host == "xn--bcher-kva.de"  # ASCII as is
 
 
 def test_not_a_string_is_an_invalid_origin() -> None:
@@ -366,3 +368,29 @@ def test_url_errors_do_not_echo_the_password() -> None:
     with pytest.raises(InvalidURL) as info:
         Origin.from_url("https://bob:hunter2@api.acme.com/a b")
     assert "hunter2" not in str(info.value)
+
+
+# -- the host key: what per-host politeness and the work items' host locks share ------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://API.Acme.com/v1?x=1", "https://api.acme.com:443"),
+        ("http://acme.com/", "http://acme.com:80"),
+        ("http://acme.com:8080/", "http://acme.com:8080"),
+        ("https://acme.com:443/", "https://acme.com:443"),
+        ("http://[::1]:9000/x", "http://[::1]:9000"),
+        ("http://[0:0:0:0:0:0:0:1]/", "http://[::1]:80"),  # IPv6 as the URL standard writes it
+        ("https://[2001:DB8::1]/", "https://[2001:db8::1]:443"),
+        ("https://bücher.de/", "https://bücher.de:443"),  # a scan's URL is probed as given
+    ],
+)
+def test_host_key(url: str, key: str) -> None:
+    assert host_key(url) == key
+
+
+@pytest.mark.parametrize("url", ["http:///path", "no-scheme", "https://a.example:99999/"])
+def test_host_key_refuses_urls_without_a_host_or_port(url: str) -> None:
+    with pytest.raises(ValueError, match=r"(?i)no host|port"):
+        host_key(url)

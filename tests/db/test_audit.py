@@ -36,7 +36,7 @@ async def test_record_and_list_newest_first(database: Database) -> None:
     assert oldest.detail == {
         "url": "https://a.example/",
         "tags": ["x", "y"],
-        "at": "2026-01-01T00:00:00+00:00",
+        "at": "2026-01-01T00:00:00Z",
     }
     assert oldest.at.tzinfo is not None
     assert oldest.at <= newest.at

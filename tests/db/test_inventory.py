@@ -1,4 +1,8 @@
-"""The endpoint inventory on every backend: CRUD, validation, filters, pagination, upserts."""
+"""Endpoint storage on every backend: rows, conflicts, filters, pagination.
+
+The rules for what is stored are tested in ``tests/core/test_endpoints.py``; the use
+cases that validate, merge and import in ``tests/usecases/test_inventory.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,22 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from scanner.core.endpoints import EndpointInput
+from scanner.core.policy_layers import PolicyFields, PolicyScope
 from scanner.db.engine import Database
 from scanner.db.inventory import (
     EndpointFilter,
-    EndpointInput,
     EndpointRecord,
-    ImportRow,
     create_endpoint,
     delete_endpoint,
+    endpoints_by_key,
     get_endpoint,
     list_endpoints,
-    normalise_url,
     select_endpoints,
     update_endpoint,
-    upsert_endpoints,
 )
-from scanner.db.policies import PolicyFields, PolicyScope, find_policy, put_policy
-from scanner.errors import Conflict, InputError, InvalidURL, NotFound, ValidationError
+from scanner.db.policies import find_policy, put_policy
+from scanner.errors import Conflict, InputError, NotFound
 
 
 async def add(db: Database, url: str, **fields: object) -> EndpointRecord:
@@ -83,84 +86,14 @@ async def test_conflict_does_not_poison_the_callers_transaction(database: Databa
     assert [e.url for e in page.items] == ["https://a.example/", "https://b.example/"]
 
 
-def test_validation_lists_every_bad_field() -> None:
-    with pytest.raises(ValidationError) as exc:
-        EndpointInput.validate(
-            {
-                "method": "GE T",
-                "url": "https://user:pw@api.acme.com/",
-                "name": "two\nlines",
-                "tags": ["ok", "not ok", ""],
-                "enabled": "yes",
-                "notes": "\x1b[2J\x1b[31mall clear",
-                "owner": "team\x9b31m",
-                "colour": "blue",
-            }
-        )
-    fields = {e.field for e in exc.value.errors}
-    assert fields == {"method", "url", "name", "tags", "enabled", "notes", "owner", "colour"}
-    assert exc.value.code == "validation_failed"
-    assert isinstance(exc.value, InputError)
-    tag_error = next(e for e in exc.value.errors if e.field == "tags")
-    assert "not ok" in tag_error.message
-    assert "empty" in tag_error.message
+def changed(record: EndpointRecord, **fields: object) -> EndpointInput:
+    return EndpointInput.validate({**record.as_input().as_mapping(), **fields})
 
 
-def test_url_is_required_and_method_defaults_to_get() -> None:
-    with pytest.raises(ValidationError) as exc:
-        EndpointInput.validate({})
-    assert [e.field for e in exc.value.errors] == ["url"]
-    assert EndpointInput.validate({"url": "http://a.example"}).method == "GET"
-
-
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("ftp://files.acme.com/", "http:// or https://"),
-        ("/relative/path", "http:// or https://"),
-        ("https://", "no host"),
-        ("https://:443/x", "no host"),
-        ("https://user:secret@api.acme.com/", "user name and password"),
-        ("https://user@api.acme.com/", "user name and password"),
-        ("https://api.acme.com/a b", "no spaces or control characters"),
-        ("https://api.acme.com/\r\nX-Injected: 1", "no spaces or control characters"),
-        ("https://api.acme.com/\tx", "no spaces or control characters"),
-        ("https://api.acme.com/#frag", "fragment"),
-        ("https://api..acme.com/", "empty label"),
-        ("https://api.acme.com:99999/", "out of range"),
-        ("https://" + "a" * 2100 + ".com/", "longer than 2048"),
-    ],
-)
-def test_bad_urls_are_refused(url: str, reason: str) -> None:
-    with pytest.raises(InvalidURL, match=reason):
-        normalise_url(url)
-
-
-@pytest.mark.parametrize(
-    ("url", "canonical"),
-    [
-        ("HTTP://Example.COM", "http://example.com/"),
-        ("http://example.com:80/a", "http://example.com/a"),
-        ("https://example.com:8443/a?b=c", "https://example.com:8443/a?b=c"),
-        ("https://bücher.example/straße", "https://xn--bcher-kva.example/stra%C3%9Fe"),
-        ("https://[::1]:8080/x", "https://[::1]:8080/x"),
-        ("http://127.0.0.1:8000/health", "http://127.0.0.1:8000/health"),
-    ],
-)
-def test_urls_are_normalised(url: str, canonical: str) -> None:
-    assert normalise_url(url) == canonical
-
-
-@pytest.mark.parametrize("method", ["TRACE", "connect", "track"])
-def test_forbidden_methods_are_refused(method: str) -> None:
-    with pytest.raises(ValidationError, match="forbidden method"):
-        EndpointInput.validate({"url": "https://a.example/", "method": method})
-
-
-async def test_update_is_a_patch(database: Database) -> None:
+async def test_update_replaces_the_fields(database: Database) -> None:
     created = await add(database, "https://a.example/", name="A", owner="x", tags=["one", "two"])
     async with database.session() as s, s.begin():
-        updated = await update_endpoint(s, created.id, {"owner": "y", "tags": ["three"]})
+        updated = await update_endpoint(s, created.id, changed(created, owner="y", tags=["three"]))
     assert (updated.name, updated.owner, updated.tags) == ("A", "y", ("three",))
     assert updated.updated_at >= created.updated_at
     async with database.session() as s:
@@ -170,27 +103,38 @@ async def test_update_is_a_patch(database: Database) -> None:
 async def test_update_without_a_change_keeps_updated_at(database: Database) -> None:
     created = await add(database, "https://a.example/", name="A")
     async with database.session() as s, s.begin():
-        same = await update_endpoint(s, created.id, {"name": "A"})
+        same = await update_endpoint(s, created.id, changed(created, name="A"))
     assert same.updated_at == created.updated_at
 
 
 async def test_update_errors(database: Database) -> None:
     a = await add(database, "https://a.example/")
-    await add(database, "https://b.example/")
+    b = await add(database, "https://b.example/")
     async with database.session() as s, s.begin():
-        with pytest.raises(Conflict, match=r"https://b\.example/ already exists"):
-            await update_endpoint(s, a.id, {"url": "https://B.example"})
-        with pytest.raises(ValidationError) as exc:
-            await update_endpoint(s, a.id, {"url": "nope", "enabled": 1, "shape": "round"})
-        assert {e.field for e in exc.value.errors} == {"url", "enabled", "shape"}
+        with pytest.raises(
+            Conflict, match=rf"https://b\.example/ already exists \(endpoint {b.id}\)"
+        ):
+            await update_endpoint(s, a.id, changed(a, url="https://B.example"))
         with pytest.raises(NotFound, match="endpoint 999999 does not exist"):
-            await update_endpoint(s, 999_999, {"name": "x"})
+            await update_endpoint(s, 999_999, a.as_input())
+
+
+async def test_endpoints_by_key(database: Database) -> None:
+    a = await add(database, "https://a.example/")
+    b = await add(database, "https://a.example/", method="patch")
+    async with database.session() as s:
+        found = await endpoints_by_key(
+            s, [("GET", "https://a.example/"), ("patch", "https://a.example/"), ("GET", "x")]
+        )
+    assert found == {a.key: a, b.key: b}
 
 
 async def test_delete_removes_tags_and_policy_override(database: Database) -> None:
     created = await add(database, "https://a.example/", tags=["t"])
     async with database.session() as s, s.begin():
-        await put_policy(s, PolicyScope.ENDPOINT, endpoint_id=created.id, fields={"public": True})
+        await put_policy(
+            s, PolicyScope.ENDPOINT, endpoint_id=created.id, fields=PolicyFields(public=True)
+        )
     async with database.session() as s, s.begin():
         await delete_endpoint(s, created.id)
     async with database.session() as s, s.begin():
@@ -306,110 +250,3 @@ async def test_concurrent_writers_do_not_fail(database: Database) -> None:
     async with database.session() as s:
         page = await list_endpoints(s, EndpointFilter(), limit=100, cursor=None)
     assert len(page.items) == 20
-
-
-# -- upsert (import) -----------------------------------------------------------------
-
-
-def row(n: int, url: str, policy: dict[str, object] | None = None, **fields: object) -> ImportRow:
-    endpoint = EndpointInput.validate({"url": url, **fields})
-    given = frozenset({"method", "url", *fields})
-    return ImportRow(
-        row=n,
-        endpoint=endpoint,
-        given=given,
-        policy=None if policy is None else PolicyFields.validate(policy),
-    )
-
-
-async def upsert(db: Database, rows: list[ImportRow], *, dry_run: bool = False):  # type: ignore[no-untyped-def]
-    async with db.session() as s, s.begin():
-        return await upsert_endpoints(s, rows, dry_run=dry_run)
-
-
-async def test_upsert_creates_changes_and_is_idempotent(database: Database) -> None:
-    rows = [
-        row(2, "https://a.example/", name="A", tags=["x"]),
-        row(
-            3,
-            "https://b.example/",
-            method="POST",
-            policy={"allowed_origins": ["https://app.example"]},
-        ),
-    ]
-    first = await upsert(database, rows)
-    assert first.created == (("GET", "https://a.example/"), ("POST", "https://b.example/"))
-    assert first.changed == first.unchanged == first.errors == ()
-    second = await upsert(database, rows)
-    assert second.created == second.changed == ()
-    assert len(second.unchanged) == 2
-
-    third = await upsert(
-        database,
-        [
-            row(2, "https://a.example/", name="A2", tags=["x"]),
-            row(
-                3,
-                "https://b.example/",
-                method="POST",
-                policy={"allowed_origins": ["https://other.example"]},
-            ),
-        ],
-    )
-    assert third.changed == (("GET", "https://a.example/"), ("POST", "https://b.example/"))
-    assert [c.fields for c in third.changes] == [("name",), ("policy",)]
-    async with database.session() as s:
-        page = await list_endpoints(s, EndpointFilter(), limit=10, cursor=None)
-        b = page.items[1]
-        override = await find_policy(s, PolicyScope.ENDPOINT, endpoint_id=b.id)
-    assert page.items[0].name == "A2"
-    assert override is not None
-    assert override.allowed_origins == ("https://other.example",)
-
-
-async def test_upsert_only_changes_the_fields_a_file_has(database: Database) -> None:
-    await add(database, "https://a.example/", owner="team-a", notes="keep me", tags=["t"])
-    report = await upsert(database, [row(2, "https://a.example/", name="New name")])
-    assert [c.fields for c in report.changes] == [("name",)]
-    async with database.session() as s:
-        (got,) = (await list_endpoints(s, EndpointFilter(), limit=5, cursor=None)).items
-    assert (got.name, got.owner, got.notes, got.tags) == ("New name", "team-a", "keep me", ("t",))
-
-
-async def test_dry_run_writes_nothing(database: Database) -> None:
-    await add(database, "https://a.example/", name="old")
-    report = await upsert(
-        database,
-        [row(2, "https://a.example/", name="new"), row(3, "https://b.example/")],
-        dry_run=True,
-    )
-    assert report.dry_run
-    assert report.created == (("GET", "https://b.example/"),)
-    assert report.changed == (("GET", "https://a.example/"),)
-    async with database.session() as s:
-        page = await list_endpoints(s, EndpointFilter(), limit=5, cursor=None)
-    assert [(e.url, e.name) for e in page.items] == [("https://a.example/", "old")]
-
-
-async def test_bad_rows_are_reported_and_good_rows_applied(database: Database) -> None:
-    bad_policy = ImportRow(
-        row=4,
-        endpoint=EndpointInput(method="GET", url="https://c.example/"),
-        policy=PolicyFields(
-            allowed_origins=("https://ok.example",), public=True, allow_credentials=True
-        ),
-    )
-    bad_endpoint = ImportRow(row=5, endpoint=EndpointInput(method="GET", url="javascript:alert(1)"))
-    report = await upsert(
-        database,
-        [
-            row(2, "https://a.example/"),
-            row(3, "https://A.example:443/"),  # the same endpoint again
-            bad_policy,
-            bad_endpoint,
-            row(6, "https://d.example/"),
-        ],
-    )
-    assert report.created == (("GET", "https://a.example/"), ("GET", "https://d.example/"))
-    assert [(e.row, e.field) for e in report.errors] == [(3, "url"), (4, "public"), (5, "url")]
-    assert "already on row 2" in report.errors[0].message

@@ -23,10 +23,11 @@ from scanner.db import hooks
 from scanner.db.engine import Database
 from scanner.db.runs import RunSelection
 from scanner.db.schedules import ScheduleInput, create_schedule
+from scanner.db.work import RunBatching
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
-from scanner.scheduler.planner import plan_settings, plan_tick
+from scanner.scheduler.planner import plan_tick
 from scanner.settings import Settings
 from scanner.worker import Worker
 from tests.regressions.harness import Runs, SwitchableTarget
@@ -122,14 +123,14 @@ async def _scenario(
     )
     try:
         target.mode = "allowlist"
-        first = await plan_tick(database, schedule.id, NIGHT, plan_settings(settings))
+        first = await plan_tick(database, schedule.id, NIGHT, RunBatching.from_settings(settings))
         assert first is not None
         worker.wake()
         assert (await wait_run_final(database, first.id)).status == "completed"
 
         target.mode = "reflect"  # someone shipped cors({origin: true, credentials: true})
         second = await plan_tick(
-            database, schedule.id, NIGHT + timedelta(days=1), plan_settings(settings)
+            database, schedule.id, NIGHT + timedelta(days=1), RunBatching.from_settings(settings)
         )
         assert second is not None
         worker.wake()

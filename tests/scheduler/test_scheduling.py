@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -15,13 +16,14 @@ from scanner.db.engine import Database
 from scanner.db.runs import RunSelection
 from scanner.db.schedules import ScheduleInput
 from scanner.db.tables import RunRow
+from scanner.db.work import RunBatching
 from scanner.engine import scan_options
 from scanner.errors import InputError
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
 from scanner.scheduler import Scheduler
-from scanner.scheduler.cron import latest_tick, next_ticks
-from scanner.scheduler.planner import catch_up, plan_settings, plan_tick
+from scanner.scheduler.cron import cron_trigger, latest_tick, next_ticks
+from scanner.scheduler.planner import catch_up, plan_tick
 from scanner.settings import Settings
 from scanner.worker import Worker
 from tests.worker.support import add_endpoints, probe_key_counts, targets, wait_run_final
@@ -85,7 +87,7 @@ async def test_two_schedulers_on_the_same_tick_make_one_run(database: Database) 
     await add_endpoints(database, [f"http://127.0.0.1:9/{i}" for i in range(3)])
     schedule_id = await _schedule(database)
     nominal = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-    plan = plan_settings(_settings(database, batch_size=2))
+    plan = RunBatching.from_settings(_settings(database, batch_size=2))
     # Ten concurrent ticks of the same nominal time, each on its own connection.
     results = await asyncio.gather(
         *(plan_tick(database, schedule_id, nominal, plan) for _ in range(10))
@@ -115,11 +117,11 @@ async def test_catch_up_plans_a_missed_tick_within_grace_only(database: Database
     schedule_id = await _schedule(database, cron="* * * * *")
     async with database.session() as session, session.begin():
         await schedules.update_schedule(session, 1, ScheduleInput(enabled=False))  # nightly off
-    plan = plan_settings(_settings(database))
+    plan = RunBatching.from_settings(_settings(database))
     later = datetime.now(UTC) + timedelta(minutes=10)
-    runs = await catch_up(database, later, grace=timedelta(hours=1), settings=plan)
+    runs = await catch_up(database, later, grace=timedelta(hours=1), batching=plan)
     assert [r.schedule_id for r in runs] == [schedule_id]
-    assert await catch_up(database, later, grace=timedelta(hours=1), settings=plan) == []
+    assert await catch_up(database, later, grace=timedelta(hours=1), batching=plan) == []
     assert await _runs(database) == 1
 
 
@@ -177,3 +179,27 @@ async def test_a_second_worker_process_on_one_sqlite_file_is_refused(database: D
     assert other.returncode == 2
     assert "PostgreSQL" in err.decode()
     assert "another worker process" in err.decode()
+
+
+def test_the_timer_fires_on_cron8s_days_with_jitter_after_the_tick() -> None:
+    # APScheduler's own CronTrigger would fire "0 2 * * 0" on Mondays; ours on Sundays.
+    trigger = cron_trigger("0 2 * * 0", "Europe/Berlin", jitter=30)
+    monday = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    fires = []
+    previous = None
+    for _ in range(5):
+        fire = trigger.get_next_fire_time(previous, monday if previous is None else previous)
+        assert fire is not None
+        fires.append(fire)
+        previous = fire
+    for fire in fires:
+        nominal = latest_tick("0 2 * * 0", "Europe/Berlin", fire, window=timedelta(minutes=5))
+        assert nominal is not None
+        assert timedelta(0) <= fire - nominal <= timedelta(seconds=30)
+        assert nominal.astimezone(ZoneInfo("Europe/Berlin")).weekday() == 6  # Sunday
+    # The fourth Sunday is 29 March: 02:00 does not exist, the tick is 03:00 CEST.
+    assert latest_tick(
+        "0 2 * * 0", "Europe/Berlin", fires[3], window=timedelta(minutes=5)
+    ) == datetime(2026, 3, 29, 1, tzinfo=UTC)
+    # A line with no tick gives the timer no fire time at all.
+    assert cron_trigger("0 0 31 2 *", "UTC").get_next_fire_time(None, monday) is None

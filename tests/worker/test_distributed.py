@@ -39,7 +39,7 @@ async def _plan(database: Database, batch_size: int = 2) -> int:
             selection=RunSelection(),
             trigger=RunTrigger.MANUAL,
             requested_by="test",
-            settings=work.PlanSettings(batch_size=batch_size, max_attempts=3),
+            batching=work.RunBatching(batch_size=batch_size, max_attempts=3),
         )
     assert run is not None
     return run.id

@@ -36,7 +36,7 @@ async def _run_to_completion(database: Database, settings: Settings) -> int:
             selection=RunSelection(),
             trigger=RunTrigger.MANUAL,
             requested_by="test",
-            settings=work.PlanSettings(batch_size=5, max_attempts=3),
+            batching=work.RunBatching(batch_size=5, max_attempts=3),
         )
     assert run is not None
     worker = Worker(database, settings, scan_options(settings), default_public_suffixes())

@@ -49,7 +49,7 @@ async def _plan(database: Database, tag: str) -> int:
             selection=RunSelection(tag=tag),
             trigger=RunTrigger.MANUAL,
             requested_by="test",
-            settings=work.PlanSettings(batch_size=2, max_attempts=3),
+            batching=work.RunBatching(batch_size=2, max_attempts=3),
         )
     assert run is not None
     return run.id

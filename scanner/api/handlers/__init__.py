@@ -1,1 +1,6 @@
-"""Thin request handlers, one module per resource; each declares its Operations and shapes."""
+"""Thin request handlers, one module per resource.
+
+Each declares its Operations (scope, the schemas of what it accepts and
+answers, which ``scanner.shapes`` renders), parses the request, calls one
+use case from ``scanner.usecases`` and renders what it returns.
+"""

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from scanner.api.app import DATABASE
-from scanner.api.handlers.system import iso
+from scanner import shapes
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import AnyJSON, Call, Int, Obj, Operation, Ref, Reply, Str, operation
-from scanner.db import audit
-from scanner.db.audit import AuditRecord
 from scanner.db.tokens import Scope
+from scanner.usecases import tokens
 
 ENTRY = Ref(
     name="AuditEntry",
@@ -32,18 +28,6 @@ ENTRY = Ref(
 AUDIT_PAGE = page_schema("AuditPage", ENTRY)
 
 
-def entry_json(e: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "at": iso(e.at),
-        "actor": e.actor,
-        "action": e.action,
-        "target_type": e.target_type,
-        "target_id": e.target_id,
-        "detail": dict(e.detail),
-    }
-
-
 @operation(
     Operation(
         operation_id="listAudit",
@@ -55,9 +39,8 @@ def entry_json(e: AuditRecord) -> dict[str, Any]:
     )
 )
 async def list_audit(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await audit.list_audit(
-            session, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    items = [entry_json(e) for e in page.items]
+    page = await tokens.list_audit(
+        call.context, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [shapes.audit_entry_json(e) for e in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))

@@ -9,16 +9,14 @@ survives rescans.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
-from scanner.api.problems import Problem
 from scanner.api.schemas import (
     MAX_ID,
     AnyJSON,
@@ -35,28 +33,18 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
-from scanner.core.lifecycle import EventKind, FindingStatus, TrackedFinding
+from scanner.core.lifecycle import EventKind, FindingStatus
 from scanner.core.severity import Severity
-from scanner.db import audit
-from scanner.db import findings as store
-from scanner.db.findings import EventRecord, FindingQuery, FindingRecord
+from scanner.core.timestamps import parse_iso
+from scanner.db.findings import FindingQuery, status_filter
 from scanner.db.tokens import Scope
-from scanner.errors import FieldError, InputError
+from scanner.errors import InputError
+from scanner.shapes import SEVERITIES
+from scanner.usecases import runs, triage
+from scanner.usecases.triage import Decision
 
-SEVERITIES = tuple(s.value for s in sorted(Severity, reverse=True))
 STATUSES = tuple(s.value for s in FindingStatus)
-TRIAGE_STATUSES = ("suppressed", "accepted", "open")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 timestamp with a time zone (``Z`` or an offset); InputError otherwise."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError("must be an ISO 8601 timestamp, e.g. 2026-03-01T00:00:00Z") from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError("must carry a time zone (Z or +hh:mm)")
-    return value.astimezone(UTC)
+TRIAGE_STATUSES = tuple(d.value for d in Decision)
 
 
 def _status_list(text: str) -> None:
@@ -67,7 +55,7 @@ def _status_list(text: str) -> None:
 
 _TIME = Str(format="date-time")
 _MAYBE_TIME = Str(format="date-time", nullable=True)
-_QUERY_TIME = Str(format="date-time", max_length=64, semantic=parse_time)
+_QUERY_TIME = Str(format="date-time", max_length=64, semantic=parse_iso)
 
 TRIAGE = Obj(
     properties={
@@ -165,7 +153,7 @@ TRIAGE_BODY = Ref(
         properties={
             "status": Str(enum=TRIAGE_STATUSES),
             "reason": Str(min_length=1, max_length=2000, strip=True),
-            "until": Str(format="date-time", max_length=64, semantic=parse_time, nullable=True),
+            "until": Str(format="date-time", max_length=64, semantic=parse_iso, nullable=True),
             "version": Int(minimum=1, maximum=MAX_ID),
         },
         required=frozenset({"status"}),
@@ -173,70 +161,12 @@ TRIAGE_BODY = Ref(
 )
 
 FINDING_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The finding's id.", required=True)
-SCAN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan (run) id.", required=True)
-
-
-def finding_json(record: FindingRecord) -> dict[str, Any]:
-    """The stable JSON shape of a tracked finding."""
-    f: TrackedFinding = record.finding
-    triage = f.triage
-    return {
-        "id": record.id,
-        "fingerprint": f.fingerprint,
-        "endpoint_id": f.endpoint_id,
-        "rule_id": f.rule_id,
-        "origin_class": f.origin_class,
-        "severity": f.severity.value,
-        "status": f.status.value,
-        "title": f.title,
-        "summary": f.summary,
-        "first_seen_run": f.first_seen_run,
-        "last_seen_run": f.last_seen_run,
-        "first_seen_at": iso(f.first_seen_at),
-        "last_seen_at": iso(f.last_seen_at),
-        "resolved_at": iso(f.resolved_at),
-        "reopened_at": iso(f.reopened_at),
-        "reopen_count": f.reopen_count,
-        "not_verified_run": f.not_verified_run,
-        "verified": not f.unverified,
-        "triage": (
-            {
-                "kind": triage.kind.value,
-                "by": triage.by,
-                "reason": triage.reason,
-                "at": iso(triage.at),
-                "until": iso(triage.until),
-            }
-            if triage
-            else None
-        ),
-        "version": f.version,
-    }
-
-
-def event_json(record: EventRecord) -> dict[str, Any]:
-    """The stable JSON shape of an event (a regression when ``is_regression``)."""
-    e = record.event
-    return {
-        "id": record.id,
-        "kind": e.kind.value,
-        "transition": e.transition.value if e.transition else None,
-        "finding_id": record.finding_id,
-        "fingerprint": e.fingerprint,
-        "endpoint_id": e.endpoint_id,
-        "run_id": e.run_id,
-        "rule_id": e.rule_id,
-        "severity": e.severity.value if e.severity else None,
-        "is_regression": e.is_regression,
-        "before": e.before,
-        "after": e.after,
-        "at": iso(e.at),
-    }
+RUN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan (run) id.", required=True)
 
 
 def _time(call: Call, name: str) -> datetime | None:
     text = call.query.get(name)
-    return None if text is None else parse_time(text)
+    return None if text is None else parse_iso(text)
 
 
 # -- handlers ------------------------------------------------------------------
@@ -272,7 +202,7 @@ def _time(call: Call, name: str) -> datetime | None:
 async def list_findings(call: Call) -> web.Response:
     severity = call.query.get("severity")
     q = FindingQuery(
-        statuses=store.status_filter(call.query.get("status")),
+        statuses=status_filter(call.query.get("status")),
         min_severity=None if severity is None else Severity(severity),
         rule_id=call.query.get("rule_id"),
         endpoint_id=call.query.get("endpoint_id"),
@@ -284,11 +214,10 @@ async def list_findings(call: Call) -> web.Response:
         last_seen_before=_time(call, "last_seen_before"),
         run_id=call.query.get("run_id"),
     )
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.list_findings(
-            session, q, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    items = [finding_json(f) for f in page.items]
+    page = await triage.list_findings(
+        call.context, q, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [shapes.finding_json(f) for f in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -303,9 +232,8 @@ async def list_findings(call: Call) -> web.Response:
     )
 )
 async def get_finding(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.get_finding(session, call.path["id"])
-    return web.json_response(finding_json(record))
+    record = await triage.get_finding(call.context, call.path["id"])
+    return web.json_response(shapes.finding_json(record))
 
 
 @operation(
@@ -324,36 +252,17 @@ async def get_finding(call: Call) -> web.Response:
 )
 async def triage_finding(call: Call) -> web.Response:
     body: dict[str, Any] = call.body
-    status: str = body["status"]
-    reason: str = body.get("reason") or ""
     until_text = body.get("until")
-    until = None if until_text is None else parse_time(until_text)
-    if status != "open" and not reason:
-        raise Problem.validation([FieldError("reason", "say why")])
-    if status == "open" and until is not None:
-        raise Problem.validation([FieldError("until", "reopening takes no expiry")])
-    token = current_token(call.request)
-    now = datetime.now(UTC)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record, event = await store.triage(
-            session,
-            call.path["id"],
-            status=status,
-            by=token.name,
-            reason=reason,
-            until=until,
-            now=now,
-            expected_version=body.get("version"),
-        )
-        await audit.record(
-            session,
-            actor=token.name,
-            action=f"finding.{status}",
-            target_type="finding",
-            target_id=str(record.id),
-            detail={"reason": reason, "until": iso(until), "event": event.kind.value},
-        )
-    return web.json_response(finding_json(record))
+    record = await triage.triage(
+        call.context,
+        call.path["id"],
+        Decision(body["status"]),
+        actor=current_token(call.request).name,
+        reason=body.get("reason") or "",
+        until=None if until_text is None else parse_iso(until_text),
+        expected_version=body.get("version"),
+    )
+    return web.json_response(shapes.finding_json(record))
 
 
 @operation(
@@ -367,12 +276,8 @@ async def triage_finding(call: Call) -> web.Response:
     )
 )
 async def finding_history(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.get_finding(session, call.path["id"])
-        events = await store.finding_history(session, call.path["id"])
-    return web.json_response(
-        {"finding": finding_json(record), "events": [event_json(e) for e in events]}
-    )
+    history = await triage.finding_history(call.context, call.path["id"])
+    return web.json_response(shapes.history_json(history.finding, history.events))
 
 
 @operation(
@@ -389,14 +294,13 @@ async def finding_history(call: Call) -> web.Response:
     )
 )
 async def list_regressions(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.list_events(
-            session,
-            since=_time(call, "since"),
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-        )
-    items = [event_json(e) for e in page.items]
+    page = await triage.list_regressions(
+        call.context,
+        since=_time(call, "since"),
+        limit=page_limit(call),
+        cursor=call.query.get("cursor"),
+    )
+    items = [shapes.event_json(e) for e in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -406,7 +310,7 @@ async def list_regressions(call: Call) -> web.Response:
         summary="The regressions one run found",
         tag="findings",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param(
                 "all",
@@ -419,16 +323,12 @@ async def list_regressions(call: Call) -> web.Response:
     )
 )
 async def list_run_regressions(call: Call) -> web.Response:
-    from scanner.db.runs import get_run
-
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        await get_run(session, call.path["id"])
-        page = await store.list_events(
-            session,
-            regressions_only=not call.query.get("all", False),
-            run_id=call.path["id"],
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-        )
-    items = [event_json(e) for e in page.items]
+    page = await runs.list_run_events(
+        call.context,
+        call.path["id"],
+        regressions_only=not call.query.get("all", False),
+        limit=page_limit(call),
+        cursor=call.query.get("cursor"),
+    )
+    items = [shapes.event_json(e) for e in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))

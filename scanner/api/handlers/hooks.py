@@ -9,15 +9,13 @@ unless ``CORS_SCANNER_HOOK_ALLOW_LOOPBACK``/``..._PRIVATE`` allow them).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from scanner.alerts.envelope import AlertEvent, EventType
-from scanner.api.app import DATABASE, SETTINGS
+from scanner import shapes
+from scanner.alerts.envelope import EventType
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -36,14 +34,11 @@ from scanner.api.schemas import (
     problem_reply,
 )
 from scanner.core.severity import Severity
-from scanner.db import audit
-from scanner.db import hooks as store
-from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind, HookRecord
+from scanner.db.hooks import DeliveryStatus, HookInput, HookKind
 from scanner.db.tokens import Scope
-from scanner.settings import Settings
-from scanner.ssrf import check_hook_url
+from scanner.shapes import SEVERITIES
+from scanner.usecases import hooks
 
-SEVERITIES = tuple(s.value for s in sorted(Severity, reverse=True))
 EVENT_TYPES = tuple(t.value for t in EventType)
 _TIME = Str(format="date-time")
 _MAYBE_TIME = Str(format="date-time", nullable=True)
@@ -155,84 +150,6 @@ HOOK_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The hook's id.", required
 DELIVERY_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The delivery's id.", required=True)
 
 
-def hook_json(hook: HookRecord, *, secret: str | None = None) -> dict[str, Any]:
-    """A hook without its secrets (``secret`` only when just created or rotated)."""
-    doc: dict[str, Any] = {
-        "id": hook.id,
-        "name": hook.name,
-        "kind": hook.kind.value,
-        "url": hook.url if hook.kind is not HookKind.SLACK else _mask(hook.url),
-        "github_signature": hook.github_signature,
-        "event_kinds": list(hook.event_kinds),
-        "min_severity": hook.min_severity.value if hook.min_severity else None,
-        "tags": list(hook.tags),
-        "owners": list(hook.owners),
-        "enabled": hook.enabled,
-        "disabled_reason": hook.disabled_reason,
-        "secret_set": hook.secret_set,
-        "secret_rotated_at": iso(hook.secret_rotated_at),
-        "previous_secret_valid_until": iso(hook.previous_secret_until),
-        "created_by": hook.created_by,
-        "created_at": iso(hook.created_at),
-        "updated_at": iso(hook.updated_at),
-    }
-    if secret is not None:
-        doc["secret"] = secret
-    return doc
-
-
-def _mask(url: str) -> str:
-    # A Slack incoming-webhook URL is itself the credential: show where, not the key.
-    head, sep, _rest = url.partition("/services/")
-    return f"{head}{sep}…" if sep else url
-
-
-def delivery_json(d: DeliveryRecord) -> dict[str, Any]:
-    """A delivery and its attempt log (never the body: it may name secrets' receivers)."""
-    return {
-        "id": d.id,
-        "hook_id": d.hook_id,
-        "event_id": d.event_id,
-        "run_id": d.run_id,
-        "event_type": d.event_type,
-        "msg_id": d.msg_id,
-        "status": d.status.value,
-        "attempts": d.attempts,
-        "next_attempt_at": iso(d.next_attempt_at),
-        "first_attempted_at": iso(d.first_attempted_at),
-        "delivered_at": iso(d.delivered_at),
-        "last_error": d.last_error,
-        "created_at": iso(d.created_at),
-        "attempt_log": [
-            {
-                "attempt": a.attempt,
-                "started_at": iso(a.started_at),
-                "duration_ms": a.duration_ms,
-                "status": a.status,
-                "outcome": a.outcome,
-                "reason": a.reason,
-                "response_excerpt": a.response_excerpt,
-                "error": a.error,
-                "error_detail": a.error_detail,
-            }
-            for a in d.attempt_log
-        ],
-    }
-
-
-async def check_url(settings: Settings, url: str) -> None:
-    """Refuse hook URLs that reach internal addresses (UnsafeURL / InvalidURL, a 400)."""
-    await check_hook_url(
-        url,
-        allow_loopback=settings.hook_allow_loopback,
-        allow_private=settings.hook_allow_private,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 # -- handlers ------------------------------------------------------------------
 
 
@@ -265,22 +182,11 @@ async def create_hook(call: Call) -> web.Response:
         owners=tuple(body.get("owners", ())),
         enabled=body.get("enabled", True),
     )
-    await check_url(call.request.app[SETTINGS], data.target_url)
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        hook, generated = await store.create_hook(session, data, by=token.name, now=_now())
-        await audit.record(
-            session,
-            actor=token.name,
-            action="hook.create",
-            target_type="hook",
-            target_id=str(hook.id),
-            detail={"name": hook.name, "kind": hook.kind.value},
-        )
+    made = await hooks.create_hook(call.context, data, actor=current_token(call.request).name)
     return web.json_response(
-        hook_json(hook, secret=generated),
+        shapes.hook_json(made.hook, secret=made.secret),
         status=201,
-        headers={"Location": f"/api/v1/hooks/{hook.id}"},
+        headers={"Location": f"/api/v1/hooks/{made.hook.id}"},
     )
 
 
@@ -294,9 +200,8 @@ async def create_hook(call: Call) -> web.Response:
     )
 )
 async def list_hooks(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        found = await store.list_hooks(session)
-    return web.json_response({"items": [hook_json(h) for h in found]})
+    found = await hooks.list_hooks(call.context)
+    return web.json_response({"items": [shapes.hook_json(h) for h in found]})
 
 
 @operation(
@@ -310,9 +215,8 @@ async def list_hooks(call: Call) -> web.Response:
     )
 )
 async def get_hook(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        hook = await store.get_hook(session, call.path["id"])
-    return web.json_response(hook_json(hook))
+    hook = await hooks.get_hook(call.context, call.path["id"])
+    return web.json_response(shapes.hook_json(hook))
 
 
 @operation(
@@ -328,22 +232,12 @@ async def get_hook(call: Call) -> web.Response:
 )
 async def update_hook(call: Call) -> web.Response:
     changes: dict[str, Any] = dict(call.body)
-    if "min_severity" in changes and changes["min_severity"] is not None:
+    if changes.get("min_severity") is not None:
         changes["min_severity"] = Severity(changes["min_severity"])
-    if "url" in changes:
-        await check_url(call.request.app[SETTINGS], changes["url"])
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        hook = await store.update_hook(session, call.path["id"], changes, now=_now())
-        await audit.record(
-            session,
-            actor=token.name,
-            action="hook.update",
-            target_type="hook",
-            target_id=str(hook.id),
-            detail={"fields": sorted(changes)},
-        )
-    return web.json_response(hook_json(hook))
+    hook = await hooks.update_hook(
+        call.context, call.path["id"], changes, actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.hook_json(hook))
 
 
 @operation(
@@ -357,16 +251,7 @@ async def update_hook(call: Call) -> web.Response:
     )
 )
 async def delete_hook(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        await store.delete_hook(session, call.path["id"])
-        await audit.record(
-            session,
-            actor=token.name,
-            action="hook.delete",
-            target_type="hook",
-            target_id=str(call.path["id"]),
-        )
+    await hooks.delete_hook(call.context, call.path["id"], actor=current_token(call.request).name)
     return web.Response(status=204)
 
 
@@ -389,23 +274,10 @@ async def delete_hook(call: Call) -> web.Response:
     )
 )
 async def rotate_secret(call: Call) -> web.Response:
-    settings = call.request.app[SETTINGS]
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        hook, secret = await store.rotate_secret(
-            session,
-            call.path["id"],
-            now=_now(),
-            grace=timedelta(seconds=settings.hook_secret_grace_seconds),
-        )
-        await audit.record(
-            session,
-            actor=token.name,
-            action="hook.rotate_secret",
-            target_type="hook",
-            target_id=str(hook.id),
-        )
-    return web.json_response(hook_json(hook, secret=secret))
+    rotated = await hooks.rotate_secret(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.hook_json(rotated.hook, secret=rotated.secret))
 
 
 @operation(
@@ -428,15 +300,14 @@ async def rotate_secret(call: Call) -> web.Response:
 )
 async def list_deliveries(call: Call) -> web.Response:
     status = call.query.get("status")
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.list_deliveries(
-            session,
-            call.path["id"],
-            status=None if status is None else DeliveryStatus(status),
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-        )
-    items = [delivery_json(d) for d in page.items]
+    page = await hooks.list_deliveries(
+        call.context,
+        call.path["id"],
+        status=None if status is None else DeliveryStatus(status),
+        limit=page_limit(call),
+        cursor=call.query.get("cursor"),
+    )
+    items = [shapes.delivery_json(d) for d in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -454,17 +325,10 @@ async def list_deliveries(call: Call) -> web.Response:
     )
 )
 async def redeliver(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.redeliver(session, call.path["id"], now=_now())
-        await audit.record(
-            session,
-            actor=token.name,
-            action="delivery.redeliver",
-            target_type="delivery",
-            target_id=str(record.id),
-        )
-    return web.json_response(delivery_json(record), status=202)
+    record = await hooks.redeliver(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.delivery_json(record), status=202)
 
 
 @operation(
@@ -481,22 +345,7 @@ async def redeliver(call: Call) -> web.Response:
     )
 )
 async def test_hook(call: Call) -> web.Response:
-    from scanner.errors import Conflict
-
-    token = current_token(call.request)
-    now = _now()
-    event = AlertEvent(
-        type=EventType.HOOK_TEST,
-        occurred_at=now,
-        title="cors-scanner test event",
-        summary=f"A test of this hook, requested by {token.name}.",
+    record = await hooks.send_test_event(
+        call.context, call.path["id"], actor=current_token(call.request).name
     )
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        hook = await store.get_hook(session, call.path["id"])
-        if not hook.enabled:
-            raise Conflict(f"hook {hook.id} is disabled: {hook.disabled_reason or 'by a user'}")
-        [delivery_id] = await store.enqueue_events(
-            session, [store.OutgoingEvent(event, None)], now=now, hooks=[hook.id]
-        )
-        record = await store.get_delivery(session, delivery_id)
-    return web.json_response(delivery_json(record), status=202)
+    return web.json_response(shapes.delivery_json(record), status=202)

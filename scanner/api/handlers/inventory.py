@@ -1,15 +1,17 @@
-"""The endpoint inventory over HTTP: CRUD, filters, effective policy, and imports."""
+"""The endpoint inventory over HTTP: CRUD, filters, effective policy, and imports.
+
+Each handler parses the request, calls one use case (``scanner.usecases.inventory``)
+and renders its result with ``scanner.shapes``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -28,54 +30,58 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
-from scanner.db import audit, inventory
-from scanner.db.inventory import (
+from scanner.core.endpoints import (
     MAX_NOTES_LENGTH,
-    MAX_QUERY_LENGTH,
     MAX_TAGS,
     MAX_URL_LENGTH,
-    EndpointFilter,
-    EndpointInput,
-    EndpointRecord,
-    ImportReport,
-    ImportRow,
-    RowError,
-    normalise_method,
-    normalise_tag,
-    normalise_url,
+    METHOD_LENGTH,
+    NAME_LENGTH,
+    OWNER_LENGTH,
+    TAG_LENGTH,
+    canonical_tag,
+    canonical_url,
+    endpoint_method,
 )
-from scanner.db.policies import POLICY_FIELDS, EffectivePolicy, effective_policy
-from scanner.db.tables import METHOD_LENGTH, NAME_LENGTH, OWNER_LENGTH, TAG_LENGTH
+from scanner.core.policy_layers import POLICY_FIELDS
+from scanner.db.inventory import MAX_QUERY_LENGTH, EndpointFilter
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError, InputError, ValidationError
-from scanner.importers.documents import decode, load_json, load_yaml
-from scanner.importers.openapi import parse_openapi
-from scanner.importers.tabular import parse_csv, parse_json, parse_yaml
-from scanner.reports.json import policy_to_json
+from scanner.hostnames import uts46_host_encoder
+from scanner.importers import ImportFormat, detect_format
+from scanner.usecases import inventory
+from scanner.usecases.inventory import validate_endpoint
+
+
+def _url(text: str) -> str:
+    return canonical_url(text, encode_host=uts46_host_encoder)
+
 
 _ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
-# What the document can say about a URL; normalise_url checks the rest.
+# What the document can say about a URL; canonical_url checks the rest.
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f/?#@]+[^\x00-\x20\x7f#]*$"
 
 ENDPOINT_FIELDS: dict[str, Schema] = {
     "method": Str(
         min_length=1,
         max_length=METHOD_LENGTH,
-        semantic=normalise_method,
-        description="HTTP method (default GET); stored upper case.",
+        semantic=endpoint_method,
+        description=(
+            "HTTP method (default GET), as the front end's fetch() sends it: DELETE GET HEAD "
+            "OPTIONS POST PUT in upper case, any other method exactly as written (`patch`)."
+        ),
     ),
     "url": Str(
         min_length=1,
         max_length=MAX_URL_LENGTH,
         pattern=URL_PATTERN,
-        semantic=normalise_url,
+        semantic=_url,
         description="Absolute http(s) URL; stored in canonical form.",
         example="https://api.example.com/v1/users",
     ),
     "name": Str(max_length=NAME_LENGTH, pattern=_ONE_LINE, nullable=True),
     "owner": Str(max_length=OWNER_LENGTH, pattern=_ONE_LINE, nullable=True),
     "tags": Arr(
-        items=Str(min_length=1, max_length=TAG_LENGTH, semantic=normalise_tag),
+        items=Str(min_length=1, max_length=TAG_LENGTH, semantic=canonical_tag),
         max_items=MAX_TAGS,
         nullable=True,
         description="Lower case letters, digits and . _ : / @ + -",
@@ -151,37 +157,13 @@ EFFECTIVE = Ref(
 ENDPOINT_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The endpoint's id.", required=True)
 
 
-def endpoint_json(e: EndpointRecord) -> dict[str, Any]:
-    """The stable JSON shape of an endpoint."""
-    return {
-        "id": e.id,
-        "method": e.method,
-        "url": e.url,
-        "name": e.name,
-        "owner": e.owner,
-        "tags": list(e.tags),
-        "enabled": e.enabled,
-        "notes": e.notes,
-        "created_at": iso(e.created_at),
-        "updated_at": iso(e.updated_at),
-    }
-
-
-def effective_json(endpoint_id: int, eff: EffectivePolicy) -> dict[str, Any]:
-    return {
-        "endpoint_id": endpoint_id,
-        "policy": policy_to_json(eff.policy),
-        "sources": eff.sources,
-    }
-
-
 def _store_errors(body: dict[str, Any], *, partial: bool) -> list[FieldError]:
     # The inventory's own validator, for anything our schema does not know.
     values = dict(body)
     if partial:
         values.setdefault("url", "https://placeholder.invalid/")
     try:
-        EndpointInput.validate(values)
+        validate_endpoint(values)
     except ValidationError as exc:
         return list(exc.errors)
     return []
@@ -214,11 +196,10 @@ async def list_endpoints(call: Call) -> web.Response:
         enabled=call.query.get("enabled"),
         q=call.query.get("q"),
     )
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await inventory.list_endpoints(
-            session, flt, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    items = [endpoint_json(e) for e in page.items]
+    page = await inventory.list_endpoints(
+        call.context, flt, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [shapes.endpoint_json(e) for e in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -237,20 +218,11 @@ async def list_endpoints(call: Call) -> web.Response:
     )
 )
 async def create_endpoint(call: Call) -> web.Response:
-    token = current_token(call.request)
-    data = EndpointInput.validate(call.body)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await inventory.create_endpoint(session, data)
-        await audit.record(
-            session,
-            actor=token.name,
-            action="endpoint.create",
-            target_type="endpoint",
-            target_id=str(record.id),
-            detail={"method": record.method, "url": record.url},
-        )
+    record = await inventory.create_endpoint(
+        call.context, call.body, actor=current_token(call.request).name
+    )
     return web.json_response(
-        endpoint_json(record),
+        shapes.endpoint_json(record),
         status=201,
         headers={"Location": f"/api/v1/endpoints/{record.id}"},
     )
@@ -267,9 +239,8 @@ async def create_endpoint(call: Call) -> web.Response:
     )
 )
 async def get_endpoint(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await inventory.get_endpoint(session, call.path["id"])
-    return web.json_response(endpoint_json(record))
+    record = await inventory.get_endpoint(call.context, call.path["id"])
+    return web.json_response(shapes.endpoint_json(record))
 
 
 @operation(
@@ -288,21 +259,10 @@ async def get_endpoint(call: Call) -> web.Response:
     )
 )
 async def update_endpoint(call: Call) -> web.Response:
-    token = current_token(call.request)
-    changes: dict[str, Any] = dict(call.body)
-    if "tags" in changes and changes["tags"] is None:
-        changes["tags"] = []
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await inventory.update_endpoint(session, call.path["id"], changes)
-        await audit.record(
-            session,
-            actor=token.name,
-            action="endpoint.update",
-            target_type="endpoint",
-            target_id=str(record.id),
-            detail={"changes": changes},
-        )
-    return web.json_response(endpoint_json(record))
+    record = await inventory.update_endpoint(
+        call.context, call.path["id"], call.body, actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.endpoint_json(record))
 
 
 @operation(
@@ -316,18 +276,9 @@ async def update_endpoint(call: Call) -> web.Response:
     )
 )
 async def delete_endpoint(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await inventory.get_endpoint(session, call.path["id"])
-        await inventory.delete_endpoint(session, record.id)
-        await audit.record(
-            session,
-            actor=token.name,
-            action="endpoint.delete",
-            target_type="endpoint",
-            target_id=str(record.id),
-            detail={"method": record.method, "url": record.url},
-        )
+    await inventory.delete_endpoint(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
     return web.Response(status=204)
 
 
@@ -342,10 +293,8 @@ async def delete_endpoint(call: Call) -> web.Response:
     )
 )
 async def get_effective_policy(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await inventory.get_endpoint(session, call.path["id"])
-        eff = await effective_policy(session, record)
-    return web.json_response(effective_json(record.id, eff))
+    view = await inventory.show_endpoint(call.context, call.path["id"])
+    return web.json_response(shapes.effective_policy_json(view.endpoint.id, view.effective))
 
 
 # -- import --------------------------------------------------------------------
@@ -389,45 +338,15 @@ IMPORT_REPORT = Ref(
 )
 
 
-def _parse(
-    raw: bytes, media: str, fmt: str, base_url: str | None
-) -> tuple[list[ImportRow], list[RowError]]:
-    text = decode(raw)
+def _format(media: str, fmt: str, base_url: str | None) -> ImportFormat:
+    """The import format of a body: ``format=openapi``, else its media type's."""
     if fmt == "openapi":
         if media in _CSV:
             raise InputError("an OpenAPI document is JSON or YAML, not CSV")
-        document = load_json(text) if media in _JSON else load_yaml(text)
-        return parse_openapi(document, base_url=base_url)
+        return ImportFormat.OPENAPI
     if base_url is not None:
         raise InputError("base_url only applies to format=openapi")
-    if media in _CSV:
-        return parse_csv(text)
-    if media in _JSON:
-        return parse_json(text)
-    return parse_yaml(text)
-
-
-def _key(key: tuple[str, str]) -> dict[str, str]:
-    return {"method": key[0], "url": key[1]}
-
-
-def report_json(report: ImportReport, parse_errors: list[RowError]) -> dict[str, Any]:
-    """The stable JSON shape of an import's outcome, every row accounted for."""
-    fields = {(c.method, c.url): list(c.fields) for c in report.changes}
-    errors = sorted([*parse_errors, *report.errors], key=lambda e: e.row)
-    return {
-        "dry_run": report.dry_run,
-        "summary": {
-            "created": len(report.created),
-            "changed": len(report.changed),
-            "unchanged": len(report.unchanged),
-            "errors": len(errors),
-        },
-        "created": [_key(k) for k in report.created],
-        "changed": [{**_key(k), "fields": fields.get(k, [])} for k in report.changed],
-        "unchanged": [_key(k) for k in report.unchanged],
-        "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in errors],
-    }
+    return detect_format(content_type=media)
 
 
 @operation(
@@ -456,7 +375,7 @@ def report_json(report: ImportReport, parse_errors: list[RowError]) -> dict[str,
                     min_length=1,
                     max_length=MAX_URL_LENGTH,
                     pattern=URL_PATTERN,
-                    semantic=normalise_url,
+                    semantic=_url,
                 ),
                 "OpenAPI only: where relative server URLs point.",
             ),
@@ -471,24 +390,16 @@ def report_json(report: ImportReport, parse_errors: list[RowError]) -> dict[str,
     )
 )
 async def import_endpoints(call: Call) -> web.Response:
-    token = current_token(call.request)
-    raw = call.raw or b""
-    media = call.request.content_type.lower()
-    dry_run = bool(call.query.get("dry_run", False))
-    # Parsing a large YAML document takes a while: keep the event loop free.
-    rows, parse_errors = await asyncio.to_thread(
-        _parse, raw, media, call.query.get("format", "inventory"), call.query.get("base_url")
+    base_url = call.query.get("base_url")
+    fmt = _format(
+        call.request.content_type.lower(), call.query.get("format", "inventory"), base_url
     )
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        report = await inventory.upsert_endpoints(session, rows, dry_run=dry_run)
-        doc = report_json(report, parse_errors)
-        if not dry_run:
-            await audit.record(
-                session,
-                actor=token.name,
-                action="endpoint.import",
-                target_type="endpoint",
-                target_id=None,
-                detail={"format": call.query.get("format", "inventory"), **doc["summary"]},
-            )
-    return web.json_response(doc)
+    report = await inventory.import_endpoints(
+        call.context,
+        call.raw or b"",
+        fmt,
+        actor=current_token(call.request).name,
+        dry_run=bool(call.query.get("dry_run", False)),
+        base_url=base_url,
+    )
+    return web.json_response(shapes.import_report_json(report))

@@ -12,28 +12,36 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.runs import stale_after
+from scanner.api.keys import DATABASE, SETTINGS
 from scanner.api.schemas import Call, Operation, Reply, Str, operation
+from scanner.db.metrics import fleet_facts
 from scanner.db.tokens import Scope
-from scanner.reports.metrics import CONTENT_TYPE, MetricsSettings, render_metrics
+from scanner.reports.metrics import LATENCY_BUCKETS, RUN_BUCKETS, WINDOW, render
 
-_SUMMARY = "Prometheus metrics (text format 0.0.4), fleet-wide from the database"
+_SUMMARY = "Prometheus metrics (text 0.0.4 or OpenMetrics), fleet-wide from the database"
 _DESCRIPTION = (
     "Runs, probes, findings, regressions, work items, live workers and alert deliveries, "
-    "named `cors_scanner_*`. Every API process reports the same fleet-wide figures. "
-    "Authentication: a `read` token, unless the server runs with "
-    "`CORS_SCANNER_METRICS_PUBLIC=true`."
+    "named `cors_scanner_*`, plus the answering process's `process_*` and `python_*`. Every "
+    "API process reports the same fleet-wide figures. Text format 0.0.4 unless `Accept` asks "
+    "for `application/openmetrics-text`. Authentication: a `read` token, unless the server "
+    "runs with `CORS_SCANNER_METRICS_PUBLIC=true`."
 )
 _REPLY = Reply(200, "The metrics.", Str(), media_type="text/plain")
 
 
 async def _metrics(call: Call) -> web.Response:
     app = call.request.app
-    settings = MetricsSettings(worker_stale_after=stale_after(app[SETTINGS]))
     async with app[DATABASE].session() as session, session.begin():
-        text = await render_metrics(session, settings)
-    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
+        facts = await fleet_facts(
+            session,
+            worker_stale_after=app[SETTINGS].worker_stale_after,
+            run_bounds=RUN_BUCKETS,
+            latency_bounds=LATENCY_BUCKETS,
+            window=WINDOW,
+        )
+    body, content_type = render(facts, call.request.headers.get("Accept"))
+    # Content-Type carries parameters (version, charset) aiohttp's content_type= would drop.
+    return web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept"})
 
 
 # The route table registers ``metrics``; ``add_routes`` swaps in ``public_metrics``

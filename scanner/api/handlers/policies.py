@@ -1,4 +1,4 @@
-"""Policy layers over HTTP: the org default, per tag, per endpoint (see ``scanner.db.policies``)."""
+"""Policy layers over HTTP: the org default, per tag, per endpoint (``scanner.usecases.policies``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -25,24 +24,25 @@ from scanner.api.schemas import (
     Str,
     operation,
 )
-from scanner.core.policy import OriginPattern, Policy
-from scanner.db import audit, policies
-from scanner.db.policies import MAX_LIST_ITEMS, MAX_MAX_AGE, PolicyFields, PolicyRecord, PolicyScope
-from scanner.db.tables import TAG_LENGTH
+from scanner.core.endpoints import TAG_LENGTH
+from scanner.core.policy_layers import MAX_LIST_ITEMS, MAX_MAX_AGE, PolicyScope, policy_item
 from scanner.db.tokens import Scope
 from scanner.errors import FieldError, ValidationError
+from scanner.hostnames import uts46_host_encoder
+from scanner.usecases import policies
+from scanner.usecases.policies import validate_fields
 
 
 def _origin(text: str) -> None:
-    OriginPattern.parse(text)
+    policy_item("allowed_origins", text, encode_host=uts46_host_encoder)
 
 
 def _method(text: str) -> None:
-    Policy.build(allowed_methods=[text])
+    policy_item("allowed_methods", text)
 
 
 def _header(text: str) -> None:
-    Policy.build(allowed_headers=[text])
+    policy_item("allowed_headers", text)
 
 
 def _list(item: Str, what: str) -> Arr:
@@ -113,19 +113,6 @@ POLICY_PAGE = page_schema("PolicyPage", POLICY)
 POLICY_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The policy layer's id.", required=True)
 
 
-def policy_json(p: PolicyRecord) -> dict[str, Any]:
-    """The stable JSON shape of a policy layer; null fields inherit."""
-    return {
-        "id": p.id,
-        "scope": p.scope.value,
-        "tag": p.tag,
-        "endpoint_id": p.endpoint_id,
-        **p.fields.as_mapping(),
-        "created_at": iso(p.created_at),
-        "updated_at": iso(p.updated_at),
-    }
-
-
 def _policy_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k in POLICY_FIELDS}
 
@@ -156,9 +143,8 @@ def _scope_errors(body: dict[str, Any]) -> list[FieldError]:
     )
 )
 async def list_policies(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        found = await policies.list_policies(session)
-    return web.json_response({"items": [policy_json(p) for p in found], "next": None})
+    found = await policies.list_policies(call.context)
+    return web.json_response({"items": [shapes.policy_json(p) for p in found], "next": None})
 
 
 @operation(
@@ -182,25 +168,18 @@ async def list_policies(call: Call) -> web.Response:
 )
 async def put_policy(call: Call) -> web.Response:
     body: dict[str, Any] = call.body
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record, created = await policies.put_policy(
-            session,
-            PolicyScope(body["scope"]),
-            tag=body.get("tag"),
-            endpoint_id=body.get("endpoint_id"),
-            fields=_policy_fields(body),
-        )
-        await audit.record(
-            session,
-            actor=token.name,
-            action="policy.create" if created else "policy.replace",
-            target_type="policy",
-            target_id=str(record.id),
-            detail={"scope": record.scope_key, **record.fields.as_mapping()},
-        )
+    record, created = await policies.set_policy(
+        call.context,
+        PolicyScope(body["scope"]),
+        tag=body.get("tag"),
+        endpoint_id=body.get("endpoint_id"),
+        values=_policy_fields(body),
+        actor=current_token(call.request).name,
+    )
     headers = {"Location": f"/api/v1/policies/{record.id}"} if created else {}
-    return web.json_response(policy_json(record), status=201 if created else 200, headers=headers)
+    return web.json_response(
+        shapes.policy_json(record), status=201 if created else 200, headers=headers
+    )
 
 
 @operation(
@@ -214,9 +193,8 @@ async def put_policy(call: Call) -> web.Response:
     )
 )
 async def get_policy(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await policies.get_policy(session, call.path["id"])
-    return web.json_response(policy_json(record))
+    record = await policies.get_policy(call.context, call.path["id"])
+    return web.json_response(shapes.policy_json(record))
 
 
 @operation(
@@ -232,19 +210,13 @@ async def get_policy(call: Call) -> web.Response:
     )
 )
 async def patch_policy(call: Call) -> web.Response:
-    token = current_token(call.request)
-    changes = _policy_fields(call.body)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await policies.patch_policy(session, call.path["id"], changes)
-        await audit.record(
-            session,
-            actor=token.name,
-            action="policy.update",
-            target_type="policy",
-            target_id=str(record.id),
-            detail={"scope": record.scope_key, "changes": changes},
-        )
-    return web.json_response(policy_json(record))
+    record = await policies.change_policy(
+        call.context,
+        call.path["id"],
+        _policy_fields(call.body),
+        actor=current_token(call.request).name,
+    )
+    return web.json_response(shapes.policy_json(record))
 
 
 @operation(
@@ -258,25 +230,16 @@ async def patch_policy(call: Call) -> web.Response:
     )
 )
 async def delete_policy(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await policies.get_policy(session, call.path["id"])
-        await policies.delete_policy(session, record.id)
-        await audit.record(
-            session,
-            actor=token.name,
-            action="policy.delete",
-            target_type="policy",
-            target_id=str(record.id),
-            detail={"scope": record.scope_key},
-        )
+    await policies.delete_policy(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
     return web.Response(status=204)
 
 
 def _store_errors(body: dict[str, Any]) -> list[FieldError]:
     """The store's own verdict on the policy fields of ``body`` (for merging)."""
     try:
-        PolicyFields.validate({k: v for k, v in body.items() if k in POLICY_FIELDS})
+        validate_fields({k: v for k, v in body.items() if k in POLICY_FIELDS})
     except ValidationError as exc:
         return list(exc.errors)
     return []

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
-from scanner.api.handlers.runs import SCAN_ID, SEVERITIES
+from scanner.api.handlers.runs import RUN_ID
 from scanner.api.schemas import (
     AnyJSON,
     Call,
@@ -27,7 +26,9 @@ from scanner.api.schemas import (
 )
 from scanner.core.severity import Severity
 from scanner.db.tokens import Scope
-from scanner.reports.stored import ReportFormat, load_run, render_run, report_filename
+from scanner.reports.stored import ReportFormat, render_run, report_filename
+from scanner.shapes import SEVERITIES
+from scanner.usecases import runs
 
 DEFAULT_FAIL_ON = Severity.HIGH  # as `cors-scanner scan --fail-on`
 FAILED_HEADER = "X-Cors-Scanner-Failed"
@@ -59,7 +60,7 @@ _HEADERS = {
             "are failures), `csv` (one row per finding). 409 while the scan is queued or "
             "running."
         ),
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param("format", Str(enum=_FORMATS), "The report format (default json)."),
             Param(
@@ -77,18 +78,17 @@ _HEADERS = {
         ),
     )
 )
-async def scan_report(call: Call) -> web.Response:
+async def run_report(call: Call) -> web.Response:
     fmt = ReportFormat(call.query.get("format", ReportFormat.JSON.value))
     fail_on = Severity(call.query.get("fail_on", DEFAULT_FAIL_ON.value))
-    scan_id: int = call.path["id"]
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        run = await load_run(session, scan_id)
+    run_id: int = call.path["id"]
+    run = await runs.load_report(call.context, run_id)
     body = render_run(run, fmt, fail_on)
     return web.Response(
         body=body.encode("utf-8"),
         headers={
             "Content-Type": f"{fmt.media_type}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{report_filename(scan_id, fmt)}"',
+            "Content-Disposition": f'attachment; filename="{report_filename(run_id, fmt)}"',
             FAILED_HEADER: "true" if run.failed(fail_on) else "false",
         },
     )

@@ -1,17 +1,19 @@
-"""Scans: start one (it runs in this process), follow its progress, read findings and probes."""
+"""Runs over REST (published as ``/scans``): start one, follow its progress, read findings and probes.
+
+Each handler parses the request, calls one use case (``scanner.usecases.runs``)
+and renders its result with ``scanner.shapes``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS, WORKER
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
+from scanner.api.keys import WORKER
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
-from scanner.api.problems import Problem
 from scanner.api.schemas import (
     MAX_ID,
     AnyJSON,
@@ -29,39 +31,15 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
-from scanner.core.catalogue import CATALOGUE
 from scanner.core.severity import Severity
-from scanner.db import audit, runs, work
-from scanner.db.inventory import EndpointFilter, select_endpoints
-from scanner.db.runs import (
-    FindingFilter,
-    RunFindingRecord,
-    RunProbeRecord,
-    RunRecord,
-    RunSelection,
-    RunStatus,
-    RunTrigger,
-)
+from scanner.db.runs import FindingFilter, RunSelection, RunStatus, RunTrigger
 from scanner.db.tokens import Scope
-from scanner.errors import FieldError
-from scanner.settings import Settings
+from scanner.shapes import SEVERITIES
+from scanner.usecases import runs
 
 MAX_SELECTED_IDS = 10_000
 
-
-def plan_settings(settings: Settings) -> work.PlanSettings:
-    """How the API's runs are cut into work items."""
-    return work.PlanSettings(batch_size=settings.batch_size, max_attempts=settings.max_attempts)
-
-
-def stale_after(settings: Settings) -> float:
-    """Seconds of silence after which a worker no longer counts as live."""
-    return float(max(settings.lease_seconds, 3 * settings.heartbeat_seconds))
-
-
-SEVERITIES = tuple(s.value for s in sorted(Severity, reverse=True))
-
-# -- shapes --------------------------------------------------------------------
+# -- schemas: what the OpenAPI document says of scanner.shapes' run shapes ------------
 
 _TIME = Str(format="date-time")
 _MAYBE_TIME = Str(format="date-time", nullable=True)
@@ -87,7 +65,7 @@ SELECTION = Obj(
     },
 )
 
-SCAN = Ref(
+RUN = Ref(
     name="Scan",
     schema=Obj(
         properties={
@@ -228,103 +206,14 @@ PROBE = Ref(
     ),
 )
 
-SCAN_PAGE = page_schema("RunPage", SCAN)
+RUN_PAGE = page_schema("RunPage", RUN)
 FINDING_PAGE = page_schema("FindingPage", FINDING)
 PROBE_PAGE = page_schema("ProbePage", PROBE)
 
-SCAN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan's id.", required=True)
+RUN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The scan's id.", required=True)
 _ENDPOINT_ID = Param(
     "endpoint_id", Int(minimum=1, maximum=MAX_ID), "Only this endpoint's.", required=False
 )
-
-
-def scan_json(scan: RunRecord, eta_seconds: float | None = None) -> dict[str, Any]:
-    """The stable JSON shape of a scan (``eta_seconds``: see ``scanner.db.work.run_progress``)."""
-    counts = {s: scan.severity_counts.get(s, 0) for s in SEVERITIES}
-    return {
-        "id": scan.id,
-        "status": scan.status.value,
-        "trigger": scan.trigger.value,
-        "requested_by": scan.requested_by,
-        "selection": scan.selection.to_json(),
-        "progress": {
-            "endpoints_total": scan.endpoints_total,
-            "endpoints_done": scan.endpoints_done,
-            "probes": scan.probes_total,
-            "probe_errors": scan.probe_errors,
-            "items_total": scan.items_total,
-            "items_remaining": scan.items_remaining,
-            "eta_seconds": eta_seconds,
-        },
-        "schedule_id": scan.schedule_id,
-        "scheduled_for": iso(scan.scheduled_for),
-        "findings": {"total": scan.findings_total, "by_severity": counts},
-        "error": scan.error,
-        "created_at": iso(scan.created_at),
-        "started_at": iso(scan.started_at),
-        "finished_at": iso(scan.finished_at),
-    }
-
-
-def finding_json(f: RunFindingRecord) -> dict[str, Any]:
-    """A stored finding with its rule's explanation and fix from the catalogue."""
-    rule = CATALOGUE.get(f.rule_id)
-    return {
-        "id": f.id,
-        "scan_id": f.scan_id,
-        "endpoint_id": f.endpoint_id,
-        "rule_id": f.rule_id,
-        "severity": f.severity.value,
-        "category": f.category,
-        "title": f.title,
-        "summary": f.summary,
-        "fingerprint": f.fingerprint,
-        "origin_class": f.origin_class,
-        "credentialed": f.credentialed,
-        "description": rule.description if rule else None,
-        "remediation": (
-            {
-                "generic": rule.remediation.generic,
-                "express": rule.remediation.express,
-                "nginx": rule.remediation.nginx,
-                "apache": rule.remediation.apache,
-            }
-            if rule
-            else None
-        ),
-        "cwe": rule.cwe if rule else None,
-        "evidence": f.evidence,
-        "created_at": iso(f.created_at),
-    }
-
-
-def probe_json(p: RunProbeRecord) -> dict[str, Any]:
-    """A stored probe exchange."""
-    return {
-        "id": p.id,
-        "scan_id": p.scan_id,
-        "endpoint_id": p.endpoint_id,
-        "key": p.probe_key,
-        "kind": p.kind,
-        "purpose": p.purpose,
-        "origin": p.origin,
-        "origin_kind": p.origin_kind,
-        "method": p.method,
-        "url": p.url,
-        "request_headers": p.request_headers,
-        "status": p.status,
-        "reason": p.reason,
-        "response_headers": p.response_headers,
-        "error": p.error,
-        "error_detail": p.error_detail,
-        "elapsed_ms": p.elapsed_ms,
-        "attempts": p.attempts,
-        "verdict": p.verdict,
-    }
-
-
-def _scan_url(scan_id: int) -> str:
-    return f"/api/v1/scans/{scan_id}"
 
 
 # -- handlers ------------------------------------------------------------------
@@ -342,59 +231,28 @@ def _scan_url(scan_id: int) -> str:
         ),
         body=SELECTION,
         body_required=False,
-        replies=(Reply(202, "The scan is queued.", SCAN, headers={"Location": "The scan's URL."}),),
+        replies=(Reply(202, "The scan is queued.", RUN, headers={"Location": "The scan's URL."}),),
     )
 )
 async def create_run(call: Call) -> web.Response:
     body: dict[str, Any] = call.body or {}
     ids: list[int] | None = body.get("endpoint_ids")
-    if ids is not None and ("tag" in body or "owner" in body):
-        raise Problem.validation(
-            [FieldError("endpoint_ids", "give either endpoint_ids or tag/owner, not both")]
-        )
     selection = RunSelection(
         endpoint_ids=None if ids is None else tuple(ids),
         tag=body.get("tag"),
         owner=body.get("owner"),
     )
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        flt = EndpointFilter(tag=selection.tag, owner=selection.owner)
-        chosen = await select_endpoints(session, flt, selection.endpoint_ids)
-        if ids is not None and len(chosen) < len(ids):
-            found = {e.id for e in chosen}
-            raise Problem.validation(
-                [
-                    FieldError(f"endpoint_ids[{i}]", f"endpoint {value} does not exist")
-                    for i, value in enumerate(ids)
-                    if value not in found
-                ]
-            )
-        if not chosen:
-            raise Problem.validation(
-                [FieldError("body", "no enabled endpoint matches this selection")]
-            )
-        planned = await work.plan_run(
-            session,
-            selection=selection,
-            trigger=RunTrigger.API,
-            requested_by=token.name,
-            settings=plan_settings(call.request.app[SETTINGS]),
-        )
-        assert planned is not None  # only a schedule's tick can already exist
-        scan = planned
-        await audit.record(
-            session,
-            actor=token.name,
-            action="scan.create",
-            target_type="scan",
-            target_id=str(scan.id),
-            detail={"selection": selection.to_json(), "endpoints": len(chosen)},
-        )
+    run = await runs.start_run(
+        call.context,
+        actor=current_token(call.request).name,
+        selection=selection,
+        trigger=RunTrigger.API,
+    )
     if WORKER in call.request.app:
-        call.request.app[WORKER].wake()
-    doc = scan_json(replace(scan, severity_counts=dict.fromkeys(SEVERITIES, 0)))
-    return web.json_response(doc, status=202, headers={"Location": _scan_url(scan.id)})
+        call.request.app[WORKER].wake()  # planned here: our own worker need not wait to poll
+    return web.json_response(
+        shapes.run_json(run), status=202, headers={"Location": f"/api/v1/scans/{run.id}"}
+    )
 
 
 @operation(
@@ -411,20 +269,18 @@ async def create_run(call: Call) -> web.Response:
             ),
             *PAGE_PARAMS,
         ),
-        replies=(Reply(200, "One page of scans.", SCAN_PAGE),),
+        replies=(Reply(200, "One page of scans.", RUN_PAGE),),
     )
 )
 async def list_runs(call: Call) -> web.Response:
     status = call.query.get("status")
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await runs.list_runs(
-            session,
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-            status=None if status is None else RunStatus(status),
-        )
-        counts = await runs.severity_counts(session, [s.id for s in page.items])
-    items = [scan_json(replace(s, severity_counts=counts.get(s.id, {}))) for s in page.items]
+    page = await runs.list_runs(
+        call.context,
+        status=None if status is None else RunStatus(status),
+        limit=page_limit(call),
+        cursor=call.query.get("cursor"),
+    )
+    items = [shapes.run_json(r) for r in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -434,16 +290,13 @@ async def list_runs(call: Call) -> web.Response:
         summary="One scan: status, progress, findings by severity",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
-        replies=(Reply(200, "The scan.", SCAN),),
+        path_params=(RUN_ID,),
+        replies=(Reply(200, "The scan.", RUN),),
     )
 )
 async def get_run(call: Call) -> web.Response:
-    settings = call.request.app[SETTINGS]
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        scan = await runs.get_run(session, call.path["id"])
-        progress = await work.run_progress(session, scan, stale_after=stale_after(settings))
-    return web.json_response(scan_json(scan, progress.eta_seconds))
+    view = await runs.show_run(call.context, call.path["id"])
+    return web.json_response(shapes.run_json(view.run, view.progress.eta_seconds))
 
 
 @operation(
@@ -452,7 +305,7 @@ async def get_run(call: Call) -> web.Response:
         summary="A scan's findings",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(
             Param("severity", Str(enum=SEVERITIES), "Minimum severity (this one and above)."),
             Param("rule_id", Str(min_length=1, max_length=100), "Only this rule's findings."),
@@ -469,15 +322,10 @@ async def list_findings(call: Call) -> web.Response:
         rule_id=call.query.get("rule_id"),
         endpoint_id=call.query.get("endpoint_id"),
     )
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await runs.list_run_findings(
-            session,
-            call.path["id"],
-            flt,
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-        )
-    items = [finding_json(f) for f in page.items]
+    page = await runs.list_run_findings(
+        call.context, call.path["id"], flt, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [shapes.run_finding_json(f) for f in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -487,21 +335,20 @@ async def list_findings(call: Call) -> web.Response:
         summary="A scan's probes: every exchange, as sent and received",
         tag="scans",
         scope=Scope.READ,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         query=(_ENDPOINT_ID, *PAGE_PARAMS),
         replies=(Reply(200, "One page of probes.", PROBE_PAGE),),
     )
 )
 async def list_probes(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await runs.list_run_probes(
-            session,
-            call.path["id"],
-            endpoint_id=call.query.get("endpoint_id"),
-            limit=page_limit(call),
-            cursor=call.query.get("cursor"),
-        )
-    items = [probe_json(p) for p in page.items]
+    page = await runs.list_run_probes(
+        call.context,
+        call.path["id"],
+        endpoint_id=call.query.get("endpoint_id"),
+        limit=page_limit(call),
+        cursor=call.query.get("cursor"),
+    )
+    items = [shapes.probe_json(p) for p in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -511,30 +358,16 @@ async def list_probes(call: Call) -> web.Response:
         summary="Cancel a queued or running scan",
         tag="scans",
         scope=Scope.WRITE,
-        path_params=(SCAN_ID,),
+        path_params=(RUN_ID,),
         replies=(
-            Reply(200, "The scan, now cancelled.", SCAN),
+            Reply(200, "The scan, now cancelled.", RUN),
             problem_reply(409, "The scan has already finished."),
         ),
     )
 )
 async def cancel_run(call: Call) -> web.Response:
-    scan_id: int = call.path["id"]
-    token = current_token(call.request)
-    database = call.request.app[DATABASE]
-    async with database.session() as session, session.begin():
-        scan = await runs.get_run(session, scan_id)
-    if scan.status.final:
-        raise Problem("conflict", f"scan {scan_id} is already {scan.status.value}")
-    async with database.session() as session, session.begin():
-        # Queued items are cancelled now; items in a worker's hands stop at its next heartbeat.
-        await work.cancel_run(session, scan_id, reason=f"cancelled by {token.name}")
-        await audit.record(
-            session,
-            actor=token.name,
-            action="scan.cancel",
-            target_type="scan",
-            target_id=str(scan_id),
-        )
-        scan = await runs.get_run(session, scan_id)
-    return web.json_response(scan_json(scan))
+    # Queued items are cancelled now; items in a worker's hands stop at its next heartbeat.
+    run = await runs.cancel_run(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.run_json(run))

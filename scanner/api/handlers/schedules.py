@@ -15,9 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import PAGE_PARAMS, page_json, page_limit, page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -34,25 +33,24 @@ from scanner.api.schemas import (
     operation,
     problem_reply,
 )
-from scanner.db import audit
-from scanner.db import schedules as store
+from scanner.core import cron as cron_rules
+from scanner.core.endpoints import NAME_LENGTH
 from scanner.db.runs import RunSelection
-from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput, ScheduleRecord
-from scanner.db.tables import NAME_LENGTH
+from scanner.db.schedules import MAX_JITTER_SECONDS, ScheduleInput
 from scanner.db.tokens import Scope
-from scanner.scheduler.cron import cron_trigger, next_ticks, parse_timezone
-
-NEXT_TICKS = 3  # enough to see the rhythm of a schedule at a glance
+from scanner.usecases import schedules
+from scanner.usecases.schedules import ScheduleView
 
 
 def _check_cron(text: str) -> None:
-    # The zone cannot make a cron line invalid, so UTC checks it on its own and
-    # a bad cron and a bad zone are reported as two fields.
-    cron_trigger(text, "UTC")
+    # Checked in UTC on its own, so a bad cron and a bad zone are reported as
+    # two fields; the store checks the pair again (a line could fire only in
+    # a zone's skipped hour).
+    cron_rules.first_tick(cron_rules.parse_crontab(text), UTC, datetime.now(UTC))
 
 
 def _check_timezone(text: str) -> None:
-    parse_timezone(text)
+    cron_rules.parse_timezone(text)
 
 
 _TIME = Str(format="date-time")
@@ -74,7 +72,13 @@ SCHEDULE = Ref(
         properties={
             "id": Int(),
             "name": Str(),
-            "cron": Str(description="Five fields: minute hour day-of-month month day-of-week."),
+            "cron": Str(
+                description=(
+                    "Five fields as cron(8) reads them: minute hour day-of-month month "
+                    "day-of-week (0 and 7 = Sunday, names allowed), or a macro such as "
+                    "`@daily`."
+                )
+            ),
             "timezone": Str(description="IANA time zone the cron line is read in."),
             "selection": SCHEDULE_SELECTION,
             "enabled": Bool(),
@@ -144,22 +148,8 @@ SCHEDULE_PAGE = page_schema("SchedulePage", SCHEDULE)
 SCHEDULE_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The schedule's id.", required=True)
 
 
-def schedule_json(s: ScheduleRecord, *, now: datetime | None = None) -> dict[str, Any]:
-    """A schedule as the API shows it, with its next ticks after ``now``."""
-    after = now or datetime.now(UTC)
-    return {
-        "id": s.id,
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-        "last_planned_for": iso(s.last_planned_for),
-        "next_ticks": [iso(t) for t in next_ticks(s.cron, s.timezone, after, NEXT_TICKS)],
-        "created_at": iso(s.created_at),
-        "updated_at": iso(s.updated_at),
-    }
+def _json(view: ScheduleView) -> dict[str, Any]:
+    return shapes.schedule_json(view.schedule, view.next_ticks)
 
 
 def _selection(body: dict[str, Any]) -> RunSelection | None:
@@ -181,17 +171,6 @@ def _input(body: dict[str, Any]) -> ScheduleInput:
     )
 
 
-def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "selection": s.selection.to_json(),
-        "enabled": s.enabled,
-        "jitter_seconds": s.jitter_seconds,
-    }
-
-
 # -- handlers ------------------------------------------------------------------
 
 
@@ -206,12 +185,10 @@ def _audit_detail(s: ScheduleRecord) -> dict[str, Any]:
     )
 )
 async def list_schedules(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        page = await store.page_schedules(
-            session, limit=page_limit(call), cursor=call.query.get("cursor")
-        )
-    now = datetime.now(UTC)
-    items = [schedule_json(s, now=now) for s in page.items]
+    page = await schedules.list_schedules(
+        call.context, limit=page_limit(call), cursor=call.query.get("cursor")
+    )
+    items = [_json(v) for v in page.items]
     return web.json_response(page_json(call.request, items, page.next_cursor))
 
 
@@ -229,21 +206,11 @@ async def list_schedules(call: Call) -> web.Response:
     )
 )
 async def create_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.create_schedule(session, _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.create",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail=_audit_detail(record),
-        )
+    view = await schedules.create_schedule(
+        call.context, _input(call.body), actor=current_token(call.request).name
+    )
     return web.json_response(
-        schedule_json(record),
-        status=201,
-        headers={"Location": f"/api/v1/schedules/{record.id}"},
+        _json(view), status=201, headers={"Location": f"/api/v1/schedules/{view.schedule.id}"}
     )
 
 
@@ -258,9 +225,7 @@ async def create_schedule(call: Call) -> web.Response:
     )
 )
 async def get_schedule(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.get_schedule(session, call.path["id"])
-    return web.json_response(schedule_json(record))
+    return web.json_response(_json(await schedules.get_schedule(call.context, call.path["id"])))
 
 
 @operation(
@@ -278,18 +243,10 @@ async def get_schedule(call: Call) -> web.Response:
     )
 )
 async def update_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await store.update_schedule(session, call.path["id"], _input(call.body))
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.update",
-            target_type="schedule",
-            target_id=str(record.id),
-            detail={"fields": sorted(call.body), **_audit_detail(record)},
-        )
-    return web.json_response(schedule_json(record))
+    view = await schedules.update_schedule(
+        call.context, call.path["id"], _input(call.body), actor=current_token(call.request).name
+    )
+    return web.json_response(_json(view))
 
 
 @operation(
@@ -303,14 +260,7 @@ async def update_schedule(call: Call) -> web.Response:
     )
 )
 async def delete_schedule(call: Call) -> web.Response:
-    token = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        await store.delete_schedule(session, call.path["id"])
-        await audit.record(
-            session,
-            actor=token.name,
-            action="schedule.delete",
-            target_type="schedule",
-            target_id=str(call.path["id"]),
-        )
+    await schedules.delete_schedule(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
     return web.Response(status=204)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 import scanner
-from scanner.api.app import DATABASE, OPENAPI_CACHE, SETTINGS
+from scanner.api.keys import DATABASE, OPENAPI_CACHE, SETTINGS
 from scanner.api.openapi import build_document, render_docs
 from scanner.api.problems import Problem
 from scanner.api.schemas import (
@@ -44,13 +43,6 @@ READY = Ref(
         required=frozenset({"status", "database"}),
     ),
 )
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, the one timestamp format of the API."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @operation(

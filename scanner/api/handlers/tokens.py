@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from scanner.api.app import DATABASE
+from scanner import shapes
 from scanner.api.auth import current_token
-from scanner.api.handlers.system import iso
 from scanner.api.paging import page_schema
 from scanner.api.schemas import (
     MAX_ID,
@@ -24,9 +21,9 @@ from scanner.api.schemas import (
     Str,
     operation,
 )
-from scanner.db import audit, tokens
 from scanner.db.tables import TOKEN_NAME_LENGTH
-from scanner.db.tokens import Scope, TokenRecord
+from scanner.db.tokens import Scope
+from scanner.usecases import tokens
 
 _SCOPES = tuple(s.value for s in Scope)
 
@@ -91,21 +88,6 @@ NEW_TOKEN = Obj(
 TOKEN_ID = Param("id", Int(minimum=1, maximum=MAX_ID), "The token's id.", required=True)
 
 
-def token_json(t: TokenRecord) -> dict[str, Any]:
-    """The stable JSON shape of a token (never its secret)."""
-    return {
-        "id": t.id,
-        "name": t.name,
-        "prefix": t.prefix,
-        "scopes": sorted(s.value for s in t.scopes),
-        "active": t.revoked_at is None,
-        "created_at": iso(t.created_at),
-        "created_by": t.created_by,
-        "last_used_at": iso(t.last_used_at),
-        "revoked_at": iso(t.revoked_at),
-    }
-
-
 @operation(
     Operation(
         operation_id="listTokens",
@@ -116,9 +98,8 @@ def token_json(t: TokenRecord) -> dict[str, Any]:
     )
 )
 async def list_tokens(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        found = await tokens.list_tokens(session)
-    return web.json_response({"items": [token_json(t) for t in found], "next": None})
+    found = await tokens.list_tokens(call.context)
+    return web.json_response({"items": [shapes.token_json(t) for t in found], "next": None})
 
 
 @operation(
@@ -134,23 +115,13 @@ async def list_tokens(call: Call) -> web.Response:
     )
 )
 async def create_token(call: Call) -> web.Response:
-    actor = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record, secret = await tokens.create_token(
-            session, call.body["name"], call.body["scopes"], created_by=actor.name
-        )
-        await audit.record(
-            session,
-            actor=actor.name,
-            action="token.create",
-            target_type="token",
-            target_id=str(record.id),
-            detail={"name": record.name, "scopes": sorted(s.value for s in record.scopes)},
-        )
+    made = await tokens.create_token(
+        call.context, call.body["name"], call.body["scopes"], actor=current_token(call.request).name
+    )
     return web.json_response(
-        {"token": token_json(record), "secret": secret},
+        shapes.token_created_json(made.token, made.secret),
         status=201,
-        headers={"Location": f"/api/v1/tokens/{record.id}"},
+        headers={"Location": f"/api/v1/tokens/{made.token.id}"},
     )
 
 
@@ -165,9 +136,9 @@ async def create_token(call: Call) -> web.Response:
     )
 )
 async def get_token(call: Call) -> web.Response:
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await tokens.get_token(session, call.path["id"])
-    return web.json_response(token_json(record))
+    return web.json_response(
+        shapes.token_json(await tokens.get_token(call.context, call.path["id"]))
+    )
 
 
 @operation(
@@ -181,15 +152,7 @@ async def get_token(call: Call) -> web.Response:
     )
 )
 async def revoke_token(call: Call) -> web.Response:
-    actor = current_token(call.request)
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        record = await tokens.revoke_token(session, call.path["id"])
-        await audit.record(
-            session,
-            actor=actor.name,
-            action="token.revoke",
-            target_type="token",
-            target_id=str(record.id),
-            detail={"name": record.name},
-        )
-    return web.json_response(token_json(record))
+    record = await tokens.revoke_token(
+        call.context, call.path["id"], actor=current_token(call.request).name
+    )
+    return web.json_response(shapes.token_json(record))

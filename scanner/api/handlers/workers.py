@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from scanner.api.app import DATABASE, SETTINGS
-from scanner.api.handlers.runs import stale_after
-from scanner.api.handlers.system import iso
+from scanner import shapes
 from scanner.api.schemas import Arr, Bool, Call, Int, Obj, Operation, Ref, Reply, Str, operation
-from scanner.db import work
 from scanner.db.tokens import Scope
-from scanner.db.work import WorkerRecord
+from scanner.usecases import runs
 
 _TIME = Str(format="date-time")
 
@@ -41,19 +36,6 @@ WORKER = Ref(
 WORKER_LIST = Obj(properties={"items": Arr(items=WORKER)}, required=frozenset({"items"}))
 
 
-def worker_json(w: WorkerRecord) -> dict[str, Any]:
-    """A registered worker as the API shows it."""
-    return {
-        "id": w.id,
-        "hostname": w.hostname,
-        "pid": w.pid,
-        "started_at": iso(w.started_at),
-        "last_heartbeat": iso(w.last_heartbeat),
-        "live": w.live,
-        "items_leased": w.items_leased,
-    }
-
-
 @operation(
     Operation(
         operation_id="listWorkers",
@@ -64,7 +46,5 @@ def worker_json(w: WorkerRecord) -> dict[str, Any]:
     )
 )
 async def list_workers(call: Call) -> web.Response:
-    settings = call.request.app[SETTINGS]
-    async with call.request.app[DATABASE].session() as session, session.begin():
-        found = await work.list_workers(session, stale_after=stale_after(settings))
-    return web.json_response({"items": [worker_json(w) for w in found]})
+    found = await runs.list_workers(call.context)
+    return web.json_response({"items": [shapes.worker_json(w) for w in found]})

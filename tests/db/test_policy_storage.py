@@ -1,4 +1,8 @@
-"""Policy layers and their resolution into the policy an endpoint is judged by."""
+"""Policy-layer storage on every backend, and the effective policies loaded from it.
+
+The rules (validation, resolution, the strictest merge) are tested in
+``tests/core/test_policy_layers.py``; the use cases in ``tests/usecases/test_policies.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,19 @@ from typing import Any
 
 import pytest
 
-from scanner.core.origin import Origin
+from scanner.core.endpoints import EndpointInput
+from scanner.core.policy_layers import PolicyFields, PolicyScope
 from scanner.db.engine import Database
-from scanner.db.inventory import EndpointInput, EndpointRecord, create_endpoint, delete_endpoint
+from scanner.db.inventory import EndpointRecord, create_endpoint, delete_endpoint
 from scanner.db.policies import (
-    PolicyFields,
-    PolicyScope,
     delete_policy,
     effective_policies,
     effective_policy,
     find_policy,
     get_policy,
     list_policies,
-    patch_policy,
     put_policy,
+    replace_policy_fields,
 )
 from scanner.errors import NotFound, ValidationError
 
@@ -31,7 +34,7 @@ async def add(db: Database, url: str, tags: list[str] | None = None) -> Endpoint
 
 async def put(db: Database, scope: str, fields: dict[str, Any], **where: Any) -> int:
     async with db.session() as s, s.begin():
-        record, _ = await put_policy(s, scope, fields=fields, **where)
+        record, _ = await put_policy(s, scope, fields=PolicyFields.validate(fields), **where)
     return record.id
 
 
@@ -45,15 +48,14 @@ async def test_put_creates_then_replaces(database: Database) -> None:
         first, created = await put_policy(
             s,
             PolicyScope.DEFAULT,
-            fields={
-                "allowed_origins": ["https://App.Acme.com/", "https://*.acme.com"],
-                "max_age": 600,
-            },
+            fields=PolicyFields.validate(
+                {"allowed_origins": ["https://App.Acme.com/", "https://*.acme.com"], "max_age": 600}
+            ),
         )
     assert created
     assert first.allowed_origins == ("https://app.acme.com", "https://*.acme.com")
     async with database.session() as s, s.begin():
-        second, created = await put_policy(s, "default", fields={"public": True})
+        second, created = await put_policy(s, "default", fields=PolicyFields(public=True))
     assert not created
     assert second.id == first.id
     # PUT replaces: fields not given inherit again.
@@ -62,89 +64,36 @@ async def test_put_creates_then_replaces(database: Database) -> None:
         assert await get_policy(s, first.id) == second
 
 
-async def test_validation_names_every_bad_field(database: Database) -> None:
-    async with database.session() as s, s.begin():
-        with pytest.raises(ValidationError) as exc:
-            await put_policy(
-                s,
-                PolicyScope.TAG,
-                tag="payments",
-                fields={
-                    "allowed_origins": [
-                        "*",
-                        "https://ok.example",
-                        "https://.*\\.acme\\.com",
-                        "acme.com",
-                    ],
-                    "allowed_methods": ["GET", "BAD METHOD"],
-                    "max_age": -1,
-                    "allow_credentials": "yes",
-                    "allowed_origin": ["typo.example"],
-                },
-            )
-    errors = {e.field: e.message for e in exc.value.errors}
-    assert set(errors) == {
-        "allowed_origins",
-        "allowed_methods",
-        "max_age",
-        "allow_credentials",
-        "allowed_origin",
-    }
-    assert "public=true" in errors["allowed_origins"]  # '*' says how to say "public"
-    assert "acme.com" in errors["allowed_origins"]
-    assert "unknown policy field" in errors["allowed_origin"]
-
-
-def test_public_with_credentials_is_refused_in_one_layer() -> None:
-    with pytest.raises(ValidationError) as exc:
-        PolicyFields.validate({"public": True, "allow_credentials": True})
-    assert [e.field for e in exc.value.errors] == ["public"]
-
-
-def test_values_are_normalised() -> None:
-    fields = PolicyFields.validate(
-        {
-            "allowed_methods": ["get", "PUT", "put"],
-            "allowed_headers": ["X-Token", "x-token"],
-            "exposed_headers": ["ETag"],
-            "allowed_origins": ["https://BÜCHER.example:443"],
-        }
-    )
-    assert fields.allowed_methods == ("GET", "PUT")
-    assert fields.allowed_headers == ("x-token",)
-    assert fields.exposed_headers == ("etag",)
-    assert fields.allowed_origins == ("https://xn--bcher-kva.example",)
-
-
 async def test_scope_arguments_are_checked(database: Database) -> None:
     async with database.session() as s, s.begin():
         with pytest.raises(ValidationError) as exc:
-            await put_policy(s, "tag", fields={})
+            await put_policy(s, "tag", fields=PolicyFields())
         assert [e.field for e in exc.value.errors] == ["tag"]
         with pytest.raises(ValidationError) as exc:
-            await put_policy(s, "default", tag="x", endpoint_id=1, fields={})
+            await put_policy(s, "default", tag="x", endpoint_id=1, fields=PolicyFields())
         assert {e.field for e in exc.value.errors} == {"tag", "endpoint_id"}
         with pytest.raises(ValidationError, match="scope"):
-            await put_policy(s, "global", fields={})
+            await put_policy(s, "global", fields=PolicyFields())
         with pytest.raises(ValidationError, match="tag"):
-            await put_policy(s, "tag", tag="no spaces", fields={})
+            await put_policy(s, "tag", tag="no spaces", fields=PolicyFields())
         with pytest.raises(NotFound, match="endpoint 4242 does not exist"):
-            await put_policy(s, "endpoint", endpoint_id=4242, fields={})
+            await put_policy(s, "endpoint", endpoint_id=4242, fields=PolicyFields())
 
 
-async def test_patch_and_delete(database: Database) -> None:
+async def test_replace_fields_and_delete(database: Database) -> None:
     pid = await put(
         database, "tag", {"allowed_origins": ["https://a.example"], "max_age": 60}, tag="t"
     )
     async with database.session() as s, s.begin():
-        patched = await patch_policy(s, pid, {"max_age": None, "allow_credentials": True})
-    assert patched.allowed_origins == ("https://a.example",)
-    assert (patched.max_age, patched.allow_credentials) == (None, True)
-    async with database.session() as s, s.begin():
-        with pytest.raises(ValidationError):
-            await patch_policy(s, pid, {"public": True})  # would combine with credentials
-        with pytest.raises(ValidationError, match="unknown policy field"):
-            await patch_policy(s, pid, {"origins": []})
+        before = await get_policy(s, pid)
+        same = await replace_policy_fields(s, pid, before.fields)
+        assert same.updated_at == before.updated_at  # nothing changed, nothing moved
+        replaced = await replace_policy_fields(s, pid, PolicyFields(allow_credentials=True))
+    assert (replaced.allowed_origins, replaced.max_age, replaced.allow_credentials) == (
+        None,
+        None,
+        True,
+    )
     async with database.session() as s, s.begin():
         await delete_policy(s, pid)
     async with database.session() as s, s.begin():
@@ -153,7 +102,7 @@ async def test_patch_and_delete(database: Database) -> None:
         with pytest.raises(NotFound):
             await delete_policy(s, pid)
         with pytest.raises(NotFound):
-            await patch_policy(s, pid, {})
+            await replace_policy_fields(s, pid, PolicyFields())
 
 
 async def test_list_orders_default_tags_endpoints(database: Database) -> None:
@@ -201,64 +150,6 @@ async def test_resolution_order_and_sources(database: Database) -> None:
     assert eff.policy.allowed_origins == ()
     assert eff.sources["allowed_origins"] == "endpoint"
     assert eff.sources["max_age"] == "default"
-
-
-async def test_disagreeing_tags_merge_to_the_strictest(database: Database) -> None:
-    e = await add(database, "https://a.example/", ["web", "mobile", "untagged-layer"])
-    await put(
-        database,
-        "tag",
-        {
-            "allowed_origins": ["https://*.acme.com", "https://partner.example"],
-            "allow_credentials": True,
-            "allowed_methods": ["GET", "POST"],
-            "max_age": 600,
-        },
-        tag="web",
-    )
-    await put(
-        database,
-        "tag",
-        {
-            "allowed_origins": [
-                "https://m.acme.com",
-                "https://*.eu.acme.com",
-                "https://other.example",
-            ],
-            "allow_credentials": False,
-            "allowed_methods": ["GET", "DELETE"],
-            "max_age": 60,
-        },
-        tag="mobile",
-    )
-    eff = await effective(database, e)
-    assert [str(p) for p in eff.policy.allowed_origins] == [
-        "https://m.acme.com",
-        "https://*.eu.acme.com",
-    ]
-    assert eff.policy.allow_credentials is False
-    assert eff.policy.allowed_methods == ("GET",)
-    assert eff.policy.max_age == 60
-    assert eff.sources["allowed_origins"] == "tag:mobile,tag:web"
-    assert eff.sources["public"] == "builtin"
-    assert eff.policy.allows(Origin.parse("https://x.eu.acme.com"))
-    assert not eff.policy.allows(Origin.parse("https://www.acme.com"))
-    assert not eff.policy.allows(Origin.parse("https://partner.example"))
-
-
-async def test_public_and_credentials_from_different_layers(database: Database) -> None:
-    e = await add(database, "https://a.example/", ["open", "login"])
-    await put(database, "default", {"allow_credentials": True})
-    await put(database, "tag", {"public": True}, tag="open")
-    eff = await effective(database, e)
-    # The tag (more specific) wins; credentials fall back to false.
-    assert (eff.policy.public, eff.policy.allow_credentials) == (True, False)
-    assert eff.sources["allow_credentials"] == "tag:open"
-
-    await put(database, "tag", {"allow_credentials": True}, tag="login")
-    eff = await effective(database, e)
-    # Both from tags: neither holds.
-    assert (eff.policy.public, eff.policy.allow_credentials) == (False, False)
 
 
 async def test_effective_policies_in_bulk_match_one_by_one(database: Database) -> None:
