@@ -64,6 +64,7 @@ class _Failure:
     error: ProbeError
     detail: str
     transient: bool  # another attempt could succeed (and is safe to make)
+    counted: bool = False  # already told to HostHealth (by the deadline watchdog)
 
 
 class _Batch:
@@ -279,6 +280,12 @@ class Prober:
                 deadline = capture.deadline
                 if deadline and now >= deadline and not capture.timed_out:
                     capture.timed_out = True
+                    # Counted here, for every attempt due in this tick, before any
+                    # worker resumes: a dead host's first timeouts come in together,
+                    # and no freed slot may start another probe to it meanwhile.
+                    host = capture.host
+                    if self._health.timed_out(host, capture.started, now - capture.started):
+                        self._give_up_on(host)
                     if capture.task is not None:
                         capture.task.cancel()
 
@@ -317,7 +324,7 @@ class Prober:
         job.attempts += 1
         loop = asyncio.get_running_loop()
         started = loop.time()
-        outcome = await self._attempt(session, job.request, capture)
+        outcome = await self._attempt(session, job.request, job.host, capture)
         finished = loop.time()
         elapsed = finished - started
         elapsed_ms = round(elapsed * 1000, 3)
@@ -345,7 +352,7 @@ class Prober:
             if outcome.error is not ProbeError.TIMEOUT:
                 # Refused, reset, garbage: the host is there, answering badly.
                 self._health.answered(host, finished)
-            elif self._health.timed_out(host, started, elapsed):
+            elif not outcome.counted and self._health.timed_out(host, started, elapsed):
                 self._give_up_on(host)
             if retry and self._health.dead(host):
                 job.settle_failure(_NOT_RETRIED_DEAD)
@@ -395,7 +402,7 @@ class Prober:
         )
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, request: ProbeRequest, capture: Capture
+        self, session: aiohttp.ClientSession, request: ProbeRequest, host: str, capture: Capture
     ) -> ResponseHead | _Failure:
         limits = self._limits
         proxy = self._proxies.for_url(request.url) if self._proxies.proxies else None
@@ -407,6 +414,7 @@ class Prober:
         capture.reset(through_tunnel=tunnel)
         # The watchdog (_watch) cancels this task at the deadline; nothing below
         # awaits outside session.request, so a cancel can only land in there.
+        capture.host, capture.started = host, started
         capture.deadline = started + limits.total_timeout
         try:
             try:
@@ -458,6 +466,7 @@ class Prober:
             ProbeError.TIMEOUT,
             f"timed out after {limits.total_timeout} s waiting for response headers",
             resend_ok,
+            counted=True,
         )
 
     def _wire_headers(self, request: ProbeRequest) -> Sequence[tuple[str, str]]:
@@ -569,6 +578,7 @@ def _classify(
             ProbeError.TIMEOUT,
             f"timed out after {limits.total_timeout} s waiting for response headers",
             resend_ok,
+            counted=True,
         )
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
         return _Failure(ProbeError.RESET, f"connection lost {after}: {_os_reason(exc)}", resend_ok)

@@ -76,13 +76,15 @@ class HeadCaps:
 class Capture:
     """One worker's slot for the reader of its current attempt."""
 
-    __slots__ = ("deadline", "passthrough_first", "reader", "task", "timed_out")
+    __slots__ = ("deadline", "host", "passthrough_first", "reader", "started", "task", "timed_out")
 
     def __init__(self) -> None:
         self.reader: HeadReader | None = None
         self.task: asyncio.Task[None] | None = None  # the worker that owns this slot
         self.deadline = 0.0  # loop time the current attempt must end by (0: none)
         self.timed_out = False  # the watchdog cancelled the attempt at its deadline
+        self.host = ""  # the current attempt's host key, and its start (loop time)
+        self.started = 0.0
         # A CONNECT tunnel's first connection talks to the proxy: aiohttp reads
         # that answer itself; the target's head arrives on the TLS connection.
         self.passthrough_first = False
