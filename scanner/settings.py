@@ -147,6 +147,8 @@ class Settings:
     public_url: str | None = None  # where users reach the API: makes alert links absolute
     # Metrics (issue 6): GET /metrics without a token (default: a read token is needed).
     metrics_public: bool = False
+    # Dashboard (issue 14): hours a sign-in lasts (absolute; revoking the token ends it sooner).
+    dashboard_session_hours: float = 12.0
 
     @property
     def worker_stale_after(self) -> float:
@@ -223,4 +225,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "hook_secret_grace_seconds": _positive_float,
     "public_url": _optional_str,
     "metrics_public": _bool,
+    "dashboard_session_hours": _positive_float,
 }

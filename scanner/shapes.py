@@ -16,7 +16,7 @@ to the answer that created it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +31,12 @@ from scanner.db.findings import EventRecord, FindingRecord
 from scanner.db.hooks import DeliveryRecord, HookKind, HookRecord
 from scanner.db.inventory import EndpointRecord
 from scanner.db.policies import PolicyRecord
-from scanner.db.runs import RunFindingRecord, RunProbeRecord, RunRecord
+from scanner.db.runs import EndpointResult, RunFindingRecord, RunProbeRecord, RunRecord
 from scanner.db.schedules import ScheduleRecord
 from scanner.db.tokens import TokenRecord
 from scanner.db.work import WorkerRecord
 from scanner.reports.json import policy_to_json
+from scanner.usecases.overview import Group, Overview
 
 JSON = dict[str, Any]
 
@@ -429,4 +430,57 @@ def audit_entry_json(e: AuditRecord) -> JSON:
         "target_type": e.target_type,
         "target_id": e.target_id,
         "detail": dict(e.detail),
+    }
+
+
+# -- overview (issue 14: the dashboard's; an API may expose the same) ------------------
+
+
+def severity_counts_json(counts: Mapping[Severity, int]) -> dict[str, int]:
+    """Counts by severity, every severity present, the most severe first."""
+    return {s: counts.get(Severity(s), 0) for s in SEVERITIES}
+
+
+def endpoint_result_json(r: EndpointResult) -> JSON:
+    """An endpoint's result in one finished run: did it answer, were its probes sent."""
+    return {
+        "scan_id": r.scan_id,
+        "endpoint_id": r.endpoint_id,
+        "method": r.method,
+        "url": r.url,
+        "reachable": r.reachable,
+        "probes": r.probe_count,
+        "probe_errors": r.probe_errors,
+        "unchecked": list(r.unchecked),
+        "verified": r.verified,
+        "finished_at": iso_utc(r.finished_at),
+    }
+
+
+def group_json(g: Group) -> JSON:
+    """An owner or tag with its live findings."""
+    return {"name": g.name, "total": g.total, "by_severity": severity_counts_json(g.by_severity)}
+
+
+def overview_json(o: Overview) -> JSON:
+    """Live findings by severity, per day, coverage of the last day, the worst groups."""
+    return {
+        "live": {"total": sum(o.live.values()), "by_severity": severity_counts_json(o.live)},
+        "trend": [{"day": d.day.isoformat(), "live": d.live} for d in o.trend],
+        "coverage": {
+            "checked": o.coverage.checked,
+            "unverified": [
+                {
+                    **endpoint_result_json(r),
+                    "endpoint": (
+                        endpoint_json(o.coverage.endpoints[r.endpoint_id])
+                        if r.endpoint_id in o.coverage.endpoints
+                        else None
+                    ),
+                }
+                for r in o.coverage.unverified
+            ],
+        },
+        "worst_owners": [group_json(g) for g in o.worst_owners],
+        "worst_tags": [group_json(g) for g in o.worst_tags],
     }

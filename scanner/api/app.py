@@ -30,6 +30,7 @@ from scanner.api.requestid import install_request_ids, request_id_middleware
 from scanner.api.routes import add_routes
 from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
 from scanner.core.variants import PublicSuffixes
+from scanner.dashboard import setup_dashboard
 from scanner.db.engine import Database
 from scanner.engine import Engine, ScanOptions, scan_options
 from scanner.hostnames import default_public_suffixes
@@ -113,6 +114,7 @@ def create_app(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)
         )
     add_routes(app)
+    setup_dashboard(app, context=CONTEXT, worker=WORKER)  # the web dashboard at /
     return app
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ from scanner.core.lifecycle import (
     unsuppress,
 )
 from scanner.core.severity import Severity
+from scanner.core.trend import FindingSpan
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
 from scanner.db.tables import (
     EndpointRow,
@@ -460,13 +461,113 @@ def status_filter(text: str | None) -> tuple[FindingStatus, ...] | None:
     return tuple(FindingStatus(part.strip()) for part in text.split(",") if part.strip())
 
 
+# -- aggregates (the dashboard's overview; any reader may use them) ---------------------
+
+LIVE_UNSILENCED = (FindingStatus.NEW, FindingStatus.OPEN, FindingStatus.REOPENED)
+"""Present as far as the last run knew, and nobody silenced them: what needs fixing."""
+
+
+async def count_by_severity(
+    session: AsyncSession, statuses: Sequence[FindingStatus] = LIVE_UNSILENCED
+) -> dict[Severity, int]:
+    """Tracked findings in ``statuses`` per severity (every severity present, 0 when none)."""
+    t = TrackedFindingRow
+    rows = await session.execute(
+        select(t.severity, func.count())
+        .where(t.status.in_([s.value for s in statuses]))
+        .group_by(t.severity)
+    )
+    out = dict.fromkeys(sorted(Severity, reverse=True), 0)
+    for severity, count in rows.all():
+        out[Severity(severity)] = int(count)
+    return out
+
+
+async def count_by_endpoint(
+    session: AsyncSession,
+    endpoint_ids: Sequence[int],
+    statuses: Sequence[FindingStatus] = LIVE_UNSILENCED,
+) -> dict[int, dict[Severity, int]]:
+    """Tracked findings in ``statuses`` per endpoint and severity (only endpoints with some)."""
+    t = TrackedFindingRow
+    out: dict[int, dict[Severity, int]] = {}
+    ids = sorted(set(endpoint_ids))
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(t.endpoint_id, t.severity, func.count())
+            .where(t.endpoint_id.in_(ids[start : start + 500]))
+            .where(t.status.in_([s.value for s in statuses]))
+            .group_by(t.endpoint_id, t.severity)
+        )
+        for endpoint_id, severity, count in rows.all():
+            out.setdefault(endpoint_id, {})[Severity(severity)] = int(count)
+    return out
+
+
+async def count_by_owner(
+    session: AsyncSession, statuses: Sequence[FindingStatus] = LIVE_UNSILENCED
+) -> dict[str | None, dict[Severity, int]]:
+    """Tracked findings in ``statuses`` per owner of their endpoint (None: no owner) and severity.
+
+    Findings whose endpoint left the inventory are not counted: nobody owns them now.
+    """
+    t = TrackedFindingRow
+    rows = await session.execute(
+        select(EndpointRow.owner, t.severity, func.count())
+        .join(EndpointRow, EndpointRow.id == t.endpoint_id)
+        .where(t.status.in_([s.value for s in statuses]))
+        .group_by(EndpointRow.owner, t.severity)
+    )
+    out: dict[str | None, dict[Severity, int]] = {}
+    for owner, severity, count in rows.all():
+        out.setdefault(owner, {})[Severity(severity)] = int(count)
+    return out
+
+
+async def count_by_tag(
+    session: AsyncSession, statuses: Sequence[FindingStatus] = LIVE_UNSILENCED
+) -> dict[str, dict[Severity, int]]:
+    """Tracked findings in ``statuses`` per tag of their endpoint and severity (a finding counts once per tag)."""
+    t = TrackedFindingRow
+    rows = await session.execute(
+        select(EndpointTagRow.tag, t.severity, func.count())
+        .join(EndpointTagRow, EndpointTagRow.endpoint_id == t.endpoint_id)
+        .where(t.status.in_([s.value for s in statuses]))
+        .group_by(EndpointTagRow.tag, t.severity)
+    )
+    out: dict[str, dict[Severity, int]] = {}
+    for tag, severity, count in rows.all():
+        out.setdefault(tag, {})[Severity(severity)] = int(count)
+    return out
+
+
+async def finding_spans(session: AsyncSession, *, since: datetime) -> list[FindingSpan]:
+    """When each finding that may have been live at or after ``since`` appeared, resolved, was silenced."""
+    t = TrackedFindingRow
+    rows = await session.execute(
+        select(t.first_seen_at, t.resolved_at, t.triage_at, t.triage_until).where(
+            (t.resolved_at.is_(None)) | (t.resolved_at >= since)
+        )
+    )
+    return [
+        FindingSpan(first_seen=first, resolved_at=resolved, silenced_from=at, silenced_until=until)
+        for first, resolved, at, until in rows.all()
+    ]
+
+
 __all__ = [
+    "LIVE_UNSILENCED",
     "EventRecord",
     "FindingQuery",
     "FindingRecord",
+    "count_by_endpoint",
+    "count_by_owner",
+    "count_by_severity",
+    "count_by_tag",
     "events_by_id",
     "expire_triage_decisions",
     "finding_history",
+    "finding_spans",
     "get_finding",
     "list_events",
     "list_findings",

@@ -197,6 +197,15 @@ async def select_endpoints(
     return await _records(session, rows)
 
 
+async def owners_and_tags(session: AsyncSession) -> tuple[list[str], list[str]]:
+    """Every owner and every tag in the inventory, sorted (for filter choices)."""
+    owners = await session.scalars(
+        select(EndpointRow.owner).where(EndpointRow.owner.is_not(None)).distinct()
+    )
+    tags = await session.scalars(select(EndpointTagRow.tag).distinct())
+    return sorted(o for o in owners if o), sorted(tags)
+
+
 async def get_endpoint(session: AsyncSession, endpoint_id: int) -> EndpointRecord:
     """One endpoint by id; ``NotFound`` when there is none."""
     row = await session.get(EndpointRow, endpoint_id)

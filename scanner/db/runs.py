@@ -13,7 +13,7 @@ Lists are keyset-paginated on ``id`` with an opaque cursor (see ``Page``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -664,3 +664,74 @@ def stored_finding(row: RunFindingRow, method: str, url: str) -> Finding:
         evidence=tuple(_stored_evidence(e) for e in row.evidence or ()),
         credentialed=row.credentialed,
     )
+
+
+# -- each endpoint's last result (the dashboard's endpoints and coverage) --------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointResult:
+    """One endpoint's stored result in one finished run."""
+
+    scan_id: int
+    endpoint_id: int
+    method: str
+    url: str
+    reachable: bool
+    probe_count: int
+    probe_errors: int
+    unchecked: tuple[str, ...]
+    finished_at: datetime
+
+    @property
+    def verified(self) -> bool:
+        """The run could judge the endpoint: it answered and no probe failed.
+
+        ``unchecked`` notes (a rule that did not apply) do not count against it;
+        an endpoint a dead work item never probed is unreachable, its reason there.
+        """
+        return self.reachable and self.probe_errors == 0
+
+
+async def latest_endpoint_results(
+    session: AsyncSession,
+    *,
+    endpoint_ids: Sequence[int] | None = None,
+    finished_since: datetime | None = None,
+) -> dict[int, EndpointResult]:
+    """Each endpoint's result in the newest finished run that covered it, by endpoint id.
+
+    ``endpoint_ids``: only these; ``finished_since``: only runs finished at or
+    after it (an endpoint no such run covered is absent).
+    """
+    stmt = (
+        select(RunEndpointRow, RunRow.finished_at)
+        .join(RunRow, RunRow.id == RunEndpointRow.scan_id)
+        .where(RunRow.finished_at.is_not(None))
+        .order_by(RunEndpointRow.scan_id.desc())
+    )
+    if finished_since is not None:
+        stmt = stmt.where(RunRow.finished_at >= finished_since)
+    chunks: list[Sequence[int] | None] = [None]
+    if endpoint_ids is not None:
+        ids = sorted(set(endpoint_ids))
+        chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    out: dict[int, EndpointResult] = {}
+    for chunk in chunks:
+        query = stmt if chunk is None else stmt.where(RunEndpointRow.endpoint_id.in_(chunk))
+        for row, finished_at in (await session.execute(query)).all():
+            if row.endpoint_id in out:
+                continue  # newest first: the first row of an endpoint is its latest
+            assert finished_at is not None  # the query keeps finished runs only
+            out[row.endpoint_id] = EndpointResult(
+                scan_id=row.scan_id,
+                endpoint_id=row.endpoint_id,
+                method=row.method,
+                url=row.url,
+                reachable=row.reachable,
+                probe_count=row.probe_count,
+                probe_errors=row.probe_errors,
+                unchecked=tuple(row.unchecked or ()),
+                finished_at=finished_at,
+            )
+    return out

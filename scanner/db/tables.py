@@ -571,3 +571,31 @@ class MetricCounterRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     labels: Mapped[str] = mapped_column(String(255))
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- dashboard sessions (issue 14) ----------------------------------------------------
+
+SESSION_HASH_LENGTH = 64
+
+
+class DashboardSessionRow(Base):
+    """A signed-in dashboard browser: the SHA-256 of its cookie, tied to the token it used.
+
+    Every request joins the token, so a revoked token ends its sessions at
+    once; deleting the token deletes them (CASCADE).
+    """
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (
+        UniqueConstraint("session_hash"),
+        Index(None, "token_id"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(SESSION_HASH_LENGTH))
+    token_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(SESSION_HASH_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

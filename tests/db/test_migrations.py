@@ -39,6 +39,8 @@ TABLES = {
     "hooks",
     "hook_deliveries",
     "delivery_attempts",
+    # issue 14: dashboard sessions
+    "dashboard_sessions",
     # issue 10 item 8: counters that outlive the rows they count
     "metric_counters",
 }

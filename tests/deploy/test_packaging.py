@@ -68,6 +68,24 @@ def test_the_wheel_carries_the_migrations(wheel: Path) -> None:
     assert {f"scanner/migrations/versions/{r}" for r in revisions} <= names
 
 
+def test_the_wheel_carries_the_dashboards_templates_and_assets(wheel: Path) -> None:
+    # The dashboard works offline: every template, the stylesheet, the script and
+    # the logo are inside the package, nothing is fetched from a CDN.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = ROOT / "scanner" / "dashboard"
+    shipped = {
+        f"scanner/dashboard/{p.relative_to(package).as_posix()}"
+        for folder in ("templates", "static")
+        for p in (package / folder).rglob("*")
+        if p.is_file()
+    }
+    assert {
+        "scanner/dashboard/templates/base.html",
+        "scanner/dashboard/static/dashboard.css",
+    } <= shipped
+    assert shipped <= names, sorted(shipped - names)
+
+
 def test_an_installed_wheel_migrates_a_database_from_any_directory(
     wheel: Path, tmp_path: Path
 ) -> None:
