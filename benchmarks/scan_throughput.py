@@ -2,6 +2,17 @@
 
     .venv/bin/python benchmarks/scan_throughput.py [--endpoints 2000] [--hosts 16] [--cli]
         [--runs engine,floor,keepalive,cli] [--repeat N] [--concurrency 64] [--per-host 4]
+        [--loop uvloop|asyncio]
+
+Issue 11's figures (one loopback host, 100 in flight, engine vs floor side by side):
+
+    .venv/bin/python benchmarks/scan_throughput.py --hosts 1 --per-host 100 \
+        --concurrency 100 --endpoints 2000 --runs engine,floor --repeat 3
+
+and memory flat in the number of endpoints (peak RSS of the engine run):
+
+    .venv/bin/python benchmarks/scan_throughput.py --hosts 1 --per-host 100 \
+        --concurrency 100 --runs engine --endpoints 2000   (then --endpoints 20000)
 
 What runs, each in its own fresh process (so every figure is that process's own):
 
@@ -17,12 +28,16 @@ What runs, each in its own fresh process (so every figure is that process's own)
 - the *floor*: one bare ``aiohttp.ClientSession`` sending the very same
   requests (method, URL, header lines; planned before the clock starts) under
   the same caps (a global semaphore, ``--per-host`` workers per host), judging
-  nothing. Two floors: ``floor`` closes every connection after the response
-  headers, as the prober does (like for like); ``keepalive`` reads the small
-  body and reuses connections (what connection reuse would buy). The floor
+  nothing. Two floors: ``floor`` calls ``close()`` on every response after its
+  headers, as the prober does (like for like: a small body that arrived with
+  the headers has already returned the connection to the pool, so both reuse
+  keep-alive connections); ``keepalive`` reads the body first. The floor
   holds every planned request in memory, so its peak RSS is not comparable;
 - ``cli`` (``--cli``): ``cors-scanner scan -i FILE --format json -o /dev/null``
   as a user runs it; its peak RSS includes the report it builds.
+
+A single host is ``--hosts 1``. Every process runs on the same event loop,
+``--loop`` (default: uvloop when installed, as ``cors-scanner scan`` does).
 
 ``--runs`` picks the runs (default ``engine,floor,keepalive``); ``--repeat N``
 runs each N times and keeps the fastest, which filters out noise from other
@@ -131,9 +146,15 @@ def endpoint_urls(ports: list[int], count: int) -> Iterator[str]:
 
 
 def probe_limits(args: argparse.Namespace) -> Any:
-    from scanner.prober.limits import ProbeLimits
+    """The limits `cors-scanner scan` uses (its default settings), with the benchmark's caps."""
+    from dataclasses import replace
 
-    return ProbeLimits(
+    from scanner.engine import scan_options
+    from scanner.settings import Settings
+
+    limits = scan_options(Settings()).limits
+    return replace(
+        limits,
         global_concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
         trust_env=False,
@@ -330,6 +351,8 @@ def common_flags(args: argparse.Namespace) -> list[str]:
         str(args.per_host),
         "--max-seconds",
         str(args.max_seconds),
+        "--loop",
+        args.loop,
     ]
 
 
@@ -443,7 +466,7 @@ def report(args: argparse.Namespace, results: list[Result]) -> str:
     lines = [
         f"{args.endpoints} endpoints on {args.hosts} hosts (127.0.0.1 ports), {probes} probes "
         f"per run ({probes / args.endpoints:.0f} per endpoint); caps: {args.concurrency} "
-        f"requests in flight, {args.per_host} per host; best of {args.repeat}",
+        f"requests in flight, {args.per_host} per host; loop {args.loop}; best of {args.repeat}",
         f"{'run':<40} {'wall s':>7} {'probes/s':>9} {'cpu s':>7} {'cpu us/probe':>12} "
         f"{'peak RSS MB':>11} {'errors':>6} {'findings':>8}",
     ]
@@ -458,8 +481,10 @@ def report(args: argparse.Namespace, results: list[Result]) -> str:
     for floor in (r for r in results if r.run.startswith("floor")):
         if engine is not None:
             lines.append(
-                f"engine / {floor.run}: wall {engine.wall_s / floor.wall_s:.2f}x, "
-                f"cpu {engine.cpu_s / floor.cpu_s:.2f}x"
+                f"engine / {floor.run}: rate {engine.rate / floor.rate:.2f} of the floor's, "
+                f"wall {engine.wall_s / floor.wall_s:.2f}x, cpu {engine.cpu_s / floor.cpu_s:.2f}x, "
+                f"cpu us/probe {engine.cpu_s / engine.probes * 1e6:.0f} vs "
+                f"{floor.cpu_s / floor.probes * 1e6:.0f}"
             )
     return "\n".join(lines)
 
@@ -493,6 +518,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--role", choices=("target", "engine", "floor", "floor-keep-alive"), help=argparse.SUPPRESS
     )
     parser.add_argument("--ports", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default=default_loop(),
+        help="event loop of every process (default: uvloop when installed)",
+    )
     args = parser.parse_args(argv)
     args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     if args.cli and "cli" not in args.runs:
@@ -507,26 +538,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def default_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_on_loop(args: argparse.Namespace, main: Any) -> Any:
+    # The runner `cors-scanner scan` uses (loop, collector settings), for every
+    # measured process alike: the engine and the floors differ only in their code.
+    from scanner import eventloop
+
+    return eventloop.run(main, use_uvloop=args.loop == "uvloop")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "target":
-        asyncio.run(serve_target(args.hosts, args.max_seconds))
+        run_on_loop(args, serve_target(args.hosts, args.max_seconds))
         return 0
     if args.role is not None:
         ports = [int(p) for p in args.ports.split(",")]
         if args.role == "engine":
-            result = asyncio.run(run_engine(args, ports))
+            result = run_on_loop(args, run_engine(args, ports))
         else:
-            result = asyncio.run(run_floor(args, ports, keep_alive=args.role == "floor-keep-alive"))
+            result = run_on_loop(
+                args, run_floor(args, ports, keep_alive=args.role == "floor-keep-alive")
+            )
         print(json.dumps(result))
         return 0
 
     target, ports = start_target(args)
     results = []
     try:
-        for run in args.runs:
-            attempts = [measure(run, args, ports) for _ in range(args.repeat)]
-            results.append(min(attempts, key=lambda r: r.wall_s))
+        # Interleaved (engine, floor, engine, floor...): a shared machine's load
+        # drifts, and each kind keeps its fastest round.
+        rounds = [[measure(run, args, ports) for run in args.runs] for _ in range(args.repeat)]
+        for i, _run in enumerate(args.runs):
+            results.append(min((r[i] for r in rounds), key=lambda r: r.wall_s))
     finally:
         assert target.stdin is not None
         target.stdin.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from scanner.core.checks import Assessment, assess
 from scanner.core.origin import Origin
-from scanner.core.plan import Endpoint, PlanSettings, plan_probes
+from scanner.core.plan import Endpoint, PlanSettings, ProbeRequest, plan_probes, replan
 from scanner.core.policy import Policy
 from scanner.core.variants import (
     DEFAULT_THIRD_PARTY_HOSTS,
@@ -32,6 +32,8 @@ from scanner.prober.limits import DEFAULT_USER_AGENT, ProbeLimits
 from scanner.settings import Settings
 
 DEFAULT_ENDPOINT_CONCURRENCY = 32
+# Distinct (endpoint origin, policy) pairs whose probe origins are kept.
+ORIGIN_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ def scan_options(settings: Settings) -> ScanOptions:
         global_concurrency=settings.concurrency,
         per_host_concurrency=settings.per_host,
         per_host_rate=settings.per_host_rate,
+        endpoint_budget=settings.endpoint_budget,
+        unresponsive_after=settings.unresponsive_after,
         user_agent=settings.user_agent or DEFAULT_USER_AGENT,
         ca_bundle=settings.ca_bundle,
         verify_tls=not settings.insecure,
@@ -92,6 +96,10 @@ class Engine:
         self.options = options
         self.suffixes = suffixes
         self._prober = Prober(options.limits)
+        # Origins depend on the endpoint's origin, the policy and the token, not
+        # its path: thousands of endpoints on one API share one computation.
+        self._origins: dict[tuple[str, Policy, str], tuple[tuple[ProbeOrigin, ...], str]] = {}
+        self._plans: dict[tuple[object, ...], tuple[ProbeRequest, ...]] = {}
 
     async def __aenter__(self) -> Engine:
         await self._prober.__aenter__()
@@ -100,7 +108,55 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self._prober.__aexit__(None, None, None)
 
+    def _plan(self, target: Target, token: str) -> tuple[ProbeRequest, ...]:
+        """The probes for ``target``: planned once per origin, method, headers and policy,
+        then rebased onto each endpoint's URL (``core.plan.replan``)."""
+        endpoint = target.endpoint
+        key = (
+            "/".join(endpoint.url.split("/", 3)[:3]),
+            endpoint.method,
+            endpoint.headers,
+            target.policy,
+            token,
+        )
+        template = self._plans.get(key)
+        if template is None:
+            origins, own = self._origins_and_self(target, token)
+            template = plan_probes(
+                endpoint,
+                target.policy,
+                origins,
+                token=token,
+                settings=self.options.plan,
+                target_origin=own,
+            )
+            if len(self._plans) >= ORIGIN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = template
+            return (
+                template
+                if template[0].url == endpoint.url
+                else replan(template, endpoint.url, token)
+            )
+        return replan(template, endpoint.url, token)
+
     def origins_for(self, target: Target, token: str) -> tuple[ProbeOrigin, ...]:
+        return self._origins_and_self(target, token)[0]
+
+    def _origins_and_self(self, target: Target, token: str) -> tuple[tuple[ProbeOrigin, ...], str]:
+        """The origins to probe ``target`` with, and the serialised origin of its URL."""
+        url = target.endpoint.url
+        key = ("/".join(url.split("/", 3)[:3]), target.policy, token)
+        cached = self._origins.get(key)
+        if cached is None:
+            own = Origin.from_url(url, encode_host=uts46_host_encoder).serialize()
+            cached = (self._origins_for(target, token), own)
+            if len(self._origins) >= ORIGIN_CACHE_SIZE:
+                self._origins.pop(next(iter(self._origins)))
+            self._origins[key] = cached
+        return cached
+
+    def _origins_for(self, target: Target, token: str) -> tuple[ProbeOrigin, ...]:
         custom = tuple(self._custom(target.policy, value) for value in self.options.origins)
         if self.options.only_origins:
             return custom
@@ -128,10 +184,7 @@ class Engine:
     async def assess(self, target: Target, *, token: str | None = None) -> Assessment:
         """Probe one endpoint and judge it. Target faults become data, never exceptions."""
         token = token or new_token()
-        origins = self.origins_for(target, token)
-        plan = plan_probes(
-            target.endpoint, target.policy, origins, token=token, settings=self.options.plan
-        )
+        plan = self._plan(target, token)
         observations = await self._prober.send_all(plan)
         return assess(target.endpoint, target.policy, observations)
 

@@ -40,7 +40,7 @@ from scanner.core.diff import (
 from scanner.core.findings import Finding
 from scanner.core.headers import Headers
 from scanner.core.lifecycle import Event, EventKind
-from scanner.core.plan import PreflightPurpose
+from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.db import findings as store
 from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.leases import database_time
@@ -118,7 +118,7 @@ _STREAM_ROWS = 1000
 def _random_header_names(row: StoredProbe) -> tuple[str, ...]:
     # The reflection preflight asks for a header named after the run's random
     # token; the request lists it in Access-Control-Request-Headers.
-    if row.purpose != PreflightPurpose.REFLECTION.value:
+    if row.purpose not in RANDOM_HEADER_PURPOSES:
         return ()
     names: list[str] = []
     for name, value in row.request_headers or ():

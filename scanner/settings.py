@@ -110,6 +110,12 @@ class Settings:
     concurrency: int = 64  # requests in flight, all hosts
     per_host: int = 4  # requests in flight per host
     per_host_rate: float | None = None  # requests per second per host
+    # Seconds one endpoint may keep its host busy (None: 6 x timeout); then its
+    # unsent probes are recorded as not sent. See ProbeLimits.endpoint_budget.
+    endpoint_budget: float | None = None
+    # Timed-out attempts to one host, none answered, after which its remaining
+    # probes are not sent (host_unresponsive); 0 turns this off.
+    unresponsive_after: int = 2
     user_agent: str | None = None
     ca_bundle: str | None = None
     insecure: bool = False
@@ -237,6 +243,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "concurrency": _positive_int,
     "per_host": _positive_int,
     "per_host_rate": _positive_float,
+    "endpoint_budget": _positive_float,
+    "unresponsive_after": _non_negative_int,
     "user_agent": _optional_str,
     "ca_bundle": _optional_str,
     "insecure": _bool,

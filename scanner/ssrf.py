@@ -291,6 +291,9 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
+_VERDICTS_KEPT = 4096
+
+
 def guard_socket_factory(policy: AddressPolicy) -> Callable[[AddrInfo], socket.socket]:
     """An aiohttp ``socket_factory`` that refuses to open sockets to refused addresses.
 
@@ -298,10 +301,21 @@ def guard_socket_factory(policy: AddressPolicy) -> Callable[[AddrInfo], socket.s
     connected to, including IP literals the resolver never sees.
     """
 
+    # The verdict per address, kept: a scan opens thousands of connections to a
+    # few addresses, and parsing and classifying each costs more than the socket.
+    verdicts: dict[str, str | None] = {}
+
     def factory(addr_info: AddrInfo) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
-        address = _ip(str(sockaddr[0]))
-        why = "not an IP address" if address is None else policy.refusal(address)
+        text = str(sockaddr[0])
+        if text in verdicts:
+            why = verdicts[text]
+        else:
+            address = _ip(text)
+            why = "not an IP address" if address is None else policy.refusal(address)
+            if len(verdicts) >= _VERDICTS_KEPT:
+                verdicts.clear()
+            verdicts[text] = why
         if why is not None:
             raise BlockedAddress(f"{sockaddr[0]} is {why}")
         return socket.socket(family=family, type=type_, proto=proto)

@@ -9,13 +9,13 @@ would block it, 2 for bad input, 3 when the live request got no response.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from scanner import eventloop
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
 from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
 from scanner.core.browser import (
@@ -193,8 +193,19 @@ def explain_offline(request: CorsRequest, args: argparse.Namespace) -> Explanati
 async def explain_live(
     request: CorsRequest, url: str, args: argparse.Namespace, settings: Settings
 ) -> Explanation | Observation:
+    # Same-origin is not CORS: a page on the URL's own origin reads the
+    # response whatever its headers say, and sends no preflight.
+    target = Origin.from_url(url, encode_host=uts46_host_encoder).serialize()
+    request = replace(request, target_origin=target)
     origin = ProbeOrigin(request.origin, VariantKind.CUSTOM)
     probes: list[ProbeRequest] = []
+    notes = []
+    if not request.cross_origin:
+        notes.append(
+            f"{request.origin} is the URL's own origin: a same-origin request is not a CORS "
+            "request, so no preflight is sent and the page reads the response whatever its "
+            "headers say"
+        )
     if needs_preflight(request):
         probes.append(
             ProbeRequest(
@@ -208,7 +219,6 @@ async def explain_live(
             )
         )
     method = request.method
-    notes = []
     if method not in ("GET", "HEAD") and not args.send_unsafe_method:
         notes.append(f"the actual request was sent as GET, standing in for {method}")
         method = "GET"
@@ -311,7 +321,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.url:
         from scanner.cli.scan import validate_url  # shared URL rules
 
-        result = asyncio.run(explain_live(request, validate_url(args.url), args, settings))
+        result = eventloop.run(explain_live(request, validate_url(args.url), args, settings))
         if isinstance(result, Observation):
             print(
                 f"cors-scanner: no response from {args.url}: {result.error}: {result.error_detail}",
@@ -334,7 +344,8 @@ def _as_json(e: Explanation) -> dict[str, Any]:
         "request": {
             "origin": e.request.origin,
             "method": e.request.method,
-            "headers": e.request.headers.as_list(),
+            # The page's own header values may be credentials: never echoed.
+            "headers": e.request.headers.redacted(frozenset(e.request.headers.names())).as_list(),
             "credentials": e.request.credentials,
             "url": e.url,
         },
@@ -359,7 +370,9 @@ def _as_text(e: Explanation) -> str:
     lines = [
         f"Request:   {e.request.method} {e.url or '(offline)'} from {e.request.origin}, credentials {mode}",
     ]
-    if v.preflight_needed:
+    if not e.request.cross_origin:
+        lines.append("Preflight: not sent (same-origin: not a CORS request)")
+    elif v.preflight_needed:
         unsafe = unsafe_request_header_names(e.request.headers)
         why = []
         if e.request.method not in ("GET", "HEAD", "POST"):
@@ -373,7 +386,9 @@ def _as_text(e: Explanation) -> str:
         )
     else:
         lines.append("Preflight: not needed (safelisted method and headers)")
-    if v.readable:
+    if v.readable and not e.request.cross_origin:
+        lines.append("Verdict:   ALLOWED: same-origin, the page reads the response (no CORS)")
+    elif v.readable:
         lines.append("Verdict:   ALLOWED: the page can read the response")
         if v.exposed_headers:
             lines.append(f"Exposed:   {', '.join(v.exposed_headers)}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -12,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from scanner import eventloop
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
 from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
 from scanner.cli.output import ScanProgress, severity_painter
+from scanner.core.browser import normalize_method
 from scanner.core.checks import Assessment
 from scanner.core.origin import Origin, masked_url
 from scanner.core.plan import Endpoint, PlanSettings
@@ -52,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="file of endpoints, one per line: 'URL' or 'METHOD URL' ('-' for stdin; # comments)",
     )
-    p.add_argument("--method", default="GET", help="the endpoints' HTTP method (default GET)")
+    p.add_argument(
+        "--method",
+        default="GET",
+        help="the endpoints' HTTP method as the front end sends it (default GET; "
+        "like fetch(), only DELETE GET HEAD OPTIONS POST PUT are uppercased: patch stays patch)",
+    )
     policy = p.add_argument_group("the policy the endpoints should have")
     policy.add_argument(
         "--allow-origin",
@@ -90,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="append",
         default=[],
         metavar="'NAME: VALUE'",
-        help="an extra header on every probe, e.g. an API key (repeat)",
+        help="a request header the front end sends, e.g. an API key or Content-Type (repeat): "
+        "sent on actual requests, named in the legitimate preflight, never sent on a "
+        "preflight, redacted in every report",
     )
     probes.add_argument(
         "--origin",
@@ -148,10 +156,12 @@ def read_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _method(text: str) -> str:
-    method = text.strip().upper()
-    if not method.isalpha() or len(method) > 16:
+    """The method as the front end's ``fetch()`` sends it: DELETE GET HEAD OPTIONS POST
+    PUT uppercased in any case, any other token kept as written (``patch`` stays ``patch``)."""
+    method = text.strip()
+    if not method.isascii() or not method.isalpha() or len(method) > 16:
         raise InputError(f"{text!r} is not an HTTP method")
-    return method
+    return normalize_method(method)
 
 
 def _read_target_file(path: str, default_method: str) -> list[tuple[str, str]]:
@@ -240,7 +250,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = _Display(settings, bar=sys.stderr.isatty() and not args.no_progress)
     with _output(args.output) as stream:
         report = _Report(args.format, stream, fail_on)
-        assessments = asyncio.run(_scan(targets, options, progress, report))
+        assessments = eventloop.run(_scan(targets, options, progress, report))
         report.finish(assessments)
     return exit_code(assessments, fail_on, incomplete_fails=args.fail_on_incomplete)
 

@@ -30,6 +30,17 @@ follow Chromium:
   ``a;b``) exposes nothing but the safelisted response headers.
 - A mismatched ACAO that does not parse as a URL is reported as "contains the
   invalid value" (Chromium asks GURL); ``_parses_as_url`` approximates GURL.
+- Method names: only DELETE GET HEAD OPTIONS POST PUT are uppercased; ``patch``
+  is sent as ``patch`` and ``Access-Control-Allow-Methods: PATCH`` does not
+  allow it (byte-for-byte comparison).
+
+A request whose origin is the URL's own origin is not a CORS request at all
+(Fetch, "main fetch": same-origin requests take the basic path): the page
+reads the response whatever its headers say, and no preflight is sent.
+``CorsRequest.target_origin`` carries the URL's origin for that rule.
+
+How the response head itself is read (leniently, as Chromium does) is
+:mod:`scanner.core.response_head`'s rule.
 """
 
 from __future__ import annotations
@@ -49,13 +60,21 @@ class CorsRequest:
 
     ``origin`` is the exact Origin header value (``null`` for opaque);
     ``headers`` are the headers the page set itself (not Cookie, Origin...);
-    ``credentials`` is credentials mode "include" (fetch) / withCredentials (XHR).
+    ``credentials`` is credentials mode "include" (fetch) / withCredentials (XHR);
+    ``target_origin`` is the serialised origin of the URL requested, when known:
+    equal to ``origin``, the request is same-origin and no CORS rule applies.
     """
 
     origin: str
     method: str = "GET"
     headers: Headers = field(default_factory=Headers)
     credentials: bool = False
+    target_origin: str | None = None
+
+    @property
+    def cross_origin(self) -> bool:
+        """A CORS request: the page's origin is not the URL's (``null`` never is)."""
+        return self.target_origin is None or self.origin != self.target_origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +109,8 @@ class Verdict:
     reason: str | None
     exposed_headers: tuple[str, ...] = ()
 
+
+_PASS = Check(True)
 
 # -- reasons: Chromium's console text after "has been blocked by CORS policy: " --
 
@@ -131,6 +152,8 @@ HEADER_NOT_ALLOWED = (
     "Request header field {name} is not allowed by Access-Control-Allow-Headers "
     "in preflight response."
 )
+_NO_ACAO = Check(False, NO_ACAO)
+_WILDCARD_WITH_CREDENTIALS = Check(False, WILDCARD_WITH_CREDENTIALS)
 # Ours, not Chromium's: the exchange lacks a response, so no browser verdict exists.
 NO_PREFLIGHT_OBSERVED = PREFLIGHT_PREFIX + "no response to the preflight request was observed."
 NO_ACTUAL_OBSERVED = "No response to the actual request was observed."
@@ -243,7 +266,7 @@ def normalize_method(method: str) -> str:
 
 def is_safelisted_method(method: str) -> bool:
     """GET, HEAD or POST (after fetch's normalization, so ``get`` counts too)."""
-    return normalize_method(method) in SAFELISTED_METHODS
+    return method in SAFELISTED_METHODS or normalize_method(method) in SAFELISTED_METHODS
 
 
 # -- request headers --------------------------------------------------------
@@ -352,6 +375,12 @@ def unsafe_request_header_names(headers: Headers) -> tuple[str, ...]:
     Forbidden headers are ignored (a page cannot send them). When the safelisted
     values together exceed 1024 bytes they all count as unsafe.
     """
+    if not headers.lines:
+        return ()
+    return headers.memo("unsafe_request_header_names", _unsafe_names)
+
+
+def _unsafe_names(headers: Headers) -> tuple[str, ...]:
     safe_names: list[str] = []
     unsafe: set[str] = set()
     safe_total = 0
@@ -367,7 +396,12 @@ def unsafe_request_header_names(headers: Headers) -> tuple[str, ...]:
 
 
 def needs_preflight(request: CorsRequest) -> bool:
-    """A cross-origin request needs a preflight: unsafe method or any unsafe header."""
+    """A cross-origin request needs a preflight: unsafe method or any unsafe header.
+
+    A same-origin request never does.
+    """
+    if not request.cross_origin:
+        return False
     return not is_safelisted_method(request.method) or bool(
         unsafe_request_header_names(request.headers)
     )
@@ -478,9 +512,9 @@ def cors_check(origin: str, credentials: bool, headers: Headers) -> Check:
     """
     allow_origin = headers.combined(ACAO)
     if allow_origin is None:
-        return Check(False, NO_ACAO)
+        return _NO_ACAO
     if allow_origin == "*":
-        return Check(False, WILDCARD_WITH_CREDENTIALS) if credentials else Check(True)
+        return _WILDCARD_WITH_CREDENTIALS if credentials else _PASS
     if allow_origin != origin:
         if " " in allow_origin or "," in allow_origin:
             return Check(False, ACAO_MULTIPLE.format(value=allow_origin))
@@ -492,7 +526,7 @@ def cors_check(origin: str, credentials: bool, headers: Headers) -> Check:
         allow_credentials = headers.combined(ACAC)
         if allow_credentials != "true":
             return Check(False, ACAC_NOT_TRUE.format(value=allow_credentials or ""))
-    return Check(True)
+    return _PASS
 
 
 # -- the preflight ----------------------------------------------------------
@@ -527,13 +561,17 @@ def preflight_check(request: CorsRequest, response: Response) -> Check:
     Order as Chromium: redirect, CORS check (with the actual request's
     credentials mode), 2xx status, ACAM and ACAH syntax, method, headers.
     """
-    return _preflight_check(request, response, unsafe_request_header_names(request.headers))
+    return _preflight_check(
+        request, response, unsafe_request_header_names(request.headers), request.credentials
+    )
 
 
-def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str, ...]) -> Check:
+def _preflight_check(
+    request: CorsRequest, response: Response, unsafe: tuple[str, ...], credentials: bool
+) -> Check:
     if _is_redirect(response):
         return Check(False, PREFLIGHT_REDIRECT)
-    access = cors_check(request.origin, request.credentials, response.headers)
+    access = cors_check(request.origin, credentials, response.headers)
     if not access.ok:
         return Check(False, PREFLIGHT_PREFIX + (access.reason or ""))
     if not 200 <= response.status <= 299:
@@ -544,7 +582,7 @@ def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str
     allowed = _parse_token_list(response.headers.combined(ACAH))
     if allowed is None:
         return Check(False, ACAH_UNPARSABLE)
-    wildcard = not request.credentials
+    wildcard = not credentials
     # ACAM is compared case-sensitively with the normalized method: `patch`
     # needs `patch`, not `PATCH`.
     method = normalize_method(request.method)
@@ -556,12 +594,12 @@ def _preflight_check(request: CorsRequest, response: Response, unsafe: tuple[str
     # Chromium 156: `*` covers every name, Authorization included, when the
     # request is not credentialed (the standard excludes Authorization).
     if wildcard and "*" in allowed:
-        return Check(True)
+        return _PASS
     lowered = {name.lower() for name in allowed}
     for name in unsafe:
         if name not in lowered:
             return Check(False, HEADER_NOT_ALLOWED.format(name=name))
-    return Check(True)
+    return _PASS
 
 
 # -- exposed headers and the verdict ----------------------------------------
@@ -575,15 +613,22 @@ def exposed_header_names(request: CorsRequest, response: Response) -> tuple[str,
     a credentialed one. Set-Cookie is never exposed. An ACEH with an invalid
     token exposes nothing (Chromium).
     """
+    return _exposed(response, request.credentials)
+
+
+def _exposed(response: Response, credentials: bool) -> tuple[str, ...]:
     present = response.headers.names()
     listed = _parse_token_list(response.headers.combined(ACEH)) or frozenset()
     names = {n.lower() for n in listed}
-    if "*" in names and not request.credentials:
+    if "*" in names and not credentials:
         exposed = set(present)
     else:
         exposed = {n for n in present if n in names or n in SAFELISTED_RESPONSE_HEADERS}
     exposed.difference_update(_FORBIDDEN_RESPONSE_HEADERS)
     return tuple(sorted(exposed))
+
+
+SAME_ORIGIN_NOTE = "same-origin: not a CORS request, the page reads the response"
 
 
 def evaluate(
@@ -594,24 +639,61 @@ def evaluate(
     If a preflight is needed and its response is missing or fails, the actual
     request is never sent: not readable, ``actual`` None. Otherwise the actual
     response's CORS check decides. ``preflight`` is ignored when none is needed.
+    A same-origin request is readable whenever there is a response.
     """
-    # Computed once: evaluate() runs ~100 times per scanned endpoint.
     unsafe = unsafe_request_header_names(request.headers)
+    return _evaluate(request, actual, preflight, unsafe, request.credentials)
+
+
+def evaluate_modes(
+    request: CorsRequest, *, actual: Response | None, preflight: Response | None = None
+) -> tuple[Verdict, Verdict]:
+    """``evaluate`` without and with credentials, sharing the work both modes have in common.
+
+    The scanner asks both for every actual response it gets (is it readable
+    by a page that sends cookies, and by one that does not?).
+    """
+    unsafe = unsafe_request_header_names(request.headers)
+    return (
+        _evaluate(request, actual, preflight, unsafe, False),
+        _evaluate(request, actual, preflight, unsafe, True),
+    )
+
+
+def _evaluate(
+    request: CorsRequest,
+    actual: Response | None,
+    preflight: Response | None,
+    unsafe: tuple[str, ...],
+    credentials: bool,
+) -> Verdict:
+    if not request.cross_origin:
+        if actual is None:
+            return Verdict(False, False, None, None, NO_ACTUAL_OBSERVED)
+        return Verdict(True, False, None, None, None, _same_origin_headers(actual))
     needed = bool(unsafe) or not is_safelisted_method(request.method)
     preflight_result: Check | None = None
     if needed:
         if preflight is None:
             return Verdict(False, True, None, None, NO_PREFLIGHT_OBSERVED)
-        preflight_result = _preflight_check(request, preflight, unsafe)
+        preflight_result = _preflight_check(request, preflight, unsafe, credentials)
         if not preflight_result.ok:
             return Verdict(False, True, preflight_result, None, preflight_result.reason)
     if actual is None:
         return Verdict(False, needed, preflight_result, None, NO_ACTUAL_OBSERVED)
-    actual_result = cors_check(request.origin, request.credentials, actual.headers)
+    actual_result = cors_check(request.origin, credentials, actual.headers)
     if not actual_result.ok:
         return Verdict(False, needed, preflight_result, actual_result, actual_result.reason)
     return Verdict(
-        True, needed, preflight_result, actual_result, None, exposed_header_names(request, actual)
+        True, needed, preflight_result, actual_result, None, _exposed(actual, credentials)
+    )
+
+
+def _same_origin_headers(response: Response) -> tuple[str, ...]:
+    # A same-origin response exposes every header but the forbidden response
+    # header names (Set-Cookie).
+    return tuple(
+        sorted(n for n in response.headers.names() if n not in _FORBIDDEN_RESPONSE_HEADERS)
     )
 
 

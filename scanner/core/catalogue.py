@@ -332,7 +332,9 @@ _RULES: tuple[Rule, ...] = (
         Severity.MEDIUM,
         "Access-Control-Allow-Origin changes with the Origin header but responses lack "
         "'Vary: Origin': a shared cache can serve one origin's response to another, leaking "
-        "it or breaking legitimate front ends.",
+        "it or breaking legitimate front ends. Reported as low when only the refusals (the "
+        "responses without Access-Control-Allow-Origin) lack it: a cached refusal can still "
+        "break an allowed front end.",
         _VARY,
         524,
     ),
@@ -342,7 +344,8 @@ _RULES: tuple[Rule, ...] = (
         Category.HARDENING,
         Severity.LOW,
         "The preflight echoes Access-Control-Request-Method (even unusual ones like PROPFIND) "
-        "in Access-Control-Allow-Methods: method restrictions are not enforced by CORS.",
+        "in Access-Control-Allow-Methods: method restrictions are not enforced by CORS. "
+        "Asked with no unusual header, so a server that refuses headers cannot hide it.",
         _PREFLIGHT_LISTS,
         942,
     ),
@@ -352,7 +355,8 @@ _RULES: tuple[Rule, ...] = (
         Category.HARDENING,
         Severity.LOW,
         "The preflight echoes Access-Control-Request-Headers (even random names) in "
-        "Access-Control-Allow-Headers.",
+        "Access-Control-Allow-Headers. Asked with the endpoint's own method, so a server "
+        "that refuses unusual methods (Flask-CORS, aiohttp-cors) cannot hide it.",
         _PREFLIGHT_LISTS,
         942,
     ),

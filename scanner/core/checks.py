@@ -15,16 +15,17 @@ from scanner.core.browser import (
     Check,
     Response,
     Verdict,
-    evaluate,
+    evaluate_modes,
     needs_preflight,
+    normalize_method,
     preflight_check,
 )
 from scanner.core.catalogue import rule
 from scanner.core.findings import Category, Evidence, Finding
 from scanner.core.headers import Headers
-from scanner.core.observation import Observation
+from scanner.core.observation import NOT_SENT_ERRORS, Observation
 from scanner.core.origin import Origin
-from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, page_request
+from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.core.variants import VariantKind
@@ -34,6 +35,11 @@ from scanner.errors import InvalidOrigin
 # nothing about max-age is held to that.
 DEFAULT_MAX_AGE = 7200
 MAX_EVIDENCE = 8  # exchanges kept per finding; the rest are counted in the summary
+# How the line that says probes were not sent starts, in ``Assessment.unchecked``.
+NOT_SENT_PREFIX = "not sent:"
+_LENIENT_NOTE = " (header block read leniently, as Chromium reads it: see the raw lines)"
+_METHOD_PURPOSES = (PreflightPurpose.REFLECT_METHOD, PreflightPurpose.REFLECTION)
+_HEADER_PURPOSES = (PreflightPurpose.REFLECT_HEADER, PreflightPurpose.REFLECTION)
 
 # Which rule an untrusted origin class proves, and whether exploiting it needs
 # a precondition (a taken-over subdomain, a network position, local code).
@@ -111,6 +117,12 @@ class Assessment:
     def errors(self) -> tuple[Observation, ...]:
         return tuple(p.observation for p in self.probes if not p.observation.ok)
 
+    @property
+    def not_sent(self) -> str | None:
+        """The one line saying which probes were never sent and why (an unresponsive
+        host, a used-up time budget), or None when every probe was sent."""
+        return next((u for u in self.unchecked if u.startswith(NOT_SENT_PREFIX)), None)
+
 
 def assess(endpoint: Endpoint, policy: Policy, observations: Sequence[Observation]) -> Assessment:
     """Verdicts and findings for one endpoint's observations."""
@@ -120,8 +132,9 @@ def assess(endpoint: Endpoint, policy: Policy, observations: Sequence[Observatio
         if o.request.kind is ProbeKind.PREFLIGHT
         and o.request.purpose in (PreflightPurpose.LEGITIMATE, PreflightPurpose.ORIGIN)
     }
-    results = [_result(endpoint, policy, o, preflights) for o in observations]
+    results = [_result(o, preflights) for o in observations]
     ctx = _Context(endpoint, policy, results)
+    ctx.not_sent([o for o in observations if o.error in NOT_SENT_ERRORS], len(observations))
     findings = [
         *ctx.exposure(),
         *ctx.wildcard(),
@@ -138,36 +151,22 @@ def assess(endpoint: Endpoint, policy: Policy, observations: Sequence[Observatio
     return Assessment(endpoint, policy, tuple(results), tuple(findings), tuple(ctx.unchecked))
 
 
-def _result(
-    endpoint: Endpoint,
-    policy: Policy,
-    obs: Observation,
-    preflights: dict[str, Observation],
-) -> ProbeResult:
+def _result(obs: Observation, preflights: dict[str, Observation]) -> ProbeResult:
     if not obs.ok or obs.status is None:
         return ProbeResult(obs)
     response = Response(obs.status, obs.headers)
     request = obs.request
     if request.kind is ProbeKind.PREFLIGHT:
         return ProbeResult(obs, preflight=preflight_check(request.cors_request, response))
-    page = page_request(endpoint, policy, request.origin)
-    if request.kind is ProbeKind.ERROR_PATH:
-        page = replace(page, method="GET", headers=Headers())
-    pre = preflights.get(request.origin.value)
-    pre_response = (
-        Response(pre.status, pre.headers) if pre is not None and pre.status is not None else None
-    )
-    verdicts = []
-    for credentials in (False, True):
-        mode = replace(page, credentials=credentials)
-        verdicts.append(
-            evaluate(
-                mode,
-                actual=response,
-                preflight=pre_response if needs_preflight(mode) else None,
-            )
-        )
-    return ProbeResult(obs, verdicts[0], verdicts[1])
+    # The request a page at this origin makes (for the error path: a plain GET).
+    page = request.cors_request
+    pre_response: Response | None = None
+    if needs_preflight(page):
+        pre = preflights.get(request.origin.value)
+        if pre is not None and pre.status is not None:
+            pre_response = Response(pre.status, pre.headers)
+    plain, credentialed = evaluate_modes(page, actual=response, preflight=pre_response)
+    return ProbeResult(obs, plain, credentialed)
 
 
 def _evidence(result: ProbeResult, verdict: str = "") -> Evidence:
@@ -183,9 +182,10 @@ def _evidence(result: ProbeResult, verdict: str = "") -> Evidence:
         url=req.url,
         request_headers=req.public_headers,
         status=obs.status,
-        response_headers=obs.headers,
+        response_headers=obs.public_headers,
         error=obs.error.value if obs.error else None,
-        verdict=verdict,
+        verdict=verdict + (_LENIENT_NOTE if obs.raw_lines else ""),
+        response_raw_lines=obs.public_raw_lines,
     )
 
 
@@ -202,6 +202,8 @@ def _describe(result: ProbeResult) -> str:
         return "readable without credentials"
     if result.verdict and result.verdict.reason:
         return f"blocked: {result.verdict.reason}"
+    if result.observation.error is not None:
+        return f"no response: {result.observation.error.value}"
     return "no response"
 
 
@@ -215,6 +217,17 @@ def _tokens(value: str | None) -> list[str]:
 
 class _Context:
     """The rules, sharing one endpoint's results. Each method yields findings."""
+
+    def not_sent(self, skipped: Sequence[Observation], total: int) -> None:
+        """One line for the probes never sent (unresponsive host, used-up budget)."""
+        if not skipped:
+            return
+        first = skipped[0]
+        detail = (first.error_detail or "").removeprefix(NOT_SENT_PREFIX).strip()
+        kind = first.error.value if first.error else "error"
+        self.unchecked.insert(
+            0, f"{NOT_SENT_PREFIX} {len(skipped)} of {total} probes ({kind}): {detail}"
+        )
 
     def __init__(self, endpoint: Endpoint, policy: Policy, results: Sequence[ProbeResult]) -> None:
         self.endpoint = endpoint
@@ -248,7 +261,7 @@ class _Context:
             severity=severity or r.severity,
             category=r.category,
             title=r.title,
-            endpoint_method=self.endpoint.method.upper(),
+            endpoint_method=self.endpoint.method,
             endpoint_url=self.endpoint.url,
             origin_class=origin_class,
             summary=summary,
@@ -485,7 +498,7 @@ class _Context:
             return []
         reason = failed[0].preflight.reason if failed[0].preflight else ""
         summary = (
-            f"The preflight for {self.endpoint.method.upper()} from "
+            f"The preflight for {normalize_method(self.endpoint.method)} from "
             f"{failed[0].observation.request.origin.value} fails: {reason}"
         )
         if broken:
@@ -543,50 +556,90 @@ class _Context:
         if not missing:
             return []
         missing.sort(key=lambda r: _acao(r) is None)
+        granted_without = [r for r in missing if _acao(r) is not None]
+        if granted_without:
+            summary = (
+                "Access-Control-Allow-Origin depends on the request's Origin, but "
+                f"{len(missing)} of {len(self.simple)} responses lack 'Vary: Origin'."
+            )
+            severity = None
+        else:
+            # cors-rules.md §6: Vary only with the ACAO it grants is the weaker,
+            # deployment-dependent defect (a cached refusal breaks a front end).
+            summary = (
+                "'Vary: Origin' comes only with the Access-Control-Allow-Origin the server "
+                f"grants: {len(missing)} of {len(self.simple)} responses (its refusals) lack it, "
+                "so a shared cache can serve a refusal to an allowed front end."
+            )
+            severity = Severity.LOW
         return [
             self.finding(
                 "missing_vary_origin",
                 "vary",
-                "Access-Control-Allow-Origin depends on the request's Origin, but "
-                f"{len(missing)} of {len(self.simple)} responses lack 'Vary: Origin'.",
+                summary,
                 (_evidence(r) for r in missing),
+                severity=severity,
             )
         ]
 
     # -- preflight answers -----------------------------------------------------
 
     def preflight_reflection(self) -> list[Finding]:
+        """Each preflight dimension from its own probe: a method, then a header."""
         out = []
+        allowed_methods = {normalize_method(m) for m in self.policy.allowed_methods}
         for r in self.results:
             req = r.observation.request
-            if req.purpose is not PreflightPurpose.REFLECTION or not r.observation.ok:
-                continue
-            headers = r.observation.headers
-            methods = _tokens(headers.combined("access-control-allow-methods"))
-            asked = req.cors_request.method
-            if asked not in [m.upper() for m in self.policy.allowed_methods] and (
-                asked.lower() in (m.lower() for m in methods)
-            ):
-                out.append(
-                    self.finding(
-                        "preflight_reflects_any_method",
-                        "method",
-                        f"The preflight allowed the unusual method {asked} it was asked for.",
-                        [_evidence(r)],
+            if req.purpose in _METHOD_PURPOSES and r.observation.ok:
+                headers = r.observation.headers
+                methods = _tokens(headers.combined("access-control-allow-methods"))
+                asked = req.cors_request.method
+                if asked not in allowed_methods and asked.lower() in (m.lower() for m in methods):
+                    out.append(
+                        self.finding(
+                            "preflight_reflects_any_method",
+                            "method",
+                            f"The preflight allowed the unusual method {asked} it was asked for.",
+                            [_evidence(r)],
+                        )
                     )
-                )
-            allowed = [h.lower() for h in _tokens(headers.combined("access-control-allow-headers"))]
-            probe_names = [n.lower() for n, _ in req.cors_request.headers]
-            if probe_names and all(n in allowed for n in probe_names):
-                out.append(
-                    self.finding(
-                        "preflight_reflects_any_header",
-                        "header",
-                        f"The preflight allowed the random header {probe_names[0]} it was asked for.",
-                        [_evidence(r)],
-                    )
-                )
+            if req.purpose in _HEADER_PURPOSES:
+                finding = self._header_reflection(r)
+                if finding is not None:
+                    out.append(finding)
         return out
+
+    def _header_reflection(self, r: ProbeResult) -> Finding | None:
+        obs = r.observation
+        req = obs.request
+        probe_names = [n.lower() for n, _ in req.cors_request.headers]
+        if not probe_names:
+            return None
+        asked = f"the preflight asking for a random header with {req.cors_request.method}"
+        if not obs.ok:
+            self.unchecked.append(
+                f"preflight_reflects_any_header: not checked: {asked} got no response "
+                f"({obs.error.value if obs.error else 'error'})"
+            )
+            return None
+        headers = obs.headers
+        allowed = [h.lower() for h in _tokens(headers.combined("access-control-allow-headers"))]
+        if all(n in allowed for n in probe_names):
+            return self.finding(
+                "preflight_reflects_any_header",
+                "header",
+                f"The preflight allowed the random header {probe_names[0]} it was asked for.",
+                [_evidence(r)],
+            )
+        if headers.combined("access-control-allow-origin") is None:
+            # No CORS answer at all: the server refused the header (fine) or
+            # answers no preflight for this method; this probe cannot tell.
+            self.unchecked.append(
+                f"preflight_reflects_any_header: not checked: {asked} got no CORS headers "
+                f"(status {obs.status}): the server refused the header, or answers no "
+                f"preflight for {req.cors_request.method}"
+            )
+        return None
 
     def max_age(self) -> list[Finding]:
         limit = self.policy.max_age if self.policy.max_age is not None else DEFAULT_MAX_AGE

@@ -66,7 +66,7 @@ from scanner.core.lifecycle import (
     triage_expired_event,
 )
 from scanner.core.observation import Observation
-from scanner.core.plan import PreflightPurpose
+from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.errors import InputError
 
 HeaderLines = tuple[tuple[str, str], ...]
@@ -182,7 +182,7 @@ def probe_header_lines(observation: Observation) -> HeaderLines:
         return ()
     request = observation.request
     randoms: tuple[str, ...] = ()
-    if request.purpose is PreflightPurpose.REFLECTION:
+    if request.purpose in RANDOM_HEADER_PURPOSES:
         # The reflection preflight asks for a header named after the run's
         # random token; a server that echoes it is the same server every run.
         randoms = tuple(name for name, _ in request.cors_request.headers)

@@ -34,6 +34,9 @@ class Evidence:
     response_headers: Headers
     error: str | None = None
     verdict: str = ""  # the browser's verdict in words, e.g. "readable with credentials"
+    # Every line of the response head as received, when the browser's reading
+    # of it was lenient (a line skipped, a name trimmed); empty otherwise.
+    response_raw_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

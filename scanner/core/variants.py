@@ -184,6 +184,7 @@ class _Base:
     label: str  # what ProbeOrigin.base says: the pattern or the domain
     full_host: bool  # an exact allowed origin's host
     wildcard: bool  # the domain of a ``*.domain`` pattern
+    member: bool = False  # a concrete host a ``*.domain`` pattern allows ({token}.domain)
 
     @property
     def port_text(self) -> str:
@@ -273,7 +274,7 @@ def probe_origins(
         "reflected, any sandboxed iframe or data: page can read the endpoint as null",
     )
 
-    bases = _bases(policy, endpoint, suffixes, settings.max_trusted_bases)
+    bases = _bases(policy, endpoint, suffixes, settings.max_trusted_bases, token)
     for base in bases:
         out.add(
             f"{base.scheme}://{base.host}.{attacker}",
@@ -299,13 +300,21 @@ def probe_origins(
                 skip_if_allowed=True,
             )
     for base in bases:
-        out.add(
-            f"{base.scheme}://{token}.{base.host}{base.port_text}",
-            VariantKind.SUBDOMAIN,
-            f"reflected, every subdomain of {base.host} is trusted: "
-            "one taken-over or XSS-able subdomain reads the endpoint",
-            base=base.label,
-        )
+        # One label under the trusted host, and under its registrable domain in
+        # both the trusted origin's scheme and the API's own: a matcher for
+        # "[a-z]+\\.acme\\.com" takes x.acme.com, not x.app.acme.com.
+        domain = _registrable(suffixes, base.host) or base.host
+        candidates = [] if base.member else [(base.scheme, base.host, base.port_text)]
+        candidates.append((base.scheme, domain, base.port_text))
+        candidates.append((endpoint.scheme, domain, _port(endpoint.port)))
+        for scheme, host, port in candidates:
+            out.add(
+                f"{scheme}://{token}.{host}{port}",
+                VariantKind.SUBDOMAIN,
+                f"reflected, every subdomain of {host} is trusted: "
+                "one taken-over or XSS-able subdomain reads the endpoint",
+                base=base.label,
+            )
 
     downgrades = [(str(o), o) for o in expanded]
     downgrades += [
@@ -323,9 +332,9 @@ def probe_origins(
             )
 
     special = next((b for b in bases if b.full_host), None)
-    special = special or next((b for b in bases if b.wildcard), bases[-1])
+    special = special or next((b for b in bases if b.member), bases[-1])
     # For a wildcard the trusted hosts are its members, not the domain itself.
-    special_host = f"{token}.{special.host}" if special.wildcard else special.host
+    special_host = special.host
     for char in settings.special_chars:
         out.add(
             f"{special.scheme}://{special_host}{char}.{attacker}",
@@ -397,32 +406,50 @@ def _evidence(out: _Collector, origin: Origin) -> None:
         )
 
 
-def _bases(policy: Policy, endpoint: Origin, suffixes: PublicSuffixes, limit: int) -> list[_Base]:
-    """The trusted hosts to attack: the policy's (up to ``limit``), then the endpoint's domain."""
-    bases: dict[str, _Base] = {}
+def _bases(
+    policy: Policy, endpoint: Origin, suffixes: PublicSuffixes, limit: int, token: str
+) -> list[_Base]:
+    """The trusted hosts to attack: the policy's (up to ``limit`` patterns), then the endpoint's domain.
+
+    An exact origin is one base; a ``*.domain`` pattern is two: a concrete
+    member (``{token}.domain``), so every attack family is built from a host
+    the pattern really allows (``{token}.acme.com.attacker.example`` catches a
+    regex with no end anchor that ``acme.com.attacker.example`` does not), and
+    the domain itself. Bases are keyed by scheme, host and port: an ``http``
+    pattern for a host never hides the endpoint's ``https`` one.
+    """
+    bases: dict[tuple[str, str, int | None], _Base] = {}
+    patterns = 0
     for pattern in policy.allowed_origins:
-        if len(bases) >= limit:
+        if patterns >= limit:
             break
         if pattern.opaque or pattern.scheme not in _HTTP_SCHEMES:
             # An attacker cannot serve a page under another scheme's host.
             continue
+        patterns += 1
         host = pattern.host.rstrip(".")
-        bases.setdefault(
-            host,
-            _Base(
-                pattern.scheme,
-                host,
-                pattern.port,
-                str(pattern),
-                full_host=not pattern.any_subdomain,
-                wildcard=pattern.any_subdomain,
-            ),
-        )
+        label = str(pattern)
+        if pattern.any_subdomain:
+            member = f"{token}.{host}"
+            bases.setdefault(
+                (pattern.scheme, member, pattern.port),
+                _Base(pattern.scheme, member, pattern.port, label, False, False, member=True),
+            )
+            bases.setdefault(
+                (pattern.scheme, host, pattern.port),
+                _Base(pattern.scheme, host, pattern.port, label, False, wildcard=True),
+            )
+        else:
+            bases.setdefault(
+                (pattern.scheme, host, pattern.port),
+                _Base(pattern.scheme, host, pattern.port, label, full_host=True, wildcard=False),
+            )
     # Always attack the endpoint's own domain too: it is what an allowlist
     # written as a regex or a suffix check most often names.
     domain = _registrable(suffixes, endpoint.host) or endpoint.host.rstrip(".")
     bases.setdefault(
-        domain, _Base(endpoint.scheme, domain, None, domain, full_host=False, wildcard=False)
+        (endpoint.scheme, domain, None),
+        _Base(endpoint.scheme, domain, None, domain, full_host=False, wildcard=False),
     )
     return list(bases.values())
 

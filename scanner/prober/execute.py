@@ -1,8 +1,21 @@
 """Sending probe requests: ``ProbeRequest`` in, ``Observation`` out, whatever the target does.
 
-Only the status line and the header block are read; the body never is. Every
-way a target can fail or misbehave becomes an ``Observation`` with a
-``ProbeError`` and a short human detail; nothing a target does raises.
+Only the status line and the header block are read (by Chromium's rules,
+:mod:`scanner.prober.head`); the body never is. Every way a target can fail
+or misbehave becomes an ``Observation`` with a ``ProbeError`` and a short
+human detail; nothing a target does raises.
+
+A fixed pool of worker tasks (``global_concurrency`` of them) sends every
+probe, taking them from per-host queues (:mod:`scanner.prober.politeness`):
+no task, semaphore or context manager per probe. Two rules keep a scan fast
+whatever the targets do:
+
+- a host whose first probes all time out is unresponsive
+  (:mod:`scanner.prober.health`): its remaining probes are recorded as not
+  sent, ``ProbeError.HOST_UNRESPONSIVE``, at once;
+- each ``send_all`` batch (one endpoint) has a time budget
+  (``ProbeLimits.budget``): once its attempts have kept the host busy that
+  long, its unsent probes are recorded as ``ProbeError.DEADLINE``.
 """
 
 from __future__ import annotations
@@ -14,7 +27,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
@@ -22,13 +35,15 @@ import aiohttp
 from aiohttp import http_exceptions
 from yarl import URL
 
-from scanner.core.headers import Headers
 from scanner.core.observation import Observation, ProbeError
 from scanner.core.plan import ProbeRequest
+from scanner.core.response_head import HeadRefused, ResponseHead
 from scanner.prober.guard import blocked_detail
+from scanner.prober.head import CAPTURE, Capture
+from scanner.prober.health import HostHealth
 from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import Politeness, backoff_delay, host_key
-from scanner.prober.session import ConnectionLost, ProxyRoutes, build_session
+from scanner.prober.session import ProxyRoutes, build_session
 
 # RFC 9110, 9.2.2. Once such a request may have reached the server, only these
 # are sent again: a retried POST could act twice.
@@ -38,6 +53,8 @@ MAX_QUOTE = 60
 _BYTES_LITERAL = re.compile(r"""b'(?:[^'\\\n]|\\.)*'|b"(?:[^"\\\n]|\\.)*\"""")
 _URL_SAFE = re.compile(r"[\x21-\x7e]+")
 _E = TypeVar("_E", bound=BaseException)
+_NOT_RETRIED_DEAD = "; not retried: the host is unresponsive"
+_NOT_RETRIED_BUDGET = "; not retried: the endpoint's time budget is used up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +64,71 @@ class _Failure:
     error: ProbeError
     detail: str
     transient: bool  # another attempt could succeed (and is safe to make)
+    counted: bool = False  # already told to HostHealth (by the deadline watchdog)
+
+
+class _Batch:
+    """One ``send_all`` call: its results, and its share of the host's time."""
+
+    __slots__ = ("expired", "future", "jobs", "remaining", "results", "used")
+
+    def __init__(self, requests: Sequence[ProbeRequest]) -> None:
+        self.results: list[Observation | None] = [None] * len(requests)
+        self.remaining = len(requests)
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.jobs: list[_Job] = []
+        self.used = 0.0  # seconds of the budget spent
+        self.expired = False
+
+
+class _Job:
+    __slots__ = (
+        "attempts",
+        "batch",
+        "elapsed_ms",
+        "failure",
+        "host",
+        "index",
+        "request",
+        "settled",
+    )
+
+    def __init__(self, batch: _Batch, index: int, request: ProbeRequest, host: str) -> None:
+        self.batch = batch
+        self.index = index
+        self.request = request
+        self.host = host
+        self.attempts = 0
+        self.settled = False
+        self.failure: _Failure | None = None  # the last attempt's, while a retry waits
+        self.elapsed_ms = 0.0
+
+    def settle_failure(self, note: str = "") -> None:
+        failure = self.failure
+        assert failure is not None
+        self.settle(
+            Observation(
+                self.request,
+                error=failure.error,
+                error_detail=failure.detail + note,
+                elapsed_ms=self.elapsed_ms,
+                attempts=self.attempts,
+            )
+        )
+
+    def settle(self, observation: Observation) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        batch = self.batch
+        batch.results[self.index] = observation
+        batch.remaining -= 1
+        if not batch.remaining and not batch.future.done():
+            batch.future.set_result(None)
 
 
 class Prober:
-    """Async context manager owning one aiohttp ClientSession.
+    """Async context manager owning one aiohttp ClientSession and the worker pool.
 
     ``async with Prober(limits) as prober: await prober.send_all(plan)``.
     ``send``/``send_all`` never raise for anything a target does; they raise
@@ -67,8 +145,12 @@ class Prober:
         self._limits = limits
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
-        self._politeness: Politeness | None = None
+        self._politeness: Politeness[_Job] | None = None
+        self._health = HostHealth(limits.unresponsive_after)
+        self._workers: list[asyncio.Task[None]] = []
+        self._captures: list[Capture] = []
         self._proxies = ProxyRoutes()
+        self._hosts: dict[str, str] = {}  # URL -> host key, for the URLs of the batches in flight
 
     @property
     def limits(self) -> ProbeLimits:
@@ -83,10 +165,10 @@ class Prober:
         self._proxies = ProxyRoutes.from_environment() if limits.trust_env else ProxyRoutes()
         self._politeness = Politeness(
             per_host_concurrency=limits.per_host_concurrency,
-            global_concurrency=limits.global_concurrency,
             per_host_rate=limits.per_host_rate,
         )
-        self._session = build_session(limits)
+        self._health = HostHealth(limits.unresponsive_after)
+        self._session = build_session(limits, proxied=bool(self._proxies.proxies))
         return self
 
     async def __aexit__(
@@ -96,15 +178,54 @@ class Prober:
         tb: TracebackType | None,
     ) -> None:
         session, self._session = self._session, None
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
         self._politeness = None
         if session is not None:
             await session.close()
 
     async def send_all(self, requests: Sequence[ProbeRequest]) -> list[Observation]:
         """Send every request, concurrently within the limits; observations in request order."""
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.send(request)) for request in requests]
-        return [task.result() for task in tasks]
+        politeness = self._open()
+        if not requests:
+            return []
+        self._start_workers()
+        batch = _Batch(requests)
+        health = self._health
+        for index, request in enumerate(requests):
+            try:
+                host = self._host_of(request.url)
+            except ValueError as exc:
+                _Job(batch, index, request, "").settle(
+                    Observation(
+                        request,
+                        error=ProbeError.OTHER,
+                        error_detail=f"invalid URL: {exc}",
+                        attempts=0,
+                    )
+                )
+                continue
+            job = _Job(batch, index, request, host)
+            batch.jobs.append(job)
+            if health.dead(host):
+                job.settle(_not_sent(request, ProbeError.HOST_UNRESPONSIVE, health.detail(host)))
+            else:
+                politeness.submit(host, job)
+        try:
+            if batch.remaining:
+                await batch.future
+        finally:
+            if batch.remaining:  # cancelled: nothing more of this batch is sent
+                batch.expired = True
+                for job in batch.jobs:
+                    job.settled = True
+            # Jobs point at their batch: without the list the two form no cycle,
+            # and reference counting frees a finished endpoint at once.
+            batch.jobs = []
+        return batch.results  # type: ignore[return-value] # every slot is filled
 
     async def send(self, request: ProbeRequest) -> Observation:
         """Send one request, retrying transient failures, and observe the response headers.
@@ -112,93 +233,251 @@ class Prober:
         ``elapsed_ms`` is the last attempt's time from its start (name lookup,
         connect, TLS) to the end of the response headers or to the failure,
         excluding politeness waits and backoff; ``attempts`` counts the attempts
-        made (0 when the URL could not be sent at all).
+        made (0 when the request was not sent at all).
         """
-        session, politeness = self._open()
-        try:
-            host = host_key(request.url)
-        except ValueError as exc:
-            return Observation(
-                request,
-                error=ProbeError.OTHER,
-                error_detail=f"invalid URL: {exc}",
-                attempts=0,
-            )
-        attempt = 0
-        while True:
-            attempt += 1
-            async with politeness.slot(host):
-                outcome, elapsed = await self._attempt(session, request)
-            elapsed_ms = round(elapsed * 1000, 3)
-            if isinstance(outcome, Observation):
-                return replace(outcome, elapsed_ms=elapsed_ms, attempts=attempt)
-            if not outcome.transient or attempt > self._limits.retries:
-                return Observation(
-                    request,
-                    error=outcome.error,
-                    error_detail=outcome.detail,
-                    elapsed_ms=elapsed_ms,
-                    attempts=attempt,
-                )
-            # Outside the slot: a backing-off probe holds no connection budget.
-            await asyncio.sleep(backoff_delay(attempt, self._limits.backoff, self._rng))
+        return (await self.send_all([request]))[0]
 
-    def _open(self) -> tuple[aiohttp.ClientSession, Politeness]:
+    def _open(self) -> Politeness[_Job]:
         if self._session is None or self._politeness is None:
             raise RuntimeError("Prober is not open: use 'async with Prober(...)'")
-        return self._session, self._politeness
+        return self._politeness
 
-    async def _attempt(
-        self, session: aiohttp.ClientSession, request: ProbeRequest
-    ) -> tuple[Observation | _Failure, float]:
-        limits = self._limits
+    def _host_of(self, url: str) -> str:
+        hosts = self._hosts
+        host = hosts.get(url)
+        if host is None:
+            host = host_key(url)
+            if len(hosts) > 4096:
+                hosts.clear()
+            hosts[url] = host
+        return host
+
+    def _start_workers(self) -> None:
+        if self._workers:
+            return
+        self._captures = [Capture() for _ in range(self._limits.global_concurrency)]
+        self._workers = [
+            asyncio.create_task(self._work(capture), name=f"cors-scanner-prober-{i}")
+            for i, capture in enumerate(self._captures)
+        ]
+        self._workers.append(asyncio.create_task(self._watch(), name="cors-scanner-deadlines"))
+
+    async def _watch(self) -> None:
+        """Cancel every attempt past its total timeout.
+
+        One task ticking for all workers instead of a timer per attempt
+        (``asyncio.timeout`` costs more than the rest of a probe's scheduling):
+        an attempt ends within one tick (at most 50 ms, or a twentieth of the
+        timeout) after its deadline.
+        """
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            async with asyncio.timeout(limits.total_timeout):
-                response = await session.request(
-                    request.method,
-                    _wire_url(request.url),
-                    headers=_wire_headers(request, limits.user_agent),
-                    allow_redirects=False,
-                    proxy=self._proxies.for_url(request.url),
-                )
+        tick = min(0.05, max(0.005, self._limits.total_timeout / 20))
+        captures = self._captures
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for capture in captures:
+                deadline = capture.deadline
+                if deadline and now >= deadline and not capture.timed_out:
+                    capture.timed_out = True
+                    # Counted here, for every attempt due in this tick, before any
+                    # worker resumes: a dead host's first timeouts come in together,
+                    # and no freed slot may start another probe to it meanwhile.
+                    host = capture.host
+                    if self._health.timed_out(host, capture.started, now - capture.started):
+                        self._give_up_on(host)
+                    if capture.task is not None:
+                        capture.task.cancel()
+
+    async def _work(self, capture: Capture) -> None:
+        """One worker: take the next job that may start, attempt it, repeat."""
+        politeness = self._open()
+        capture.task = asyncio.current_task()
+        CAPTURE.set(capture)  # this task's context only
+        while True:
+            taken = politeness.take()
+            if taken is None:
+                await politeness.wait()
+                continue
+            host, job = taken
             try:
-                status, reason = response.status, _latin1(response.reason or "")
-                lines = tuple(
-                    (name.decode("latin-1"), value.decode("latin-1"))
-                    for name, value in response.raw_headers
+                if job.settled:
+                    continue
+                await self._run(job, capture)
+            except Exception as bug:  # our own bug must not cost a worker, nor lose a probe
+                job.settle(
+                    Observation(
+                        job.request,
+                        error=ProbeError.OTHER,
+                        error_detail=f"internal error: {_unexpected(bug)}",
+                        attempts=job.attempts,
+                    )
                 )
             finally:
-                # close, not release: release would pool a connection whose body
-                # has fully arrived. Every probe gets a fresh connection, like a
-                # browser's first visit, and an unread (maybe endless) body is
-                # dropped here, not drained.
-                response.close()
-        except Exception as exc:  # CancelledError is not an Exception: it propagates
-            elapsed = loop.time() - started
-            return _classify_safely(exc, elapsed, limits, request.method.upper()), elapsed
-        elapsed = loop.time() - started
-        failure = _over_caps(lines, limits)
-        if failure is not None:
-            return failure, elapsed
-        observation = Observation(request, status=status, reason=reason, headers=Headers(lines))
-        return observation, elapsed
+                politeness.done(host)
+
+    async def _run(self, job: _Job, capture: Capture) -> None:
+        session = self._session
+        if session is None:  # pragma: no cover - closing
+            return
+        limits = self._limits
+        job.attempts += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome = await self._attempt(session, job.request, job.host, capture)
+        finished = loop.time()
+        elapsed = finished - started
+        elapsed_ms = round(elapsed * 1000, 3)
+        batch = job.batch
+        batch.used += elapsed / limits.per_host_concurrency
+        host = job.host
+        if isinstance(outcome, ResponseHead):
+            self._health.answered(host, finished)
+            job.settle(
+                Observation(
+                    job.request,
+                    outcome.status,
+                    outcome.reason,
+                    outcome.headers,
+                    None,
+                    None,
+                    elapsed_ms,
+                    job.attempts,
+                    outcome.raw_lines,
+                )
+            )
+        else:
+            job.failure, job.elapsed_ms = outcome, elapsed_ms
+            retry = outcome.transient and job.attempts <= limits.retries
+            if outcome.error is not ProbeError.TIMEOUT:
+                # Refused, reset, garbage: the host is there, answering badly.
+                self._health.answered(host, finished)
+            elif not outcome.counted and self._health.timed_out(host, started, elapsed):
+                self._give_up_on(host)
+            if retry and self._health.dead(host):
+                job.settle_failure(_NOT_RETRIED_DEAD)
+            elif retry and batch.expired:
+                job.settle_failure(_NOT_RETRIED_BUDGET)
+            elif retry:
+                # Outside the slot: a backing-off probe holds no connection budget.
+                delay = backoff_delay(job.attempts, limits.backoff, self._rng)
+                loop.call_later(delay, self._resubmit, job)
+            else:
+                job.settle_failure()
+        if not batch.expired and batch.used > limits.budget and batch.remaining:
+            self._expire(batch)
+
+    def _resubmit(self, job: _Job) -> None:
+        politeness = self._politeness
+        if job.settled or politeness is None:
+            return
+        if self._health.dead(job.host):
+            job.settle_failure(_NOT_RETRIED_DEAD)
+        elif job.batch.expired:
+            job.settle_failure(_NOT_RETRIED_BUDGET)
+        else:
+            politeness.submit(job.host, job)
+
+    def _give_up_on(self, host: str) -> None:
+        """``host`` became unresponsive: its queued probes are recorded, not sent."""
+        politeness = self._politeness
+        if politeness is None:  # pragma: no cover - closing
+            return
+        detail = self._health.detail(host)
+        for job in politeness.drain(host):
+            job.settle(_not_sent(job.request, ProbeError.HOST_UNRESPONSIVE, detail))
+
+    def _expire(self, batch: _Batch) -> None:
+        batch.expired = True
+        detail = self._budget_detail()
+        for job in batch.jobs:
+            if not job.settled and not job.attempts:
+                job.settle(_not_sent(job.request, ProbeError.DEADLINE, detail))
+
+    def _budget_detail(self) -> str:
+        limits = self._limits
+        return (
+            f"not sent: the endpoint's time budget of {limits.budget:.1f} s was used up "
+            f"(its attempts' time, per slot of {limits.per_host_concurrency} per host)"
+        )
+
+    async def _attempt(
+        self, session: aiohttp.ClientSession, request: ProbeRequest, host: str, capture: Capture
+    ) -> ResponseHead | _Failure:
+        limits = self._limits
+        proxy = self._proxies.for_url(request.url) if self._proxies.proxies else None
+        tunnel = proxy is not None and request.url[:6].lower() == "https:"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        url = _wire_url(request.url)
+        headers = self._wire_headers(request)
+        capture.reset(through_tunnel=tunnel)
+        # The watchdog (_watch) cancels this task at the deadline; nothing below
+        # awaits outside session.request, so a cancel can only land in there.
+        capture.host, capture.started = host, started
+        capture.deadline = started + limits.total_timeout
+        try:
+            try:
+                response = await session.request(
+                    request.method, url, headers=headers, allow_redirects=False, proxy=proxy
+                )
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                reader = capture.reader
+                if reader is None or not reader.reused or reader.received:
+                    raise
+                # The server had closed an idle keep-alive connection: like a
+                # browser, send once more on a fresh one (not a retry: the
+                # request never reached it).
+                capture.reset(through_tunnel=tunnel)
+                response = await session.request(
+                    request.method, url, headers=headers, allow_redirects=False, proxy=proxy
+                )
+            # Never read the body: a fully framed one has already returned the
+            # connection to the pool; anything else closes it here, unread.
+            response.close()
+        except asyncio.CancelledError:
+            if not capture.timed_out:
+                raise
+            task = asyncio.current_task()
+            if task is not None and task.uncancel() > 0:
+                raise  # cancelled for another reason too (the prober is closing)
+            return self._timed_out(request, loop.time() - started)
+        except Exception as exc:  # CancelledError is not an Exception: handled above
+            reader = capture.reader
+            partial = reader is not None and reader.received > 0
+            return _classify_safely(
+                exc, loop.time() - started, limits, request.method.upper(), partial
+            )
+        finally:
+            capture.deadline = 0.0
+            capture.timed_out = False
+        reader = capture.reader
+        head = reader.head if reader is not None else None
+        if head is None:  # pragma: no cover - aiohttp answered without our reader
+            return _Failure(ProbeError.OTHER, "no response head was read", False)
+        if isinstance(head, HeadRefused):
+            return _Failure(head.error, head.detail, False)
+        return head
+
+    def _timed_out(self, request: ProbeRequest, elapsed: float) -> _Failure:
+        limits = self._limits
+        resend_ok = request.method.upper() in IDEMPOTENT_METHODS
+        return _Failure(
+            ProbeError.TIMEOUT,
+            f"timed out after {limits.total_timeout} s waiting for response headers",
+            resend_ok,
+            counted=True,
+        )
+
+    def _wire_headers(self, request: ProbeRequest) -> Sequence[tuple[str, str]]:
+        lines = request.headers.lines
+        if "user-agent" in request.headers:
+            return lines
+        return (*lines, ("User-Agent", self._limits.user_agent))
 
 
-def _over_caps(lines: tuple[tuple[str, str], ...], limits: ProbeLimits) -> _Failure | None:
-    # The exact caps; the parser enforced them give or take HEADER_*_SLACK.
-    if len(lines) > limits.max_headers:
-        return _Failure(
-            ProbeError.TOO_MANY_HEADERS, f"more than {limits.max_headers} header lines", False
-        )
-    if any(len(name) + len(value) > limits.max_field_bytes for name, value in lines):
-        return _Failure(
-            ProbeError.HEADERS_TOO_LARGE,
-            f"header line exceeds {limits.max_field_bytes} bytes",
-            False,
-        )
-    return None
+def _not_sent(request: ProbeRequest, error: ProbeError, detail: str) -> Observation:
+    return Observation(request, error=error, error_detail=detail, attempts=0)
 
 
 def _wire_url(url: str) -> URL | str:
@@ -210,30 +489,28 @@ def _wire_url(url: str) -> URL | str:
     return url
 
 
-def _wire_headers(request: ProbeRequest, user_agent: str) -> list[tuple[str, str]]:
-    lines = list(request.headers)
-    if "user-agent" not in request.headers:
-        lines.append(("User-Agent", user_agent))
-    return lines
-
-
 def _latin1(text: str) -> str:
     # aiohttp decodes the reason phrase as UTF-8 with surrogateescape; undo that
     # so it is held like header values: one code point per byte.
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _classify_safely(exc: Exception, elapsed: float, limits: ProbeLimits, method: str) -> _Failure:
+def _classify_safely(
+    exc: Exception, elapsed: float, limits: ProbeLimits, method: str, partial: bool
+) -> _Failure:
     try:
-        return _classify(exc, elapsed, limits, method)
+        return _classify(exc, elapsed, limits, method, partial)
     except Exception as bug:  # our own bug must not become the target's exception
         return _Failure(ProbeError.OTHER, _unexpected(exc) + f" ({_unexpected(bug)})", False)
 
 
-def _classify(exc: Exception, elapsed: float, limits: ProbeLimits, method: str) -> _Failure:
-    """Name the failure precisely, and say whether another attempt is worthwhile."""
-    if isinstance(exc, ConnectionLost) and isinstance(exc.__cause__, Exception):
-        exc = exc.__cause__
+def _classify(
+    exc: Exception, elapsed: float, limits: ProbeLimits, method: str, partial: bool
+) -> _Failure:
+    """Name the failure precisely, and say whether another attempt is worthwhile.
+
+    ``partial``: some of the response head had arrived.
+    """
     after = f"after {elapsed:.1f} s"
     # A request that may have reached the server is only retried if idempotent.
     resend_ok = method in IDEMPOTENT_METHODS
@@ -286,7 +563,6 @@ def _classify(exc: Exception, elapsed: float, limits: ProbeLimits, method: str) 
             resend_ok,
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        partial = not isinstance(exc.message, str)  # the headers parsed so far
         where = "in the middle of the response headers" if partial else "without a response"
         return _Failure(
             ProbeError.RESET, f"server closed the connection {where} {after}", resend_ok
@@ -297,11 +573,12 @@ def _classify(exc: Exception, elapsed: float, limits: ProbeLimits, method: str) 
         isinstance(exc, ConnectionResetError) or exc.errno in (errno.ECONNRESET, errno.EPIPE)
     ):
         return _Failure(ProbeError.RESET, f"connection reset by peer {after}", resend_ok)
-    if isinstance(exc, TimeoutError):  # our asyncio.timeout(total_timeout)
+    if isinstance(exc, TimeoutError):  # an asyncio timeout inside aiohttp
         return _Failure(
             ProbeError.TIMEOUT,
             f"timed out after {limits.total_timeout} s waiting for response headers",
             resend_ok,
+            counted=True,
         )
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
         return _Failure(ProbeError.RESET, f"connection lost {after}: {_os_reason(exc)}", resend_ok)

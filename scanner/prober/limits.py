@@ -19,6 +19,10 @@ DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+{PROJECT_URL})"
 # Below this a header line cannot even hold a long Access-Control-Allow-Headers
 # value; a cap that small would turn ordinary servers into findings.
 MIN_FIELD_BYTES = 256
+# Chromium refuses a response head over 256 KiB (ERR_RESPONSE_HEADERS_TOO_BIG).
+DEFAULT_MAX_HEAD_BYTES = 256 * 1024
+# An endpoint's time budget, in multiples of the total timeout, when not set.
+ENDPOINT_BUDGET_TIMEOUTS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,8 @@ class ProbeLimits:
     ``total_timeout`` bounds one attempt from connect to the end of the
     response headers (the body is never read);
     ``max_field_bytes`` caps one header line (name and value) and the status
-    line; ``max_headers`` caps the number of header lines;
+    line; ``max_headers`` caps the number of header lines; ``max_head_bytes``
+    caps the whole head;
     ``retries`` are extra attempts after a transient failure (connect error,
     reset, timeout), spaced by exponential ``backoff`` with full jitter;
     ``per_host_concurrency``/``global_concurrency`` cap requests in flight,
@@ -40,7 +45,14 @@ class ProbeLimits:
     is a PEM file of CAs trusted in addition to the system store;
     ``trust_env`` routes through HTTP(S)_PROXY unless NO_PROXY says otherwise;
     ``target_policy`` is the address rule every connection is checked against
-    (``scanner.prober.guard``: metadata and link-local refused by default).
+    (``scanner.prober.guard``: metadata and link-local refused by default);
+    ``unresponsive_after`` timed-out attempts to one host, none answered,
+    make it unresponsive: its remaining probes are recorded, not sent
+    (0: never); ``endpoint_budget`` is how long one endpoint may keep its host
+    busy: its attempts' durations added up, divided by
+    ``per_host_concurrency`` (the wall time it would take alone, whatever
+    other endpoints share the host); past it, its unsent probes are recorded
+    as not sent. None: ``ENDPOINT_BUDGET_TIMEOUTS`` x ``total_timeout``.
     """
 
     connect_timeout: float = 5.0
@@ -58,12 +70,26 @@ class ProbeLimits:
     user_agent: str = DEFAULT_USER_AGENT
     trust_env: bool = True
     target_policy: AddressPolicy = DEFAULT_TARGET_POLICY
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    unresponsive_after: int = 2
+    endpoint_budget: float | None = None
+
+    @property
+    def budget(self) -> float:
+        """The endpoint budget in seconds (``endpoint_budget`` or its default)."""
+        if self.endpoint_budget is not None:
+            return self.endpoint_budget
+        return ENDPOINT_BUDGET_TIMEOUTS * self.total_timeout
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
             _positive_number(name, getattr(self, name))
         _int_at_least("max_field_bytes", self.max_field_bytes, MIN_FIELD_BYTES)
         _int_at_least("max_headers", self.max_headers, 1)
+        _int_at_least("max_head_bytes", self.max_head_bytes, self.max_field_bytes)
+        _int_at_least("unresponsive_after", self.unresponsive_after, 0)
+        if self.endpoint_budget is not None:
+            _positive_number("endpoint_budget", self.endpoint_budget)
         _int_at_least("retries", self.retries, 0)
         _int_at_least("per_host_concurrency", self.per_host_concurrency, 1)
         _int_at_least("global_concurrency", self.global_concurrency, 1)

@@ -18,25 +18,22 @@ from aiohttp.client_middlewares import ClientHandlerType
 
 from scanner.errors import ConfigError
 from scanner.prober.guard import proxied_refusal
+from scanner.prober.head import HeadCaps, install
 from scanner.prober.limits import ProbeLimits
 from scanner.prober.politeness import DEFAULT_PORTS
 from scanner.ssrf import BlockedAddress, guarded_connector
 
+# What aiohttp buffers of a body before it stops reading the socket. We never
+# read bodies; this bounds what a large one costs before the response closes.
+READ_BUFFER_BYTES = 16384
+# Idle keep-alive connections are dropped after this, before the common server
+# timeouts (Apache's and Node.js's 5 s) can close them under us.
+KEEPALIVE_SECONDS = 4.0
 # Headers aiohttp would add on its own. A browser's preflight carries no Accept-
 # Encoding and a bodiless POST no Content-Type; some servers vary their CORS
 # answer on them, so we send only what the plan says. Host stays (HTTP/1.1
 # requires it) and User-Agent is ours.
 SKIPPED_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type")
-# What aiohttp buffers of a body before it stops reading the socket. We never
-# read bodies; this bounds what an endless one costs before the response closes.
-READ_BUFFER_BYTES = 16384
-# aiohttp's C parser counts header lines and measures a field as name + value;
-# its pure-Python fallback also counts the status line and the blank line, and
-# measures the whole line with ": ". Give the parser this much slack and enforce
-# the exact caps on the parsed lines (``execute``), so that a cap means the same
-# with either parser: ``max_headers`` lines, ``max_field_bytes`` of name + value.
-HEADER_COUNT_SLACK = 2
-HEADER_FIELD_SLACK = 2
 
 
 def ssl_setting(limits: ProbeLimits) -> ssl.SSLContext | bool:
@@ -61,28 +58,19 @@ def client_timeout(limits: ProbeLimits) -> aiohttp.ClientTimeout:
     """Connect and read timeouts for aiohttp.
 
     The total timeout is not aiohttp's: the prober wraps each attempt in
-    ``asyncio.timeout(total_timeout)`` itself, which stops at the configured
+    a deadline of its own (``execute.Prober._watch``), which stops at the configured
     second (aiohttp rounds long timeouts up to whole seconds) and tells a
-    total timeout apart from a connect or read timeout.
+    total timeout apart from a connect or read timeout. A read timeout no
+    shorter than the total one could never fire first: it is left off (two
+    timer operations per request saved).
     """
+    read = limits.read_timeout if limits.read_timeout < limits.total_timeout else None
     return aiohttp.ClientTimeout(
         total=None,
         connect=None,
         sock_connect=limits.connect_timeout,
-        sock_read=limits.read_timeout,
+        sock_read=read,
     )
-
-
-class ConnectionLost(Exception):
-    """An established connection failed; ``__cause__`` is aiohttp's exception.
-
-    Control flow inside the prober only, never raised to its callers. aiohttp
-    silently sends an idempotent request a second time when its connection
-    breaks, with no switch to turn that off (aio-libs/aiohttp#10790): a reset
-    would cost the target two connections per attempt and ``attempts`` would
-    lie. Raised instead of ClientOSError/ServerDisconnectedError, it goes
-    straight through that retry, and the prober alone decides.
-    """
 
 
 def _guard_proxied(limits: ProbeLimits) -> aiohttp.ClientMiddlewareType:
@@ -102,36 +90,48 @@ def _guard_proxied(limits: ProbeLimits) -> aiohttp.ClientMiddlewareType:
     return middleware
 
 
-async def _surface_connection_loss(
-    request: aiohttp.ClientRequest, handler: ClientHandlerType
-) -> aiohttp.ClientResponse:
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise  # failed to connect: aiohttp does not resend those
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise ConnectionLost(str(exc)) from exc
+def head_caps(limits: ProbeLimits) -> HeadCaps:
+    return HeadCaps(
+        max_line_bytes=limits.max_field_bytes,
+        max_lines=limits.max_headers,
+        max_head_bytes=limits.max_head_bytes,
+    )
 
 
-def build_session(limits: ProbeLimits) -> aiohttp.ClientSession:
+def build_session(limits: ProbeLimits, *, proxied: bool = False) -> aiohttp.ClientSession:
     """A ClientSession configured for probing. Call it inside a running event loop.
 
-    - no connection reuse is relied on: the prober closes every response;
+    - every connection is read by a :class:`scanner.prober.head.HeadReader`
+      (Chromium's reading of the head, our caps); a keep-alive connection
+      whose response was fully framed is reused for the host's next probe, as
+      a browser reuses it, and one that failed while idle in the pool is
+      replaced once, transparently (``execute``);
     - no connector limits: ``Politeness`` owns concurrency, and a second,
       differently keyed queue inside the timed region would turn waiting into
       timeouts;
     - no cookie jar: a Set-Cookie from one probe must not ride along on the next;
     - ``trust_env`` off: it would also read ~/.netrc and send its credentials
-      as Authorization to targets; proxies come from ``ProxyRoutes`` instead;
-    - header caps from ``limits``; no decompression (bodies are never read);
-    - no silent resend by aiohttp (see ``ConnectionLost``);
+      as Authorization to targets; proxies come from ``ProxyRoutes`` instead
+      (``proxied``: some probes may go through one, so the target guard's
+      middleware is installed);
+    - no decompression (bodies are never read);
+    - no silent resend: aiohttp sends an idempotent request a second time when
+      its connection breaks, with no public switch (aio-libs/aiohttp#10790); a
+      reset would cost the target two connections per attempt and
+      ``attempts`` would lie, so the session's ``_retry_connection`` is off
+      and the prober alone decides what is retried;
     - every connection checked against ``limits.target_policy`` after name
       resolution (``scanner.prober.guard``).
     """
     connector = guarded_connector(
-        limits.target_policy, ssl=ssl_setting(limits), limit=0, limit_per_host=0
+        limits.target_policy,
+        ssl=ssl_setting(limits),
+        limit=0,
+        limit_per_host=0,
+        keepalive_timeout=KEEPALIVE_SECONDS,
     )
-    return aiohttp.ClientSession(
+    install(connector, head_caps(limits))
+    session = aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout(limits),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -139,11 +139,12 @@ def build_session(limits: ProbeLimits) -> aiohttp.ClientSession:
         auto_decompress=False,
         trust_env=False,
         read_bufsize=READ_BUFFER_BYTES,
-        max_line_size=limits.max_field_bytes,
-        max_field_size=limits.max_field_bytes + HEADER_FIELD_SLACK,
-        max_headers=limits.max_headers + HEADER_COUNT_SLACK,
-        middlewares=(_guard_proxied(limits), _surface_connection_loss),
+        middlewares=(_guard_proxied(limits),) if proxied else (),
     )
+    if not hasattr(session, "_retry_connection"):  # pragma: no cover - an aiohttp we do not know
+        raise RuntimeError("this aiohttp's ClientSession cannot be told not to resend requests")
+    session._retry_connection = False
+    return session
 
 
 @dataclass(frozen=True, slots=True)

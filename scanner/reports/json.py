@@ -46,6 +46,7 @@ def evidence_to_json(e: Evidence) -> JSON:
         "response": {"status": e.status, "headers": e.response_headers.as_list()},
         "error": e.error,
         "verdict": e.verdict,
+        **({"raw_response_lines": list(e.response_raw_lines)} if e.response_raw_lines else {}),
     }
 
 
@@ -108,12 +109,15 @@ def probe_to_json(result: ProbeResult) -> JSON:
         "request_headers": req.public_headers.as_list(),
         "status": obs.status,
         "reason": obs.reason,
-        "response_headers": obs.headers.as_list(),
+        "response_headers": obs.public_headers.as_list(),
         "error": obs.error.value if obs.error else None,
         "error_detail": obs.error_detail,
         "elapsed_ms": round(obs.elapsed_ms, 1),
         "attempts": obs.attempts,
         "verdict": verdict,
+        # Every line of the head as received, when the browser's reading of it
+        # was lenient (scanner.core.response_head); else empty.
+        "raw_response_lines": list(obs.public_raw_lines),
     }
 
 
@@ -128,6 +132,7 @@ def assessment_to_json(a: Assessment, *, probes: bool = True) -> JSON:
         "probe_errors": len(a.errors),
         "findings": [finding_to_json(f) for f in a.findings],
         "unchecked": list(a.unchecked),
+        "not_sent": a.not_sent,
     }
     if probes:
         doc["probes"] = [probe_to_json(p) for p in a.probes]

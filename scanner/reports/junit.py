@@ -180,7 +180,8 @@ def _reachable_case(assessment: Assessment) -> ET.Element:
             case,
             "system-out",
             f"{len(errors)} of {assessment.probe_count} probes got no response ({breakdown}); "
-            "checks that needed them may be incomplete.",
+            "checks that needed them may be incomplete."
+            + (f"\n{assessment.not_sent}" if assessment.not_sent else ""),
         )
         return case
     first = errors[0]
@@ -192,6 +193,8 @@ def _reachable_case(assessment: Assessment) -> ET.Element:
     ]
     if len(errors) > MAX_ERROR_LINES:
         lines.append(f"... and {len(errors) - MAX_ERROR_LINES} more probes with no response")
+    if assessment.not_sent:
+        lines.insert(0, assessment.not_sent)
     _text(
         case,
         "error",

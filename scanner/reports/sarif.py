@@ -335,6 +335,8 @@ def _notification(assessment: Assessment) -> JSON | None:
             f"{method} {endpoint.url}: {len(errors)} of {assessment.probe_count} probes got no "
             f"response ({breakdown}); checks that needed them may be incomplete."
         )
+        if assessment.not_sent:
+            text += f" {assessment.not_sent}."
     else:
         descriptor, level = NOTIFICATION_UNREACHABLE, "error"
         first = errors[0]
@@ -343,6 +345,8 @@ def _notification(assessment: Assessment) -> JSON | None:
             f"{method} {endpoint.url}: no probe got a response ({breakdown}); first error "
             f"{first.error.value if first.error else 'unknown'}{detail}. Nothing was checked."
         )
+        if assessment.not_sent:
+            text += f" {assessment.not_sent}."
     return {
         "message": {"text": text},
         "level": level,

@@ -60,6 +60,8 @@ def render_assessment(a: Assessment, paint: Painter = plain) -> str:
         lines.append(f"           {_printable(f.summary)}")
         for e in f.evidence[:2]:
             lines.append(f"           {_evidence_line(e)}")
+    if a.not_sent:
+        lines.append(f"  skipped      {_printable(a.not_sent)}")
     errors = [o for o in a.errors] if a.reachable else []
     if errors:
         kinds = Counter(o.error.value for o in errors if o.error)

@@ -11,6 +11,10 @@ message for each URL.
 One Chromium launch runs every case: a cold start costs seconds, a case
 milliseconds. Cases with ``opaque`` set run inside a sandboxed ``srcdoc``
 iframe (no ``allow-same-origin``), whose requests carry ``Origin: null``.
+Cases with ``raw_actual`` are answered byte for byte by a third, raw-socket
+server (heads no aiohttp server would write: ``Name : value``, bare CRs, a
+NUL...), and cases with ``same_origin`` are fetched from the page's own
+server (a same-origin request, no CORS).
 
 The harness is exposed as the session fixture ``chromium_run``; the test
 module defines the cases (anything matching :class:`ScriptedCase`) and reads
@@ -26,7 +30,7 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -76,6 +80,12 @@ class ScriptedCase(Protocol):
     def preflight_response(self) -> ScriptedResponse | None: ...
     @property
     def actual_response(self) -> ScriptedResponse: ...
+    @property
+    def raw_actual(self) -> bytes | None: ...
+    @property
+    def raw_preflight(self) -> bytes | None: ...
+    @property
+    def same_origin(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,10 @@ class CaseOutcome:
     actual: Exchange | None
     preflight_response: Reply | None
     actual_response: Reply
+    raw_sent: bytes | None = None  # what the raw server wrote, for raw cases
+    raw_preflight_sent: bytes | None = None
+    raw_request: bytes | None = None  # the request head the raw server received
+    raw_preflight_request: bytes | None = None
 
 
 def _reply(sent: Exchange | None, scripted: ScriptedResponse | None, origin: str) -> Reply | None:
@@ -137,7 +151,47 @@ class _Recorder:
     preflights: dict[str, Exchange] = field(default_factory=dict)
     actuals: dict[str, Exchange] = field(default_factory=dict)
     results: dict[str, dict[str, object]] = field(default_factory=dict)
+    raw_sent: dict[str, bytes] = field(default_factory=dict)
+    raw_requests: dict[str, bytes] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _serve_raw(
+    recorder: _Recorder, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer a raw case's request with its bytes (origin filled in), then close."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        writer.close()
+        return
+    target = head.split(b" ", 2)[1].decode("latin-1")
+    name = target.split("?", 1)[0].removeprefix("/c/")
+    case = recorder.cases.get(name)
+    origin = ""
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"origin":
+            origin = value.strip().decode("latin-1")
+    is_preflight = head.startswith(b"OPTIONS ") and b"\r\naccess-control-request-method:" in (
+        head.lower()
+    )
+    scripted = None
+    if case is not None:
+        scripted = case.raw_preflight if is_preflight else case.raw_actual
+    if scripted is None:
+        raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    else:
+        raw = fill_origin(scripted.decode("latin-1"), origin).encode("latin-1")
+        key = f"{name}#preflight" if is_preflight else name
+        recorder.raw_sent[key] = raw
+        recorder.raw_requests[key] = head
+    writer.write(raw)
+    try:
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    finally:
+        writer.close()
 
 
 def fill_origin(value: str, origin: str) -> str:
@@ -154,7 +208,7 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-def _api_app(recorder: _Recorder) -> web.Application:
+def _answer(recorder: _Recorder) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def answer(request: web.Request) -> web.StreamResponse:
         case = recorder.cases.get(request.match_info["name"])
         if case is None:
@@ -190,8 +244,12 @@ def _api_app(recorder: _Recorder) -> web.Application:
         await response.write_eof()
         return response
 
+    return answer
+
+
+def _api_app(recorder: _Recorder) -> web.Application:
     app = web.Application()
-    app.router.add_route("*", "/c/{name}", answer)
+    app.router.add_route("*", "/c/{name}", _answer(recorder))
     return app
 
 
@@ -249,10 +307,10 @@ const CASES = {cases};
 </script>"""
 
 
-def _case_json(case: ScriptedCase, api_base: str, token: str) -> dict[str, object]:
+def _case_json(case: ScriptedCase, bases: Mapping[str, str], token: str) -> dict[str, object]:
     return {
         "name": case.name,
-        "url": _case_url(case, api_base, token),
+        "url": _case_url(case, bases, token),
         "method": case.method,
         "headers": [list(line) for line in case.request_headers],
         "credentials": case.credentials,
@@ -260,9 +318,12 @@ def _case_json(case: ScriptedCase, api_base: str, token: str) -> dict[str, objec
     }
 
 
-def _case_url(case: ScriptedCase, api_base: str, token: str) -> str:
+def _case_url(case: ScriptedCase, bases: Mapping[str, str], token: str) -> str:
     # A token per launch keeps every URL fresh (no cache can answer for it).
-    return f"{api_base}/c/{quote(case.name)}?run={token}"
+    base = bases["raw"] if case.raw_actual is not None else bases["api"]
+    if case.same_origin:
+        base = bases["page"]
+    return f"{base}/c/{quote(case.name)}?run={token}"
 
 
 def _script_literal(value: object) -> str:
@@ -270,9 +331,9 @@ def _script_literal(value: object) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
-def _page_app(recorder: _Recorder, api_base: str, token: str) -> web.Application:
-    normal = [_case_json(c, api_base, token) for c in recorder.cases.values() if not c.opaque]
-    opaque = [_case_json(c, api_base, token) for c in recorder.cases.values() if c.opaque]
+def _page_app(recorder: _Recorder, bases: Mapping[str, str], token: str) -> web.Application:
+    normal = [_case_json(c, bases, token) for c in recorder.cases.values() if not c.opaque]
+    opaque = [_case_json(c, bases, token) for c in recorder.cases.values() if c.opaque]
     opaque_doc = (
         _OPAQUE_DOC.format(runner=_RUNNER_JS, cases=_script_literal(opaque)) if opaque else None
     )
@@ -298,6 +359,8 @@ def _page_app(recorder: _Recorder, api_base: str, token: str) -> web.Application
     app.router.add_get("/", index)
     app.router.add_post("/result", result)
     app.router.add_post("/done", done)
+    # Same-origin cases: the page's own server answers them as the API would.
+    app.router.add_route("*", "/c/{name}", _answer(recorder))
     return app
 
 
@@ -345,9 +408,12 @@ async def run_cases(cases: Sequence[ScriptedCase]) -> dict[str, CaseOutcome]:
     api_sock, page_sock = _listening_socket(), _listening_socket()
     api_base = f"http://127.0.0.1:{api_sock.getsockname()[1]}"
     page_origin = f"http://127.0.0.1:{page_sock.getsockname()[1]}"
+    raw_server = await asyncio.start_server(lambda r, w: _serve_raw(recorder, r, w), "127.0.0.1", 0)
+    raw_base = f"http://127.0.0.1:{raw_server.sockets[0].getsockname()[1]}"
+    bases = {"api": api_base, "page": page_origin, "raw": raw_base}
     runners = [
         web.AppRunner(_api_app(recorder), access_log=None),
-        web.AppRunner(_page_app(recorder, api_base, token), access_log=None),
+        web.AppRunner(_page_app(recorder, bases, token), access_log=None),
     ]
     with tempfile.TemporaryDirectory(prefix="cors-chromium-") as tmp:
         log_path = Path(tmp) / "chromium.log"
@@ -387,6 +453,8 @@ async def run_cases(cases: Sequence[ScriptedCase]) -> dict[str, CaseOutcome]:
                 await runner.cleanup()
             api_sock.close()
             page_sock.close()
+            raw_server.close()
+            await raw_server.wait_closed()
         log_text = log_path.read_text(encoding="utf-8", errors="replace")
 
     missing = [n for n in names if n not in recorder.results]
@@ -397,7 +465,7 @@ async def run_cases(cases: Sequence[ScriptedCase]) -> dict[str, CaseOutcome]:
     outcomes: dict[str, CaseOutcome] = {}
     for case in cases:
         data = recorder.results[case.name]
-        url = _case_url(case, api_base, token)
+        url = _case_url(case, bases, token)
         seen = data.get("seen") or {}
         assert isinstance(seen, dict)
         status = data.get("status")
@@ -419,6 +487,10 @@ async def run_cases(cases: Sequence[ScriptedCase]) -> dict[str, CaseOutcome]:
             actual=actual,
             preflight_response=_reply(preflight, case.preflight_response, origin),
             actual_response=actual_reply,
+            raw_sent=recorder.raw_sent.get(case.name),
+            raw_preflight_sent=recorder.raw_sent.get(f"{case.name}#preflight"),
+            raw_request=recorder.raw_requests.get(case.name),
+            raw_preflight_request=recorder.raw_requests.get(f"{case.name}#preflight"),
         )
     return outcomes
 

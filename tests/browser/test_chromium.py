@@ -19,7 +19,7 @@ follows Chromium (see the module docstring of ``scanner.core.browser``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,16 @@ from scanner.core.browser import (
     unsafe_request_header_names,
 )
 from scanner.core.headers import Headers
+from scanner.core.plan import Endpoint, PreflightPurpose, plan_probes
+from scanner.core.policy import Policy
+from scanner.core.response_head import (
+    HeadRefused,
+    ResponseHead,
+    head_end,
+    informational,
+    parse_head,
+)
+from scanner.core.variants import ProbeOrigin, VariantKind
 
 pytestmark = [
     pytest.mark.chromium,
@@ -100,6 +110,9 @@ class Case:
     read_headers: tuple[str, ...] = ()  # response.headers.get() these when readable
     preflight_response: Scripted | None = None
     actual_response: Scripted = Scripted(200, (ALLOW,))
+    raw_actual: bytes | None = None  # answered byte for byte by the raw server
+    raw_preflight: bytes | None = None
+    same_origin: bool = False  # fetched from the page's own origin
 
 
 def h(*pairs: tuple[str, str]) -> HeaderLines:
@@ -570,8 +583,182 @@ SEVERAL_DISALLOWED = (
     ),
 )
 
-ALL_CASES = CASES + SEVERAL_DISALLOWED
-BY_NAME = {case.name: case for case in ALL_CASES}
+AC = b"Access-Control-Allow-Origin"
+OR = b"$ORIGIN"
+CL = b"Content-Length: 2\r\n\r\nok"
+
+
+def raw(name: str, head: bytes, *, method: str = "GET", preflight: bytes | None = None) -> Case:
+    """A case whose response is exactly ``head`` ("$ORIGIN" filled in), from a raw socket."""
+    return Case(f"raw-{name}", method=method, raw_actual=head, raw_preflight=preflight)
+
+
+# Response heads strict parsers refuse or read otherwise, and what Chromium makes of
+# them: the header block the browser saw decides (scanner.core.response_head).
+RAW_CASES: tuple[Case, ...] = (
+    raw("baseline", b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("space-before-colon", b"HTTP/1.1 200 OK\r\n" + AC + b" : " + OR + b"\r\n" + CL),
+    raw("tab-before-colon", b"HTTP/1.1 200 OK\r\n" + AC + b"\t: " + OR + b"\r\n" + CL),
+    raw("spaces-before-colon", b"HTTP/1.1 200 OK\r\n" + AC + b"   : " + OR + b"\r\n" + CL),
+    raw(
+        "line-without-colon",
+        b"HTTP/1.1 200 OK\r\nGarbage line\r\n" + AC + b": " + OR + b"\r\n" + CL,
+    ),
+    raw("bad-name-other", b"HTTP/1.1 200 OK\r\nX(AC): 1\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("bad-name-acao", b"HTTP/1.1 200 OK\r\n(" + AC + b"): " + OR + b"\r\n" + CL),
+    raw("space-in-name-acao", b"HTTP/1.1 200 OK\r\n" + AC + b" x: " + OR + b"\r\n" + CL),
+    raw("empty-name", b"HTTP/1.1 200 OK\r\n: 1\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("utf8-name", b"HTTP/1.1 200 OK\r\nX-\xc3\xa9: 1\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("folded-acao", b"HTTP/1.1 200 OK\r\n" + AC + b":\r\n " + OR + b"\r\n" + CL),
+    raw("folded-acao-tab", b"HTTP/1.1 200 OK\r\n" + AC + b":\r\n\t" + OR + b"\r\n" + CL),
+    raw(
+        "folded-acao-split",  # joined with one space: two values
+        b"HTTP/1.1 200 OK\r\n" + AC + b": http://127.0.0.1\r\n :1\r\n" + CL,
+    ),
+    raw(
+        "fold-after-bad-line",
+        b"HTTP/1.1 200 OK\r\nGarbage\r\n " + AC + b": " + OR + b"\r\n" + CL,
+    ),
+    raw("first-line-folded", b"HTTP/1.1 200 OK\r\n " + AC + b": " + OR + b"\r\n" + CL),
+    raw("lf-only", b"HTTP/1.1 200 OK\n" + AC + b": " + OR + b"\nContent-Length: 2\n\nok"),
+    raw("bare-cr-in-value", b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw(
+        "bare-cr-line-ends", b"HTTP/1.1 200 OK\r" + AC + b": " + OR + b"\rContent-Length: 2\r\r\nok"
+    ),
+    raw(
+        "lf-cr-lf-end", b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\nContent-Length: 2\n\r\nok"
+    ),
+    raw(
+        "control-byte-value", b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\n" + AC + b": " + OR + b"\r\n" + CL
+    ),
+    raw("high-byte-value", b"HTTP/1.1 200 OK\r\nX-A: \xff\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw(
+        "nul-in-other-header",
+        b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\n" + AC + b": " + OR + b"\r\n" + CL,
+    ),
+    raw("nul-in-acao", b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\x00\r\n" + CL),
+    raw(
+        "two-content-lengths",
+        b"HTTP/1.1 200 OK\r\n"
+        + AC
+        + b": "
+        + OR
+        + b"\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nok",
+    ),
+    raw(
+        "two-content-lengths-chunked",
+        b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 2\r\nContent-Length: 5\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ),
+    raw(
+        "two-locations",
+        b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\nLocation: /a\r\nLocation: /b\r\n" + CL,
+    ),
+    raw(
+        "two-acao-one-spaced",
+        b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + AC + b" : " + OR + b"\r\n" + CL,
+    ),
+    raw("no-reason", b"HTTP/1.1 200\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("no-status-code", b"HTTP/1.1\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("status-tab-separated", b"HTTP/1.1\t200\tOK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("status-two-spaces", b"HTTP/1.1  200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("status-two-digits", b"HTTP/1.1 20 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("status-600", b"HTTP/1.1 600 X\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("lowercase-http", b"http/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("junk-before-http", b"xxHTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("http-2-version", b"HTTP/2.0 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("http-without-version", b"HTTP 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL),
+    raw("http-1-0", b"HTTP/1.0 200 OK\r\n" + AC + b": " + OR + b"\r\n\r\nok"),
+    raw(
+        "continue-first",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL,
+    ),
+    raw(
+        "early-hints-acao",  # a 1xx's headers never count
+        b"HTTP/1.1 103 Early Hints\r\n" + AC + b": " + OR + b"\r\n\r\nHTTP/1.1 200 OK\r\n" + CL,
+    ),
+    raw("head-cut-by-close", b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n"),
+    raw("head-cut-mid-line", b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR),
+    raw("not-http", b"SSH-2.0-OpenSSH_9.0\r\n"),
+    raw(
+        "preflight-acam-space-before-colon",
+        b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL,
+        method="PUT",
+        preflight=b"HTTP/1.1 204 No Content\r\n"
+        + AC
+        + b" : "
+        + OR
+        + b"\r\nAccess-Control-Allow-Methods : PUT\r\n\r\n",
+    ),
+    raw(
+        "preflight-acam-folded-away",  # a leading-space first line is dropped: no ACAM
+        b"HTTP/1.1 200 OK\r\n" + AC + b": " + OR + b"\r\n" + CL,
+        method="PUT",
+        preflight=b"HTTP/1.1 204 No Content\r\n Access-Control-Allow-Methods: PUT\r\n"
+        + AC
+        + b": "
+        + OR
+        + b"\r\n\r\n",
+    ),
+)
+
+# Same-origin is not CORS: read whatever the headers say, never preflighted.
+SAME_ORIGIN_CASES: tuple[Case, ...] = (
+    Case("same-origin-no-acao", same_origin=True, actual_response=answer(200)),
+    Case(
+        "same-origin-credentialed-no-acao",
+        same_origin=True,
+        credentials=True,
+        actual_response=answer(200),
+    ),
+    Case(
+        "same-origin-put-custom-header",
+        same_origin=True,
+        method="PUT",
+        request_headers=h(("X-Custom", "1"), ("Content-Type", "application/json")),
+        actual_response=answer(200, acao("https://elsewhere.example")),
+    ),
+)
+
+# The front end's own headers (--header): named in the preflight, never sent on it.
+FRONT_END = h(("Authorization", "Bearer front-end-secret"), ("Content-Type", "application/json"))
+FRONT_END_CASES: tuple[Case, ...] = (
+    Case(
+        "front-end-headers-acah-star-credentialed",  # `*` is literal with credentials
+        credentials=True,
+        request_headers=FRONT_END,
+        preflight_response=pre(204, ALLOW, CRED, acah("*")),
+        actual_response=answer(200, ALLOW, CRED),
+    ),
+    Case(
+        "front-end-headers-listed-credentialed",
+        credentials=True,
+        request_headers=FRONT_END,
+        preflight_response=pre(204, ALLOW, CRED, acah("authorization, content-type")),
+        actual_response=answer(200, ALLOW, CRED),
+    ),
+    # aiohttp's server refuses a lowercase method: the raw server answers this one.
+    Case(
+        "front-end-headers-lowercase-patch",
+        method="patch",
+        credentials=True,
+        request_headers=FRONT_END,
+        raw_preflight=b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: $ORIGIN\r\n"
+        b"Access-Control-Allow-Credentials: true\r\nAccess-Control-Allow-Methods: patch\r\n"
+        b"Access-Control-Allow-Headers: authorization,content-type\r\n\r\n",
+        raw_actual=b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: $ORIGIN\r\n"
+        b"Access-Control-Allow-Credentials: true\r\nContent-Length: 2\r\n\r\nok",
+    ),
+)
+
+ALL_CASES = CASES + SEVERAL_DISALLOWED + tuple(c for c in FRONT_END_CASES if c.raw_actual is None)
+RUN_CASES = (
+    ALL_CASES
+    + tuple(c for c in FRONT_END_CASES if c.raw_actual is not None)
+    + RAW_CASES
+    + SAME_ORIGIN_CASES
+)
+BY_NAME = {case.name: case for case in RUN_CASES}
 
 
 def ids(cases: Sequence[Case]) -> list[str]:
@@ -580,7 +767,7 @@ def ids(cases: Sequence[Case]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def outcomes(chromium_run: Callable[[Sequence[Case]], dict[str, Any]]) -> dict[str, Any]:
-    return chromium_run(ALL_CASES)
+    return chromium_run(RUN_CASES)
 
 
 def request_of(case: Case, outcome: Any) -> CorsRequest:
@@ -605,7 +792,8 @@ def verdict_of(case: Case, outcome: Any) -> Verdict:
 
 def test_suite_covers_the_doubtful_cases() -> None:
     assert len(ALL_CASES) >= 40
-    assert len(BY_NAME) == len(ALL_CASES), "case names must be unique"
+    assert len(RAW_CASES) >= 30
+    assert len(BY_NAME) == len(RUN_CASES), "case names must be unique"
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=ids(ALL_CASES))
@@ -687,3 +875,146 @@ def test_exposed_headers_match(case: Case, outcomes: dict[str, Any]) -> None:
     visible = {name for name, value in outcome.seen_headers.items() if value is not None}
     expected = {name for name in case.read_headers if name.lower() in verdict.exposed_headers}
     assert visible == expected
+
+
+# -- response heads as the browser reads them (scanner.core.response_head) ------------
+
+RAW_LIMITS = {"max_line_bytes": 16384, "max_lines": 256}
+
+
+def read_head(data: bytes | None) -> ResponseHead | HeadRefused | None:
+    """Our reading of what the raw server sent, 1xx heads skipped as the prober does."""
+    if data is None:
+        return None
+    while True:
+        end = head_end(data)
+        head = parse_head(data if end < 0 else data[:end], **RAW_LIMITS)
+        if isinstance(head, ResponseHead) and informational(head.status) and end >= 0:
+            data = data[end:]
+            continue
+        return head
+
+
+def raw_verdict(case: Case, outcome: Any) -> tuple[Verdict, ResponseHead | HeadRefused | None]:
+    actual = read_head(outcome.raw_sent)
+    pre = read_head(outcome.raw_preflight_sent)
+    request = request_of(case, outcome)
+    verdict = evaluate(
+        request,
+        actual=Response(actual.status, actual.headers)
+        if isinstance(actual, ResponseHead)
+        else None,
+        preflight=Response(pre.status, pre.headers) if isinstance(pre, ResponseHead) else None,
+    )
+    return verdict, actual
+
+
+@pytest.mark.parametrize("case", RAW_CASES, ids=ids(RAW_CASES))
+def test_lenient_heads_are_judged_as_chromium_reads_them(
+    case: Case, outcomes: dict[str, Any]
+) -> None:
+    outcome = outcomes[case.name]
+    verdict, head = raw_verdict(case, outcome)
+    if needs_preflight(request_of(case, outcome)):
+        assert outcome.raw_preflight_sent is not None, "Chromium sent no preflight"
+    if not verdict.preflight or verdict.preflight.ok:
+        assert outcome.raw_sent is not None, f"{case.name}: Chromium sent no actual request"
+    assert outcome.readable == verdict.readable, (
+        f"{case.name}: Chromium {'read' if outcome.readable else 'blocked'} it "
+        f"({outcome.console or outcome.error}), we say readable={verdict.readable} "
+        f"({verdict.reason}; head {head})"
+    )
+    if isinstance(head, HeadRefused):
+        # A network error, not a CORS block: no CORS console line.
+        assert outcome.console is None
+        return
+    if verdict.readable:
+        assert isinstance(head, ResponseHead)
+        assert outcome.status == head.status
+        assert outcome.console is None
+    else:
+        assert verdict.reason is not None
+        assert outcome.console == console_message(outcome.url, outcome.origin, verdict.reason)
+
+
+def test_lenient_heads_keep_every_raw_line(outcomes: dict[str, Any]) -> None:
+    head = read_head(outcomes["raw-space-before-colon"].raw_sent)
+    assert isinstance(head, ResponseHead)
+    assert head.headers.get_all("access-control-allow-origin") == (
+        outcomes["raw-space-before-colon"].origin,
+    )
+    assert any(line.startswith("Access-Control-Allow-Origin : ") for line in head.raw_lines)
+    assert head.notes
+
+
+# -- same-origin ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", SAME_ORIGIN_CASES, ids=ids(SAME_ORIGIN_CASES))
+def test_same_origin_is_not_cors(case: Case, outcomes: dict[str, Any]) -> None:
+    outcome = outcomes[case.name]
+    # The page's own origin is the URL's: evaluate() knows it from target_origin.
+    request = replace(request_of(case, outcome), target_origin=outcome.origin)
+    assert not request.cross_origin
+    verdict = evaluate(
+        request,
+        actual=Response(outcome.actual_response.status, Headers(outcome.actual_response.lines)),
+    )
+    assert outcome.readable
+    assert verdict.readable
+    assert outcome.preflight is None
+    assert not needs_preflight(request)
+    assert outcome.console is None
+
+
+# -- the scanner's own preflights are the browser's -----------------------------------
+
+
+@pytest.mark.parametrize("case", FRONT_END_CASES, ids=ids(FRONT_END_CASES))
+def test_planned_legitimate_preflight_is_the_one_chromium_sends(
+    case: Case, outcomes: dict[str, Any]
+) -> None:
+    outcome = outcomes[case.name]
+    if case.raw_actual is not None:
+        sent = request_head(outcome.raw_preflight_request)
+    else:
+        assert outcome.preflight is not None
+        sent = Headers(outcome.preflight.request_headers)
+    # A browser never sends credentials or the page's header values on a preflight.
+    assert "authorization" not in sent
+    assert "cookie" not in sent
+    # The scanner plans the same preflight for a front end that sends these headers.
+    policy = Policy.build(allowed_origins=[outcome.origin], allow_credentials=case.credentials)
+    endpoint = Endpoint(outcome.url, case.method, headers=case.request_headers)
+    origin = ProbeOrigin(outcome.origin, VariantKind.ALLOWED, trusted=True)
+    plan = plan_probes(endpoint, policy, [origin], token="t")
+    [legit] = [p for p in plan if p.purpose is PreflightPurpose.LEGITIMATE]
+    for name in ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"):
+        assert legit.headers.get_all(name) == sent.get_all(name), name
+    assert "authorization" not in legit.headers
+    assert "cookie" not in legit.headers
+    assert "front-end-secret" not in str(legit.headers)
+    # ...and judges the exchange as Chromium did.
+    verdict = raw_verdict(case, outcome)[0] if case.raw_actual else verdict_of(case, outcome)
+    assert verdict.readable == outcome.readable
+    # The actual request carries the values, as the page's fetch() does.
+    if not outcome.readable:
+        return
+    if case.raw_actual is not None:
+        actual_head = outcome.raw_request
+        assert actual_head is not None
+        assert actual_head.startswith(case.method.encode() + b" ")  # "patch", as written
+        actual = request_head(actual_head)
+    else:
+        assert outcome.actual is not None
+        actual = Headers(outcome.actual.request_headers)
+    assert actual.get_all("authorization") == ("Bearer front-end-secret",)
+
+
+def request_head(head: bytes | None) -> Headers:
+    """The header lines of a request head the raw server received."""
+    assert head is not None, "the browser sent no such request"
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return Headers(
+        tuple((n.strip(), v.strip()) for n, _, v in (x.partition(":") for x in lines) if n)
+    )

@@ -17,7 +17,7 @@ from scanner.core.observation import Observation, ProbeError
 from scanner.core.plan import Endpoint, ProbeKind, ProbeRequest, plan_probes
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
-from scanner.core.variants import probe_origins
+from scanner.core.variants import VariantKind, probe_origins
 from scanner.hostnames import default_public_suffixes
 
 Server = Callable[[ProbeRequest], tuple[int, list[tuple[str, str]]]]
@@ -264,7 +264,27 @@ def test_verdicts_cover_both_credentials_modes_from_one_exchange(credentials: bo
     for p in simple:
         assert p.verdict is not None
         assert p.verdict_with_credentials is not None
-        sendable = p.observation.request.origin.browser_sendable
-        if sendable:
+        origin = p.observation.request.origin
+        if origin.kind is VariantKind.SELF:
+            # Same-origin is not CORS: readable in both modes, whatever the headers.
+            assert p.verdict.readable
+            assert p.verdict_with_credentials.readable
+        elif origin.browser_sendable:
             assert p.verdict.readable
             assert p.verdict_with_credentials.readable is credentials
+
+
+def test_vary_only_on_granted_responses_is_the_weaker_defect() -> None:
+    def vary_when_granted(request: ProbeRequest) -> tuple[int, list[tuple[str, str]]]:
+        status, headers = allowlist({APP})(request)
+        names = {n for n, _ in headers}
+        if "Access-Control-Allow-Origin" not in names:
+            headers = [h for h in headers if h[0] != "Vary"]
+        return status, headers
+
+    weaker = run(vary_when_granted, APP_POLICY)
+    none = run(allowlist({APP}, vary=False), APP_POLICY)
+    assert rules(weaker)["missing_vary_origin"] is Severity.LOW
+    assert rules(none)["missing_vary_origin"] is Severity.MEDIUM
+    finding = next(f for f in weaker.findings if f.rule_id == "missing_vary_origin")
+    assert "only with the Access-Control-Allow-Origin the server grants" in finding.summary

@@ -726,7 +726,7 @@ def test_new_attacker_tokens_with_the_same_server_are_no_drift() -> None:
     reflection = next(
         p.observation.request.key
         for p in assessed(reflector).probes
-        if p.observation.request.purpose is PreflightPurpose.REFLECTION
+        if p.observation.request.purpose is PreflightPurpose.REFLECT_HEADER
     )
     assert ("access-control-allow-headers", "{request-header}") in first.headers[reflection]
     assert ("access-control-allow-origin", "{origin}") in first.headers[KEY]

@@ -134,7 +134,8 @@ def test_variants_name_the_trusted_origin_they_attack(psl: PublicSuffixList) -> 
     found = by_value(generate(psl, ISSUE_POLICY))
     assert found["https://app.acme.com.attacker.example"].base == "https://app.acme.com"
     assert found["https://partnerxco.uk"].base == "https://*.partner.co.uk"
-    assert found[f"https://{TOKEN}.acme.com"].base == "acme.com"
+    # One label under the registrable domain of the allowed origin.
+    assert found[f"https://{TOKEN}.acme.com"].base == "https://app.acme.com"
 
 
 def test_special_chars_forbidden_in_hosts_are_evidence_only(psl: PublicSuffixList) -> None:
@@ -263,6 +264,36 @@ def test_a_wildcard_over_the_domain_makes_subdomains_trusted(psl: PublicSuffixLi
     # Attack hosts are still generated around the wildcard's domain.
     assert found[f"https://{TOKEN}acme.com"].kind is VariantKind.SUFFIX
     assert found[f"https://{TOKEN}.acme.com_.attacker.example"].kind is VariantKind.SPECIAL_CHARS
+
+
+def test_a_wildcard_yields_every_attack_family_from_a_concrete_member(
+    psl: PublicSuffixList,
+) -> None:
+    found = by_value(generate(psl, ["https://*.partner.co.uk"]))
+    member = f"{TOKEN}.partner.co.uk"
+    # A regex with no end anchor for "[a-z]+\\.partner\\.co\\.uk" takes this, not the bare domain.
+    assert found[f"https://{member}.attacker.example"].kind is VariantKind.PREFIX
+    assert found["https://partner.co.uk.attacker.example"].kind is VariantKind.PREFIX
+    assert found[f"https://{TOKEN}xpartner.co.uk"].kind is VariantKind.UNESCAPED_DOT
+    assert found[f"https://{member}_.attacker.example"].kind is VariantKind.SPECIAL_CHARS
+    assert found[f"http://{member}"].kind is VariantKind.HTTP_DOWNGRADE
+    assert found[f"https://{TOKEN}partner.co.uk"].kind is VariantKind.SUFFIX
+    assert all(
+        found[v].base == "https://*.partner.co.uk"
+        for v in (f"https://{member}.attacker.example", f"https://{TOKEN}xpartner.co.uk")
+    )
+
+
+def test_any_subdomain_includes_the_registrable_domain_in_the_apis_scheme(
+    psl: PublicSuffixList,
+) -> None:
+    # The front end is on http; the API is https: a one-label subdomain of
+    # acme.com in https must still be tried, not only x.app.acme.com and http.
+    found = by_value(generate(psl, ["http://app.acme.com"]))
+    assert found[f"https://{TOKEN}.acme.com"].kind is VariantKind.SUBDOMAIN
+    assert found[f"http://{TOKEN}.acme.com"].kind is VariantKind.SUBDOMAIN
+    assert found[f"http://{TOKEN}.app.acme.com"].kind is VariantKind.SUBDOMAIN
+    assert not found[f"https://{TOKEN}.acme.com"].trusted
 
 
 def test_attacker_variants_the_policy_allows_are_trusted(psl: PublicSuffixList) -> None:

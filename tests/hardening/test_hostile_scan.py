@@ -1,9 +1,12 @@
-"""One scan over a hostile server and 100 healthy endpoints: bounded, precise, complete.
+"""One scan over hostile hosts and 100 healthy endpoints: bounded, precise, complete.
 
-The hostile server (raw sockets on 127.0.0.1) resets, stalls forever, trickles
-one byte a second, sends a 10 MB header line, 10,000 header lines, invalid
-bytes in header values, a non-HTTP banner, and an endless body, one behaviour
-per path. The scan goes through :class:`scanner.engine.Engine` exactly as the
+Each hostile host (raw sockets on 127.0.0.1, one port each) resets, stalls
+forever, trickles one byte a second, sends a 10 MB header line, 10,000 header
+lines, a NUL byte, bytes above 0x7f, a non-HTTP banner, an endless body, or a
+header line strict parsers refuse (``Name : value``). The stalling and
+trickling hosts are dead: after their first probes time out, the rest are
+recorded as not sent (``host_unresponsive``), so they cost one timeout, not
+one per probe. The scan goes through :class:`scanner.engine.Engine` exactly as the
 ``scan`` command and the service run it. It must finish (every probe within
 its timeouts), record each failure as data with a precise error and detail,
 judge every healthy endpoint, and keep the process's memory bounded.
@@ -17,6 +20,7 @@ import resource
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -40,10 +44,10 @@ LIMITS = ProbeLimits(
     total_timeout=TOTAL_S,
     retries=1,
     backoff=0.01,
-    # Wide enough that the 52 probes of a stalling endpoint wait side by side,
-    # not in a queue of 2-second timeouts.
-    per_host_concurrency=64,
-    global_concurrency=256,
+    # Healthy servers are latency-bound in one process: enough slots per host
+    # to keep them busy. A dead host still costs only its first probes.
+    per_host_concurrency=16,
+    global_concurrency=64,
 )
 HEALTHY_SERVERS = 4
 HEALTHY_PER_SERVER = 25
@@ -126,53 +130,76 @@ async def endless_body(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         await writer.drain()
 
 
-TIMED_OUT = rf"timed out after {TOTAL_S} s waiting for response headers"
-# path -> (behaviour, expected error, detail pattern, retried when idempotent)
-HOSTILE: dict[str, tuple[Behaviour, ProbeError | None, str | None, bool]] = {
-    "/reset": (resets, ProbeError.RESET, r"connection reset by peer after \d+\.\d s", True),
-    "/stall": (stalls, ProbeError.TIMEOUT, TIMED_OUT, True),
-    "/trickle": (trickles, ProbeError.TIMEOUT, TIMED_OUT, True),
-    "/huge-header": (
+async def space_before_colon(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Refused by strict parsers, accepted by Chromium: judged as the browser reads it.
+    writer.write(
+        b"HTTP/1.1 200 OK\r\n"
+        b"Access-Control-Allow-Origin : https://app.example\r\n"
+        b"Vary: Origin\r\nContent-Length: 0\r\n\r\n"
+    )
+    await writer.drain()
+
+
+TIMED_OUT = (
+    rf"timed out after {TOTAL_S} s waiting for response headers"
+    r"(; not retried: the host is unresponsive)?"
+)
+NOT_SENT = r"not sent: http://127\.0\.0\.1:\d+ is unresponsive: \d+ probes timed out .*"
+
+
+@dataclass(frozen=True)
+class Hostile:
+    behaviour: Behaviour
+    error: ProbeError | None  # of every probe that was sent
+    detail: str | None  # pattern of the sent probes' detail
+    retried: bool  # a sent idempotent probe is tried twice (retries=1)
+    unresponsive: bool = False  # the rest of its probes are recorded as not sent
+
+
+# One host (port) each: eight hostile targets, as a nightly run meets them.
+HOSTILE: dict[str, Hostile] = {
+    "reset": Hostile(resets, ProbeError.RESET, r"connection reset by peer after \d+\.\d s", True),
+    "stall": Hostile(stalls, ProbeError.TIMEOUT, TIMED_OUT, False, unresponsive=True),
+    "trickle": Hostile(trickles, ProbeError.TIMEOUT, TIMED_OUT, False, unresponsive=True),
+    "huge-header": Hostile(
         ten_megabyte_header,
         ProbeError.HEADERS_TOO_LARGE,
         rf"header line exceeds {LIMITS.max_field_bytes} bytes",
         False,
     ),
-    "/many-headers": (
+    "many-headers": Hostile(
         ten_thousand_headers,
         ProbeError.TOO_MANY_HEADERS,
         rf"more than {LIMITS.max_headers} header lines",
         False,
     ),
-    "/nul-in-value": (
+    "nul-in-value": Hostile(
         nul_in_value,
         ProbeError.BAD_RESPONSE,
-        re.escape(r"invalid header line: b'a\x00b'"),
+        re.escape(r"invalid header line: b'X-Nul: a\x00b'") + r" \(a NUL byte: .*\)",
         False,
     ),
-    "/banner": (
+    "banner": Hostile(
         ssh_banner,
         ProbeError.BAD_RESPONSE,
         re.escape("invalid HTTP status line: b'SSH-2.0-OpenSSH_9.0'"),
         False,
     ),
-    # Not failures: the body is never read, and odd bytes are kept as sent.
-    "/endless-body": (endless_body, None, None, False),
-    "/high-bytes": (high_bytes_in_values, None, None, False),
+    # Not failures: the body is never read, odd bytes are kept as sent, and a
+    # head strict parsers refuse is read as Chromium reads it.
+    "endless-body": Hostile(endless_body, None, None, False),
+    "high-bytes": Hostile(high_bytes_in_values, None, None, False),
+    "space-before-colon": Hostile(space_before_colon, None, None, False),
 }
 
 
-async def hostile_server(
-    head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter
-) -> None:
-    path = head.split(b" ", 2)[1].decode("ascii", "replace") if head.count(b" ") >= 2 else ""
-    # By first segment: error-path probes go to a sibling path of the endpoint's.
-    behaviour = HOSTILE.get("/" + path.split("?", 1)[0].split("/")[1]) if path else None
-    if behaviour is None:
-        w.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        await w.drain()
-        return
-    await behaviour[0](reader, w)
+def raw_server(behaviour: Behaviour) -> Callable[..., Awaitable[None]]:
+    async def handle(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        if not head:
+            return
+        await behaviour(reader, w)
+
+    return handle
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -192,7 +219,9 @@ def peak_rss_bytes() -> int:
 async def test_a_scan_over_hostile_and_healthy_endpoints_is_bounded_and_precise(
     serve_raw: ServeRaw, serve_app: ServeApp
 ) -> None:
-    hostile_base = await serve_raw(hostile_server)
+    hostile_urls = {
+        await serve_raw(raw_server(h.behaviour)) + f"/{name}": name for name, h in HOSTILE.items()
+    }
     healthy_urls: list[str] = []
     for _ in range(HEALTHY_SERVERS):
         app = web.Application()
@@ -200,7 +229,6 @@ async def test_a_scan_over_hostile_and_healthy_endpoints_is_bounded_and_precise(
         base = await serve_app(app)
         healthy_urls += [f"{base}/api/{n}" for n in range(HEALTHY_PER_SERVER)]
     policy = Policy(allowed_origins=(OriginPattern.exact(Origin.parse(APP)),))
-    hostile_urls = {hostile_base + path: path for path in HOSTILE}
     # Hostile endpoints spread among healthy ones, so healthy probes queue behind them.
     urls = list(healthy_urls)
     for i, url in enumerate(hostile_urls):
@@ -211,7 +239,7 @@ async def test_a_scan_over_hostile_and_healthy_endpoints_is_bounded_and_precise(
     results: dict[str, Assessment] = {}
     statuses: dict[str, set[int | None]] = {}
     engine = Engine(ScanOptions(limits=LIMITS), default_public_suffixes())
-    async with asyncio.timeout(120), engine:
+    async with asyncio.timeout(60), engine:
         async for assessment in engine.scan(targets):
             url = assessment.endpoint.url
             assert url not in results, "every endpoint is assessed once"
@@ -223,26 +251,62 @@ async def test_a_scan_over_hostile_and_healthy_endpoints_is_bounded_and_precise(
     assert set(results) == set(urls), "every endpoint is in the results"
     assert growth < MEMORY_GROWTH_LIMIT_BYTES, f"peak RSS grew by {growth / 2**20:.0f} MiB"
 
-    for url, path in hostile_urls.items():
-        _, error, detail, retried = HOSTILE[path]
+    for url, name in hostile_urls.items():
+        expected = HOSTILE[name]
         assessment = results[url]
-        assert assessment.probes, path
-        for result in assessment.probes:
-            seen = result.observation
-            assert seen.error is error, (path, seen.error, seen.error_detail)
-            if detail is None:
-                assert seen.status == 200, path
+        assert assessment.probes, name
+        sent = [p.observation for p in assessment.probes if p.observation.sent]
+        skipped = [p.observation for p in assessment.probes if not p.observation.sent]
+        assert sent, name
+        for seen in sent:
+            assert seen.error is expected.error, (name, seen.error, seen.error_detail)
+            if expected.detail is None:
+                assert seen.status == 200, name
             else:
-                assert seen.status is None, path
-                assert re.fullmatch(detail, seen.error_detail or ""), (path, seen.error_detail)
+                assert seen.status is None, name
+                assert re.fullmatch(expected.detail, seen.error_detail or ""), (
+                    name,
+                    seen.error_detail,
+                )
             idempotent = seen.request.method.upper() in IDEMPOTENT_METHODS
-            assert seen.attempts == (2 if retried and idempotent else 1), (path, seen.attempts)
-            assert seen.elapsed_ms <= (TOTAL_S + LAG_ALLOWANCE_S) * 1000, (path, seen.elapsed_ms)
+            assert seen.attempts == (2 if expected.retried and idempotent else 1), (
+                name,
+                seen.attempts,
+            )
+            assert seen.elapsed_ms <= (TOTAL_S + LAG_ALLOWANCE_S) * 1000, (name, seen.elapsed_ms)
+        if expected.unresponsive:
+            # A dead host costs its first probes' timeout, not one per probe: the
+            # rest are recorded, not sent, and the endpoint says so in one line.
+            # The first per-host slots' worth, and what started while the first
+            # timeouts were being counted.
+            most = LIMITS.per_host_concurrency + LIMITS.unresponsive_after - 1
+            assert len(sent) <= most, (name, len(sent))
+            assert len(skipped) >= len(assessment.probes) - most
+            for seen in skipped:
+                assert seen.error is ProbeError.HOST_UNRESPONSIVE, name
+                assert seen.attempts == 0
+                assert re.fullmatch(NOT_SENT, seen.error_detail or ""), seen.error_detail
+            line = assessment.not_sent
+            assert line is not None, name
+            assert line.startswith(f"not sent: {len(skipped)} of {len(assessment.probes)} probes")
+        else:
+            assert skipped == [], (name, skipped[0].error_detail if skipped else None)
+            assert assessment.not_sent is None
 
-    for result in results[hostile_base + "/high-bytes"].probes:
+    for result in results[_url(hostile_urls, "high-bytes")].probes:
         headers = result.observation.headers
         assert headers.get_all("access-control-allow-origin") == ("https://app.example\xff\xfe",)
-    trickled = results[hostile_base + "/trickle"].probes[0].observation
+    lenient = results[_url(hostile_urls, "space-before-colon")]
+    for result in lenient.probes:
+        seen = result.observation
+        assert seen.headers.get_all("access-control-allow-origin") == (APP,)
+        assert "Access-Control-Allow-Origin : https://app.example" in seen.raw_lines
+    allowed = next(p for p in lenient.probes if p.observation.request.key == "simple:allowed:0")
+    assert allowed.verdict is not None
+    assert allowed.verdict.readable
+    trickled = next(
+        p.observation for p in results[_url(hostile_urls, "trickle")].probes if p.observation.sent
+    )
     assert trickled.elapsed_ms >= TOTAL_S * 1000 * 0.95, "stopped by the total timeout"
 
     for url in healthy_urls:
@@ -253,3 +317,7 @@ async def test_a_scan_over_hostile_and_healthy_endpoints_is_bounded_and_precise(
         assert failed == [], (url, [(o.error, o.error_detail) for o in failed[:3]])
         # 404: the error-path probe, a sibling path that does not exist.
         assert statuses[url] == {200, 204, 404}, (url, statuses[url])
+
+
+def _url(urls: dict[str, str], name: str) -> str:
+    return next(url for url, n in urls.items() if n == name)

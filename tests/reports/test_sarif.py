@@ -11,6 +11,7 @@ from sample_scans import FINISHED, STARTED, assessment, reflector
 
 from scanner.core.catalogue import CATALOGUE
 from scanner.core.checks import Assessment
+from scanner.core.plan import ProbeKind
 from scanner.core.severity import Severity
 from scanner.reports.sarif import render_sarif
 
@@ -202,11 +203,16 @@ def test_urls_that_are_not_plain_ascii_still_make_valid_uris(sarif_schema: Doc) 
 
 @pytest.mark.parametrize("secret", ["Bearer s3cr3t-t0ken-value"])
 def test_request_headers_never_reach_the_report(secret: str) -> None:
-    # The user's --header credentials are on every probe; SARIF files get uploaded widely.
+    # The user's --header credentials are on every actual request (never on a
+    # preflight, as in a browser); SARIF files get uploaded widely.
     scanned = assessment(
         "https://api.acme.com/v1/me", reflector, extra_headers=(("Authorization", secret),)
     )
-    sent = [p.observation.request.headers.get_all("authorization") for p in scanned.probes]
-    assert all(values == (secret,) for values in sent)
+    sent = {
+        p.observation.request.kind: p.observation.request.headers.get_all("authorization")
+        for p in scanned.probes
+    }
+    assert sent[ProbeKind.SIMPLE] == (secret,)
+    assert sent[ProbeKind.PREFLIGHT] == ()
     text = render_sarif([scanned], started_at=STARTED, finished_at=FINISHED, fail_on=Severity.HIGH)
     assert "s3cr3t" not in text
