@@ -1,7 +1,10 @@
 """Settings, built once from ``CORS_SCANNER_*`` variables and flags, then passed down.
 
 Nothing reads the environment anywhere else. Every setting has a variable, a
-default and a validator whose error names the variable.
+default and a validator whose error names the variable. Three conventions from
+outside our prefix are read here too, once: ``XDG_DATA_HOME``/``HOME`` (where
+the data directory is when ``CORS_SCANNER_DATA_DIR`` is unset) and
+``NO_COLOR``/``TERM`` (``CORS_SCANNER_COLOR=auto`` becomes ``never``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 from scanner.errors import ConfigError
 
 PREFIX = "CORS_SCANNER_"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./cors-scanner.db"
+# The embedded database: this file in the data directory, unless CORS_SCANNER_DATABASE_URL says.
+DATABASE_FILE = "cors-scanner.db"
 
 
 def _bool(text: str) -> bool:
@@ -83,7 +87,14 @@ def _optional_str(text: str) -> str | None:
 class Settings:
     """Every tunable of the service and the scanner. See docs/operations.md."""
 
-    database_url: str = DEFAULT_DATABASE_URL
+    # Unset: SQLite, the file DATABASE_FILE in data_dir (from_env fills both in).
+    database_url: str | None = None
+    # Unset: $XDG_DATA_HOME/cors-scanner, i.e. ~/.local/share/cors-scanner.
+    data_dir: str | None = None
+    # Where `serve` writes a first admin token (mode 0600) instead of the terminal.
+    token_file: str | None = None
+    # Severity colour: "auto" (a terminal only; NO_COLOR or TERM=dumb: never), "always", "never".
+    color: str = "auto"
     host: str = "127.0.0.1"
     port: int = 8080
     # Origins allowed to call our own REST API from a browser (our API's CORS).
@@ -172,10 +183,54 @@ class Settings:
                 raise ConfigError(f"{name}={env[name]!r}: {exc}") from None
         settings = cls(**values)
         clean = {k: v for k, v in overrides.items() if v is not None}
-        return replace(settings, **clean) if clean else settings
+        settings = replace(settings, **clean) if clean else settings
+        return _resolved(settings, env)
+
+
+def default_data_dir(environ: Mapping[str, str]) -> str | None:
+    """``$XDG_DATA_HOME/cors-scanner`` (an absolute XDG_DATA_HOME only, as the XDG base
+    directory specification says), else ``$HOME/.local/share/cors-scanner``; None with
+    neither."""
+    xdg = environ.get("XDG_DATA_HOME", "")
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, "cors-scanner")
+    home = environ.get("HOME", "")
+    if os.path.isabs(home):
+        return os.path.join(home, ".local", "share", "cors-scanner")
+    return None
+
+
+def sqlite_url(path: str) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path`` (absolute)."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _resolved(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """Settings with what the environment decides filled in, once, for every command alike:
+    the data directory and the database URL in it, and colour under NO_COLOR / TERM=dumb."""
+    changes: dict[str, Any] = {}
+    data_dir = settings.data_dir
+    if data_dir is not None:
+        data_dir = os.path.abspath(os.path.expanduser(data_dir))
+    else:
+        data_dir = default_data_dir(environ)
+    changes["data_dir"] = data_dir
+    if settings.database_url is None and data_dir is not None:
+        changes["database_url"] = sqlite_url(os.path.join(data_dir, DATABASE_FILE))
+    if settings.token_file is not None:
+        changes["token_file"] = os.path.abspath(os.path.expanduser(settings.token_file))
+    # https://no-color.org: any non-empty NO_COLOR means no colour; a dumb terminal has none.
+    no_colour = environ.get("NO_COLOR", "") != "" or environ.get("TERM", "") == "dumb"
+    if settings.color == "auto" and no_colour:
+        changes["color"] = "never"
+    return replace(settings, **changes)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _optional_str,
+    "data_dir": _optional_str,
+    "token_file": _optional_str,
+    "color": _choice("auto", "always", "never"),
     "port": _port,
     "api_cors_origins": _list,
     "max_body_bytes": _positive_int,

@@ -52,12 +52,20 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 T = TypeVar("T")
 
 
+@pytest.fixture(scope="session")
+def _data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-data-home")
+
+
 @pytest.fixture(autouse=True)
-def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CORS_SCANNER_* variable from the developer's shell leaks into a test."""
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch, _data_home: Path) -> None:
+    """No CORS_SCANNER_* variable from the developer's shell leaks into a test, and the
+    default data directory (``$XDG_DATA_HOME/cors-scanner``) is a scratch folder, never the
+    developer's own database."""
     for name in list(os.environ):
         if name.startswith("CORS_SCANNER_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(_data_home))
 
 
 def _run_in_thread(make: Callable[[], Awaitable[T]]) -> T:

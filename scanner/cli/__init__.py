@@ -3,8 +3,10 @@
 Each submodule owns a group of commands and exposes ``register(subparsers)``;
 every command's handler takes ``(args, settings)`` and returns an exit code.
 A command parses its flags, calls one use case (``scanner.usecases``, through
-``scanner.cli.database.run_use_cases``) and prints a table or the JSON of
-``scanner.shapes`` (``--format json``): the same shapes the REST API answers.
+``scanner.cli.database.run_use_cases``, which also decides where the database
+is) and prints through ``scanner.cli.output``: an aligned table or a record of
+human values, or the JSON of ``scanner.shapes`` (``--format json``), the same
+shapes the REST API answers.
 
 Exit codes mean the same everywhere:
     0  success; for scans: no finding at or above --fail-on
@@ -44,6 +46,7 @@ COMMAND_MODULES = (
     "scanner.cli.findings",
     "scanner.cli.database",
     "scanner.cli.demo",
+    "scanner.cli.completion",
 )
 
 

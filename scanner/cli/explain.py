@@ -82,7 +82,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="live: send the actual request with a non-GET method (default: GET stands in)",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the verdict, the console message and the fix (default); json: the same as data",
+    )
     add_probe_flags(p)
     p.set_defaults(handler=run)
 

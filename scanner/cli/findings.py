@@ -9,15 +9,14 @@ secrets are printed once, when they are made; never listed.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from scanner import shapes
 from scanner.cli import EXIT_OK
 from scanner.cli.database import run_use_cases
+from scanner.cli.output import Column, Output, add_format_flag, record_pairs
+from scanner.cli.paging import add_paging_flags, collect
 from scanner.core.severity import Severity
 from scanner.core.timestamps import parse_iso
 from scanner.db.findings import FindingQuery, FindingRecord, status_filter
@@ -28,7 +27,6 @@ from scanner.usecases import Context, hooks, triage
 from scanner.usecases.triage import Decision
 
 ACTOR = "cli"
-LIST_LIMIT = 500
 
 
 def _id(text: str) -> int:
@@ -51,10 +49,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     _register_hooks(subparsers)
 
 
-def _fmt(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-
-
 def _register_findings(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "findings",
@@ -64,21 +58,36 @@ def _register_findings(subparsers: argparse._SubParsersAction[Any]) -> None:
     sub = p.add_subparsers(dest="findings_command", metavar="ACTION", required=True)
 
     listing = sub.add_parser("list", help="list tracked findings")
-    listing.add_argument("--status", help="comma-separated: new,open,resolved,reopened,suppressed")
-    listing.add_argument("--severity", help="minimum severity")
-    listing.add_argument("--rule", help="rule id")
-    listing.add_argument("--endpoint", type=_id, help="endpoint id")
-    listing.add_argument("--tag")
-    listing.add_argument("--owner")
-    listing.add_argument("--run", type=_id, help="only findings this run saw")
-    listing.add_argument("--first-seen-after", type=_time)
-    listing.add_argument("--last-seen-after", type=_time)
-    _fmt(listing)
+    listing.add_argument(
+        "--status", help="comma-separated: new,open,resolved,reopened,suppressed (default: all)"
+    )
+    listing.add_argument(
+        "--severity", metavar="SEVERITY", help="minimum severity: critical, high, medium, low, info"
+    )
+    listing.add_argument("--rule", metavar="RULE_ID", help="only this rule's (see docs/rules.md)")
+    listing.add_argument("--endpoint", type=_id, metavar="ID", help="only this endpoint's")
+    listing.add_argument("--tag", help="only findings of endpoints with this tag")
+    listing.add_argument("--owner", help="only findings of endpoints with this owner")
+    listing.add_argument("--run", type=_id, metavar="RUN_ID", help="only findings this run saw")
+    listing.add_argument(
+        "--first-seen-after",
+        type=_time,
+        metavar="TIME",
+        help="only findings first seen at or after this ISO 8601 time (with a zone)",
+    )
+    listing.add_argument(
+        "--last-seen-after",
+        type=_time,
+        metavar="TIME",
+        help="only findings last seen at or after this ISO 8601 time (with a zone)",
+    )
+    add_paging_flags(listing, "findings")
+    add_format_flag(listing)
     listing.set_defaults(handler=_findings_list)
 
     show = sub.add_parser("show", help="one finding")
-    show.add_argument("id", type=_id)
-    _fmt(show)
+    show.add_argument("id", type=_id, help="the finding's id (see `findings list`)")
+    add_format_flag(show)
     show.set_defaults(handler=_findings_show)
 
     for name, what in (
@@ -87,19 +96,26 @@ def _register_findings(subparsers: argparse._SubParsersAction[Any]) -> None:
         ("reopen", "withdraw a suppression or acceptance"),
     ):
         cmd = sub.add_parser(name, help=what)
-        cmd.add_argument("id", type=_id)
-        cmd.add_argument("--reason", required=name != "reopen", default="")
-        cmd.add_argument("--by", default="cli", help="who decides (audit log)")
+        cmd.add_argument("id", type=_id, help="the finding's id (see `findings list`)")
+        cmd.add_argument(
+            "--reason",
+            required=name != "reopen",
+            default="",
+            help="why (kept in the finding's history and the audit log)",
+        )
+        cmd.add_argument("--by", default="cli", help="who decides (audit log; default cli)")
         if name != "reopen":
             expiry = cmd.add_mutually_exclusive_group(required=name == "accept")
-            expiry.add_argument("--until", type=_time, help="ISO 8601 with a time zone")
-            expiry.add_argument("--days", type=int, help="or: this many days from now")
-        _fmt(cmd)
+            expiry.add_argument(
+                "--until", type=_time, metavar="TIME", help="until this ISO 8601 time (with a zone)"
+            )
+            expiry.add_argument("--days", type=int, metavar="N", help="or: this many days from now")
+        add_format_flag(cmd)
         cmd.set_defaults(handler=_findings_triage, triage=name)
 
     history = sub.add_parser("history", help="a finding's events, oldest first")
-    history.add_argument("id", type=_id)
-    _fmt(history)
+    history.add_argument("id", type=_id, help="the finding's id (see `findings list`)")
+    add_format_flag(history)
     history.set_defaults(handler=_findings_history)
 
 
@@ -107,9 +123,15 @@ def _register_regressions(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser("regressions", help="regressions found by runs")
     sub = p.add_subparsers(dest="regressions_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="regressions, newest first")
-    listing.add_argument("--since", type=_time, help="ISO 8601 with zone")
-    listing.add_argument("--run", type=_id, help="only this run's")
-    _fmt(listing)
+    listing.add_argument(
+        "--since",
+        type=_time,
+        metavar="TIME",
+        help="only at or after this ISO 8601 time (with a zone)",
+    )
+    listing.add_argument("--run", type=_id, metavar="RUN_ID", help="only this run's")
+    add_paging_flags(listing, "regressions")
+    add_format_flag(listing)
     listing.set_defaults(handler=_regressions_list)
 
 
@@ -118,67 +140,123 @@ def _register_hooks(subparsers: argparse._SubParsersAction[Any]) -> None:
     sub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
 
     add = sub.add_parser("add", help="add a hook (a webhook's secret is printed once)")
-    add.add_argument("name")
-    add.add_argument("--kind", choices=("webhook", "slack", "pagerduty"), default="webhook")
+    add.add_argument("name", help="what the hook is called (unique)")
+    add.add_argument(
+        "--kind",
+        choices=("webhook", "slack", "pagerduty"),
+        default="webhook",
+        help="the receiver's kind (default webhook)",
+    )
     add.add_argument("--url", help="the receiver (PagerDuty: the Events API by default)")
     add.add_argument("--secret", help="whsec_... (webhooks; generated when absent)")
     add.add_argument("--github-signature", action="store_true", help="add X-Hub-Signature-256")
     add.add_argument("--routing-key", help="PagerDuty integration key")
-    add.add_argument("--event-kind", action="append", default=[], help="repeatable")
-    add.add_argument("--min-severity")
-    add.add_argument("--tag", action="append", default=[])
-    add.add_argument("--owner", action="append", default=[])
-    _fmt(add)
+    add.add_argument(
+        "--event-kind",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="only events of this kind, e.g. regression.new_finding (repeat; default: all)",
+    )
+    add.add_argument(
+        "--min-severity", metavar="SEVERITY", help="only events at or above this severity"
+    )
+    add.add_argument(
+        "--tag", action="append", default=[], help="only events of endpoints with this tag (repeat)"
+    )
+    add.add_argument(
+        "--owner",
+        action="append",
+        default=[],
+        help="only events of endpoints with this owner (repeat)",
+    )
+    add_format_flag(add)
     add.set_defaults(handler=_hooks_add)
 
     listing = sub.add_parser("list", help="list hooks (never their secrets)")
-    _fmt(listing)
+    add_format_flag(listing)
     listing.set_defaults(handler=_hooks_list)
 
     for name, handler, what in (
         ("show", _hooks_show, "one hook"),
         ("remove", _hooks_remove, "remove a hook and its delivery log"),
         ("test", _hooks_test, "queue a hook.test event"),
-        ("deliveries", _hooks_deliveries, "a hook's deliveries and attempts"),
+        ("deliveries", _hooks_deliveries, "a hook's deliveries and attempts, newest first"),
     ):
         cmd = sub.add_parser(name, help=what)
-        cmd.add_argument("id", type=_id)
-        _fmt(cmd)
+        cmd.add_argument("id", type=_id, help="the hook's id (see `hooks list`)")
+        if name == "deliveries":
+            add_paging_flags(cmd, "deliveries")
+        add_format_flag(cmd)
         cmd.set_defaults(handler=handler)
 
     redeliver = sub.add_parser("redeliver", help="send a delivery again (same webhook-id)")
-    redeliver.add_argument("delivery_id", type=_id)
-    _fmt(redeliver)
+    redeliver.add_argument(
+        "delivery_id", type=_id, help="the delivery's id (see `hooks deliveries`)"
+    )
+    add_format_flag(redeliver)
     redeliver.set_defaults(handler=_hooks_redeliver)
 
 
-# -- plumbing ------------------------------------------------------------------
+# -- tables ----------------------------------------------------------------------
+
+_FINDING_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("SEVERITY", "severity", severity=True),
+    Column("STATUS", "status"),
+    Column("RULE", "rule_id"),
+    Column("ENDPOINT", "endpoint_id", align="right"),
+    Column("FIRST SEEN", "first_seen_at"),
+    Column("LAST SEEN", "last_seen_at"),
+    Column("VERIFIED", "verified"),
+)
+
+_EVENT_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("AT", "at"),
+    Column("KIND", "kind"),
+    Column("SEVERITY", "severity", severity=True),
+    Column("RULE", "rule_id"),
+    Column("ENDPOINT", "endpoint_id", align="right"),
+    Column("RUN", "run_id", align="right"),
+    Column("FINDING", "finding_id", align="right"),
+)
+
+_HOOK_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("NAME", "name"),
+    Column("KIND", "kind"),
+    Column("URL", "url"),
+    Column("EVENTS", lambda d: d["event_kinds"] or "all"),
+    Column("MIN SEVERITY", "min_severity"),
+    Column(
+        "FILTERS", lambda d: {k: v for k, v in (("tag", d["tags"]), ("owner", d["owners"])) if v}
+    ),
+    Column("STATE", lambda d: _hook_state(d)),
+)
 
 
-def _emit(args: argparse.Namespace, doc: Any, rows: Sequence[Sequence[Any]]) -> int:
-    if args.format == "json":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    for row in rows:
-        print("  ".join("-" if v is None else str(v) for v in row))
-    return EXIT_OK
+def _last_attempt(doc: dict[str, Any]) -> dict[str, Any] | None:
+    return doc["attempt_log"][-1] if doc["attempt_log"] else None
 
 
-def _finding_row(doc: dict[str, Any]) -> list[Any]:
-    return [
-        doc["id"],
-        doc["status"],
-        doc["severity"],
-        doc["rule_id"],
-        f"endpoint {doc['endpoint_id']}",
-        doc["last_seen_at"],
-        "" if doc["verified"] else "(not verified)",
-    ]
+_DELIVERY_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("EVENT", "event_type"),
+    Column("STATUS", "status"),
+    Column("ATTEMPTS", "attempts", align="right"),
+    Column("LAST HTTP", lambda d: (_last_attempt(d) or {}).get("status")),
+    Column("CREATED", "created_at"),
+    Column("NEXT ATTEMPT", "next_attempt_at"),
+    Column("DELIVERED", "delivered_at"),
+    Column("LAST ERROR", "last_error"),
+)
 
 
-def _event_row(doc: dict[str, Any]) -> list[Any]:
-    return [doc["id"], doc["at"], doc["kind"], doc["severity"], doc["rule_id"], doc["run_id"]]
+def _hook_state(doc: dict[str, Any]) -> str:
+    if doc["enabled"]:
+        return "enabled"
+    return f"disabled ({doc['disabled_reason'] or 'by a user'})"
 
 
 # -- findings ------------------------------------------------------------------
@@ -196,15 +274,26 @@ def _findings_list(args: argparse.Namespace, settings: Settings) -> int:
         first_seen_after=args.first_seen_after,
         last_seen_after=args.last_seen_after,
     )
-    page = run_use_cases(settings, lambda ctx: triage.list_findings(ctx, q, limit=LIST_LIMIT))
-    docs = [shapes.finding_json(f) for f in page.items]
-    return _emit(args, docs, [_finding_row(d) for d in docs])
+
+    async def work(ctx: Context) -> tuple[list[FindingRecord], str | None]:
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: triage.list_findings(ctx, q, limit=limit, cursor=cursor),
+        )
+
+    items, cursor = run_use_cases(settings, work)
+    docs = [shapes.finding_json(f) for f in items]
+    Output(settings).listing(
+        args.format, docs, _FINDING_COLUMNS, empty="no findings match", next_cursor=cursor
+    )
+    return EXIT_OK
 
 
 def _findings_show(args: argparse.Namespace, settings: Settings) -> int:
     doc = shapes.finding_json(run_use_cases(settings, lambda ctx: triage.get_finding(ctx, args.id)))
-    rows = [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in doc.items()]
-    return _emit(args, doc, rows)
+    Output(settings).show(args.format, doc, record_pairs(doc))
+    return EXIT_OK
 
 
 def _findings_triage(args: argparse.Namespace, settings: Settings) -> int:
@@ -220,24 +309,39 @@ def _findings_triage(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     doc = shapes.finding_json(run_use_cases(settings, work))
-    return _emit(args, doc, [_finding_row(doc)])
+    Output(settings).show(args.format, doc, record_pairs(doc))
+    return EXIT_OK
 
 
 def _findings_history(args: argparse.Namespace, settings: Settings) -> int:
     history = run_use_cases(settings, lambda ctx: triage.finding_history(ctx, args.id))
-    docs = [shapes.event_json(e) for e in history.events]
-    return _emit(args, docs, [_event_row(d) for d in docs])
+    doc = shapes.history_json(history.finding, history.events)
+    out = Output(settings)
+    if args.format == "json":
+        out.json(doc)
+        return EXIT_OK
+    f = doc["finding"]
+    out.line(f"finding {f['id']}: {f['severity']} {f['rule_id']} on endpoint {f['endpoint_id']}")
+    out.table(doc["events"], _EVENT_COLUMNS, empty="no events")
+    return EXIT_OK
 
 
 def _regressions_list(args: argparse.Namespace, settings: Settings) -> int:
-    page = run_use_cases(
-        settings,
-        lambda ctx: triage.list_regressions(
-            ctx, since=args.since, run_id=args.run, limit=LIST_LIMIT
-        ),
+    async def work(ctx: Context) -> tuple[list[Any], str | None]:
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: triage.list_regressions(
+                ctx, since=args.since, run_id=args.run, limit=limit, cursor=cursor
+            ),
+        )
+
+    items, cursor = run_use_cases(settings, work)
+    docs = [shapes.event_json(e) for e in items]
+    Output(settings).listing(
+        args.format, docs, _EVENT_COLUMNS, empty="no regressions", next_cursor=cursor
     )
-    docs = [shapes.event_json(e) for e in page.items]
-    return _emit(args, docs, [_event_row(d) for d in docs])
+    return EXIT_OK
 
 
 # -- hooks ---------------------------------------------------------------------
@@ -258,61 +362,74 @@ def _hooks_add(args: argparse.Namespace, settings: Settings) -> int:
     )
     made = run_use_cases(settings, lambda ctx: hooks.create_hook(ctx, data, actor=ACTOR))
     doc = shapes.hook_json(made.hook, secret=made.secret)
-    rows = [[doc["id"], doc["name"], doc["kind"], doc["url"]]]
+    out = Output(settings)
+    if args.format == "json":
+        out.json(doc)
+        return EXIT_OK
+    out.line(f"added hook {doc['id']} {doc['name']!r} ({doc['kind']}): {doc['url']}")
     if "secret" in doc:
-        rows.append([f"secret (shown once): {doc['secret']}"])
-    return _emit(args, doc, rows)
-
-
-def _hook_row(doc: dict[str, Any]) -> list[Any]:
-    state = "enabled" if doc["enabled"] else f"disabled ({doc['disabled_reason'] or 'by a user'})"
-    return [doc["id"], doc["name"], doc["kind"], doc["url"], state]
+        out.line(f"Its signing secret, shown only once:\n\n    {doc['secret']}\n")
+    return EXIT_OK
 
 
 def _hooks_list(args: argparse.Namespace, settings: Settings) -> int:
     docs = [shapes.hook_json(h) for h in run_use_cases(settings, hooks.list_hooks)]
-    return _emit(args, docs, [_hook_row(d) for d in docs])
+    Output(settings).listing(args.format, docs, _HOOK_COLUMNS, empty="no hooks")
+    return EXIT_OK
 
 
 def _hooks_show(args: argparse.Namespace, settings: Settings) -> int:
     doc = shapes.hook_json(run_use_cases(settings, lambda ctx: hooks.get_hook(ctx, args.id)))
-    return _emit(args, doc, [[k, v] for k, v in doc.items()])
+    Output(settings).show(args.format, doc, record_pairs(doc))
+    return EXIT_OK
 
 
 def _hooks_remove(args: argparse.Namespace, settings: Settings) -> int:
     run_use_cases(settings, lambda ctx: hooks.delete_hook(ctx, args.id, actor=ACTOR))
-    return _emit(args, {"id": args.id, "removed": True}, [[f"hook {args.id} removed"]])
+    out = Output(settings)
+    if args.format == "json":
+        out.json({"id": args.id, "removed": True})
+    else:
+        out.line(f"hook {args.id} removed")
+    return EXIT_OK
 
 
-def _delivery_row(doc: dict[str, Any]) -> list[Any]:
-    last = doc["attempt_log"][-1] if doc["attempt_log"] else None
-    return [
-        doc["id"],
-        doc["event_type"],
-        doc["status"],
-        f"{doc['attempts']} attempt(s)",
-        last["status"] if last else None,
-        doc["last_error"],
-    ]
+def _delivery_message(out: Output, fmt: str, doc: dict[str, Any], verb: str) -> None:
+    if fmt == "json":
+        out.json(doc)
+    else:
+        out.line(
+            f"delivery {doc['id']} ({doc['event_type']}) {verb} for hook {doc['hook_id']}: "
+            "the dispatcher (serve or worker) sends it; see `hooks deliveries "
+            f"{doc['hook_id']}`"
+        )
 
 
 def _hooks_test(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(settings, lambda ctx: hooks.send_test_event(ctx, args.id, actor=ACTOR))
-    doc = shapes.delivery_json(record)
-    return _emit(args, doc, [_delivery_row(doc)])
+    _delivery_message(Output(settings), args.format, shapes.delivery_json(record), "queued")
+    return EXIT_OK
 
 
 def _hooks_deliveries(args: argparse.Namespace, settings: Settings) -> int:
-    page = run_use_cases(
-        settings, lambda ctx: hooks.list_deliveries(ctx, args.id, limit=LIST_LIMIT)
+    async def work(ctx: Context) -> tuple[list[Any], str | None]:
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: hooks.list_deliveries(ctx, args.id, limit=limit, cursor=cursor),
+        )
+
+    items, cursor = run_use_cases(settings, work)
+    docs = [shapes.delivery_json(d) for d in items]
+    Output(settings).listing(
+        args.format, docs, _DELIVERY_COLUMNS, empty="no deliveries", next_cursor=cursor
     )
-    docs = [shapes.delivery_json(d) for d in page.items]
-    return _emit(args, docs, [_delivery_row(d) for d in docs])
+    return EXIT_OK
 
 
 def _hooks_redeliver(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(
         settings, lambda ctx: hooks.redeliver(ctx, args.delivery_id, actor=ACTOR)
     )
-    doc = shapes.delivery_json(record)
-    return _emit(args, doc, [_delivery_row(doc)])
+    _delivery_message(Output(settings), args.format, shapes.delivery_json(record), "queued again")
+    return EXIT_OK

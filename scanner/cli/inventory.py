@@ -7,15 +7,15 @@ chooses a table for people or JSON for scripts on the read commands.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from scanner import shapes
 from scanner.cli import EXIT_OK, EXIT_USAGE
 from scanner.cli.database import run_use_cases
+from scanner.cli.output import Column, Output, add_format_flag, record_pairs
+from scanner.cli.paging import add_paging_flags, collect
 from scanner.core.import_rows import ImportReport
 from scanner.core.policy_layers import POLICY_FIELDS, PolicyScope
 from scanner.db.inventory import EndpointFilter, EndpointRecord
@@ -34,18 +34,24 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     _register_policies(subparsers)
 
 
-def _add_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output (default: table)"
-    )
-
-
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", help="only endpoints with this tag")
     parser.add_argument("--owner", help="only endpoints with this owner")
     state = parser.add_mutually_exclusive_group()
-    state.add_argument("--enabled", dest="enabled", action="store_const", const=True)
-    state.add_argument("--disabled", dest="enabled", action="store_const", const=False)
+    state.add_argument(
+        "--enabled",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        help="only endpoints that scans include",
+    )
+    state.add_argument(
+        "--disabled",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="only endpoints left out of scans",
+    )
     parser.add_argument("-q", "--search", help="text in the URL or the name (case-insensitive)")
 
 
@@ -64,29 +70,27 @@ def _register_endpoints(subparsers: argparse._SubParsersAction[Any]) -> None:
     add = sub.add_parser("add", help="add one endpoint")
     add.add_argument("url", help="absolute http(s) URL")
     add.add_argument("--method", default="GET", help="HTTP method (default: GET)")
-    add.add_argument("--name")
-    add.add_argument("--owner")
+    add.add_argument("--name", help="a name people know it by, e.g. 'profile API'")
+    add.add_argument("--owner", help="the team that owns it (filters, alerts, the dashboard)")
     add.add_argument("--tag", action="append", default=[], help="a tag (repeat for more)")
     add.add_argument("--disabled", action="store_true", help="add it but leave it out of scans")
-    add.add_argument("--notes")
-    _add_format(add)
+    add.add_argument("--notes", help="free text for whoever reads the inventory")
+    add_format_flag(add)
     add.set_defaults(handler=_endpoints_add)
 
     ls = sub.add_parser("list", help="list endpoints, a page at a time")
     _add_filters(ls)
-    ls.add_argument("--limit", type=int, help="page size (default: CORS_SCANNER_PAGE_SIZE)")
-    ls.add_argument("--cursor", help="continue after the page that printed this cursor")
-    ls.add_argument("--all", action="store_true", help="every page, not just the first")
-    _add_format(ls)
+    add_paging_flags(ls, "endpoints")
+    add_format_flag(ls)
     ls.set_defaults(handler=_endpoints_list)
 
     show = sub.add_parser("show", help="show one endpoint and its policy override")
-    show.add_argument("id", type=int)
-    _add_format(show)
+    show.add_argument("id", type=int, help="the endpoint's id (see `endpoints list`)")
+    add_format_flag(show)
     show.set_defaults(handler=_endpoints_show)
 
     rm = sub.add_parser("remove", help="remove an endpoint (its scan history stays)")
-    rm.add_argument("id", type=int)
+    rm.add_argument("id", type=int, help="the endpoint's id (see `endpoints list`)")
     rm.set_defaults(handler=_endpoints_remove)
 
     imp = sub.add_parser(
@@ -113,7 +117,7 @@ def _register_endpoints(subparsers: argparse._SubParsersAction[Any]) -> None:
     imp.add_argument(
         "--dry-run", action="store_true", help="report what would change; write nothing"
     )
-    _add_format(imp)
+    add_format_flag(imp)
     imp.set_defaults(handler=_endpoints_import)
 
     exp = sub.add_parser("export", help="write endpoints as CSV, JSON or YAML (importable)")
@@ -137,12 +141,12 @@ def _register_policies(subparsers: argparse._SubParsersAction[Any]) -> None:
     sub = p.add_subparsers(dest="policies_command", metavar="COMMAND", required=True)
 
     ls = sub.add_parser("list", help="list every policy layer")
-    _add_format(ls)
+    add_format_flag(ls)
     ls.set_defaults(handler=_policies_list)
 
     show = sub.add_parser("show", help="show one policy layer")
-    show.add_argument("id", type=int)
-    _add_format(show)
+    show.add_argument("id", type=int, help="the policy's id (see `policies list`)")
+    add_format_flag(show)
     show.set_defaults(handler=_policies_show)
 
     put = sub.add_parser(
@@ -161,18 +165,43 @@ def _register_policies(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="explicitly no cross-origin reader (instead of inheriting)",
     )
-    put.add_argument("--allow-credentials", action=argparse.BooleanOptionalAction, default=None)
-    put.add_argument("--allowed-method", action="append", dest="allowed_methods")
-    put.add_argument("--allowed-header", action="append", dest="allowed_headers")
-    put.add_argument("--exposed-header", action="append", dest="exposed_headers")
-    put.add_argument("--max-age", type=int, help="seconds")
+    put.add_argument(
+        "--allow-credentials",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="front ends send credentials (cookies, Authorization): the server may allow them",
+    )
+    put.add_argument(
+        "--allowed-method",
+        action="append",
+        dest="allowed_methods",
+        metavar="METHOD",
+        help="a method front ends use cross-origin (repeat)",
+    )
+    put.add_argument(
+        "--allowed-header",
+        action="append",
+        dest="allowed_headers",
+        metavar="NAME",
+        help="a request header front ends send cross-origin (repeat)",
+    )
+    put.add_argument(
+        "--exposed-header",
+        action="append",
+        dest="exposed_headers",
+        metavar="NAME",
+        help="a response header front ends may read (repeat)",
+    )
+    put.add_argument(
+        "--max-age", type=int, metavar="SECONDS", help="the highest acceptable preflight max-age"
+    )
     put.add_argument(
         "--public",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="anyone may read without credentials ('*')",
     )
-    _add_format(put)
+    add_format_flag(put)
     put.set_defaults(handler=_policies_set)
 
     unset = sub.add_parser("unset", help="remove the layer of one scope (it inherits again)")
@@ -180,8 +209,10 @@ def _register_policies(subparsers: argparse._SubParsersAction[Any]) -> None:
     unset.set_defaults(handler=_policies_unset)
 
     eff = sub.add_parser("effective", help="the policy an endpoint is judged by, with sources")
-    eff.add_argument("endpoint_id", type=int)
-    _add_format(eff)
+    eff.add_argument(
+        "endpoint_id", type=int, metavar="ENDPOINT_ID", help="the endpoint (see `endpoints list`)"
+    )
+    add_format_flag(eff)
     eff.set_defaults(handler=_policies_effective)
 
 
@@ -202,53 +233,22 @@ def _scope(args: argparse.Namespace) -> tuple[PolicyScope, str | None, int | Non
 
 # -- rendering -----------------------------------------------------------------
 
+_ENDPOINT_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("METHOD", "method"),
+    Column("URL", "url"),
+    Column("NAME", "name"),
+    Column("OWNER", "owner"),
+    Column("TAGS", "tags"),
+    Column("ENABLED", "enabled"),
+)
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(map(str, value)) if value else "(none)"
-    return str(value).replace("\n", " ")
-
-
-def _print_json(doc: Any) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
-
-
-def _endpoint_rows(items: Sequence[EndpointRecord]) -> list[list[str]]:
-    return [
-        [
-            str(e.id),
-            e.method,
-            e.url,
-            _text(e.name),
-            _text(e.owner),
-            ",".join(e.tags) or "-",
-            "yes" if e.enabled else "no",
-        ]
-        for e in items
-    ]
-
-
-_ENDPOINT_HEADERS = ("id", "method", "url", "name", "owner", "tags", "enabled")
-
-
-def _print_details(pairs: Sequence[tuple[str, Any]]) -> None:
-    width = max(len(k) for k, _ in pairs)
-    for key, value in pairs:
-        print(f"{key.ljust(width)}  {_text(value)}")
+_POLICY_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("SCOPE", lambda d: d["scope_key"]),
+    Column("ALLOWED ORIGINS", lambda d: d["allowed_origins"]),
+    Column("SETS", lambda d: d["sets"] or "nothing (inherits all)"),
+)
 
 
 # -- endpoints -----------------------------------------------------------------
@@ -267,57 +267,46 @@ def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(
         settings, lambda ctx: inventory.create_endpoint(ctx, values, actor=ACTOR)
     )
+    out = Output(settings)
     if args.format == "json":
-        _print_json(shapes.endpoint_json(record))
+        out.json(shapes.endpoint_json(record))
     else:
-        print(f"added endpoint {record.id}: {record.method} {record.url}")
+        out.line(f"added endpoint {record.id}: {record.method} {record.url}")
     return EXIT_OK
 
 
 def _endpoints_list(args: argparse.Namespace, settings: Settings) -> int:
-    limit = args.limit if args.limit is not None else settings.page_size
-    if not 1 <= limit <= settings.max_page_size:
-        raise InputError(f"--limit must be from 1 to {settings.max_page_size}")
     flt = _filter(args)
 
     async def work(ctx: Context) -> tuple[list[EndpointRecord], str | None]:
-        items: list[EndpointRecord] = []
-        cursor = args.cursor
-        while True:
-            page = await inventory.list_endpoints(ctx, flt, limit=limit, cursor=cursor)
-            items.extend(page.items)
-            cursor = page.next_cursor
-            if not args.all or cursor is None:
-                return items, cursor
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: inventory.list_endpoints(ctx, flt, limit=limit, cursor=cursor),
+        )
 
     items, cursor = run_use_cases(settings, work)
-    if args.format == "json":
-        _print_json({"items": [shapes.endpoint_json(e) for e in items], "next_cursor": cursor})
-        return EXIT_OK
-    if items:
-        print(_table(_ENDPOINT_HEADERS, _endpoint_rows(items)))
-    else:
-        print("no endpoints match")
-    if cursor is not None:
-        print(f"more: --cursor {cursor}  (or --all)", file=sys.stderr)
+    docs = [shapes.endpoint_json(e) for e in items]
+    Output(settings).listing(
+        args.format, docs, _ENDPOINT_COLUMNS, empty="no endpoints match", next_cursor=cursor
+    )
     return EXIT_OK
 
 
 def _endpoints_show(args: argparse.Namespace, settings: Settings) -> int:
     view = run_use_cases(settings, lambda ctx: inventory.show_endpoint(ctx, args.id))
     record, override = view.endpoint, view.override
-    if args.format == "json":
-        doc = shapes.endpoint_json(record)
-        doc["policy_override"] = None if override is None else shapes.policy_json(override)
-        _print_json(doc)
-        return EXIT_OK
-    pairs: list[tuple[str, Any]] = list(shapes.endpoint_json(record).items())
-    pairs.append(("policy override", "-" if override is None else f"policy {override.id}"))
+    doc = shapes.endpoint_json(record)
+    doc["policy_override"] = None if override is None else shapes.policy_json(override)
+    pairs = record_pairs(doc, skip=("policy_override",))
+    pairs.append(("policy override", None if override is None else f"policy {override.id}"))
     if override is not None:
         pairs.extend(
-            (f"  {k}", v) for k, v in override.fields.as_mapping().items() if v is not None
+            (f"  {k.replace('_', ' ')}", v)
+            for k, v in override.fields.as_mapping().items()
+            if v is not None
         )
-    _print_details(pairs)
+    Output(settings).show(args.format, doc, pairs)
     return EXIT_OK
 
 
@@ -325,7 +314,7 @@ def _endpoints_remove(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(
         settings, lambda ctx: inventory.delete_endpoint(ctx, args.id, actor=ACTOR)
     )
-    print(f"removed endpoint {record.id}: {record.method} {record.url}")
+    Output(settings).line(f"removed endpoint {record.id}: {record.method} {record.url}")
     return EXIT_OK
 
 
@@ -385,7 +374,7 @@ def _endpoints_import(args: argparse.Namespace, settings: Settings) -> int:
         ),
     )
     if args.format == "json":
-        _print_json(shapes.import_report_json(report))
+        Output(settings).json(shapes.import_report_json(report))
     else:
         _print_report(report)
     return EXIT_USAGE if report.errors else EXIT_OK
@@ -410,49 +399,45 @@ def _endpoints_export(args: argparse.Namespace, settings: Settings) -> int:
 # -- policies ------------------------------------------------------------------
 
 
-def _policy_rows(items: Sequence[PolicyRecord]) -> list[list[str]]:
-    rows = []
-    for p in items:
-        set_fields = [k for k, v in p.fields.as_mapping().items() if v is not None]
-        rows.append(
-            [
-                str(p.id),
-                p.scope_key,
-                _text(list(p.allowed_origins) if p.allowed_origins is not None else None),
-                ", ".join(set_fields) or "(inherits all)",
-            ]
-        )
-    return rows
+def _policy_row(p: PolicyRecord) -> dict[str, Any]:
+    fields = p.fields.as_mapping()
+    return {
+        "id": p.id,
+        "scope_key": p.scope_key,
+        "allowed_origins": list(p.allowed_origins) if p.allowed_origins is not None else None,
+        "sets": [k for k, v in fields.items() if v is not None],
+    }
 
 
 def _policies_list(args: argparse.Namespace, settings: Settings) -> int:
     items = run_use_cases(settings, policies.list_policies)
+    out = Output(settings)
     if args.format == "json":
-        _print_json({"items": [shapes.policy_json(p) for p in items]})
-    elif items:
-        print(_table(("id", "scope", "allowed origins", "sets"), _policy_rows(items)))
-    else:
-        print(
-            "no policies: every endpoint is judged by the built-in policy (no cross-origin reader)"
-        )
+        out.listing("json", [shapes.policy_json(p) for p in items], _POLICY_COLUMNS, empty="")
+        return EXIT_OK
+    out.table(
+        [_policy_row(p) for p in items],
+        _POLICY_COLUMNS,
+        empty="no policies: every endpoint is judged by the built-in policy "
+        "(no cross-origin reader)",
+    )
     return EXIT_OK
 
 
-def _show_policy(record: PolicyRecord, fmt: str) -> None:
+def _show_policy(settings: Settings, record: PolicyRecord, fmt: str) -> None:
     doc = shapes.policy_json(record)
-    if fmt == "json":
-        _print_json(doc)
-        return
     pairs: list[tuple[str, Any]] = [("id", record.id), ("scope", record.scope_key)]
     for name, value in record.fields.as_mapping().items():
-        pairs.append((name, "(inherit)" if value is None else value))
-    pairs += [("created_at", doc["created_at"]), ("updated_at", doc["updated_at"])]
-    _print_details(pairs)
+        pairs.append((name.replace("_", " "), "(inherit)" if value is None else value))
+    pairs += [("created at", doc["created_at"]), ("updated at", doc["updated_at"])]
+    Output(settings).show(fmt, doc, pairs)
 
 
 def _policies_show(args: argparse.Namespace, settings: Settings) -> int:
     _show_policy(
-        run_use_cases(settings, lambda ctx: policies.get_policy(ctx, args.id)), args.format
+        settings,
+        run_use_cases(settings, lambda ctx: policies.get_policy(ctx, args.id)),
+        args.format,
     )
     return EXIT_OK
 
@@ -478,9 +463,11 @@ def _policies_set(args: argparse.Namespace, settings: Settings) -> int:
         ),
     )
     if args.format == "json":
-        _show_policy(record, "json")
+        _show_policy(settings, record, "json")
     else:
-        print(f"{'created' if created else 'replaced'} policy {record.id} ({record.scope_key})")
+        Output(settings).line(
+            f"{'created' if created else 'replaced'} policy {record.id} ({record.scope_key})"
+        )
     return EXIT_OK
 
 
@@ -492,7 +479,7 @@ def _policies_unset(args: argparse.Namespace, settings: Settings) -> int:
             ctx, scope, tag=tag, endpoint_id=endpoint_id, actor=ACTOR
         ),
     )
-    print(f"removed policy {record.id} ({record.scope_key})")
+    Output(settings).line(f"removed policy {record.id} ({record.scope_key})")
     return EXIT_OK
 
 
@@ -500,10 +487,21 @@ def _policies_effective(args: argparse.Namespace, settings: Settings) -> int:
     view = run_use_cases(settings, lambda ctx: inventory.show_endpoint(ctx, args.endpoint_id))
     endpoint, eff = view.endpoint, view.effective
     doc = shapes.effective_policy_json(endpoint.id, eff)
+    out = Output(settings)
     if args.format == "json":
-        _print_json(doc)
+        out.json(doc)
         return EXIT_OK
-    print(f"endpoint {endpoint.id}: {endpoint.method} {endpoint.url}")
-    rows = [[name, _text(doc["policy"][name]), eff.sources[name]] for name in POLICY_FIELDS]
-    print(_table(("field", "value", "source"), rows))
+    out.line(f"endpoint {endpoint.id}: {endpoint.method} {endpoint.url}")
+    rows = [
+        {"field": name, "value": doc["policy"][name], "source": eff.sources[name]}
+        for name in POLICY_FIELDS
+    ]
+    out.table(rows, _EFFECTIVE_COLUMNS, empty="")
     return EXIT_OK
+
+
+_EFFECTIVE_COLUMNS = (
+    Column("FIELD", "field"),
+    Column("VALUE", "value"),
+    Column("SOURCE", "source"),
+)

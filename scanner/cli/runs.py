@@ -2,15 +2,15 @@
 
 ``runs list|show|start|cancel`` follow runs (scans) and their progress/ETA;
 ``schedules list|add|show|update|remove`` manage cron schedules; ``worker``
-runs only a worker (scale-out: start as many as you like against PostgreSQL).
-Output is a table by default, ``--format json`` for machines.
+runs only a worker (scale-out: start as many as you like against PostgreSQL)
+and ``workers`` lists the registered ones. Output is a table by default,
+``--format json`` for machines (``scanner.cli.output``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from typing import Any
@@ -18,7 +18,9 @@ from typing import Any
 from scanner import shapes
 from scanner.alerts.dispatcher import Dispatcher
 from scanner.cli import EXIT_OK
-from scanner.cli.database import open_database, run_use_cases
+from scanner.cli.database import database_location, open_database, run_use_cases
+from scanner.cli.output import Column, Output, add_format_flag, human_duration, record_pairs
+from scanner.cli.paging import add_paging_flags, collect
 from scanner.cli.scan import exit_code
 from scanner.core.severity import Severity
 from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger
@@ -49,33 +51,52 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     w.set_defaults(handler=_worker)
+    ws = subparsers.add_parser(
+        "workers",
+        help="list the registered worker processes (live or not) and the work they hold",
+    )
+    add_format_flag(ws)
+    ws.set_defaults(handler=_workers_list)
 
 
-def _fmt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("table", "json"), default="table")
+def _run_id(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", type=int, metavar="RUN_ID", help="the run's id (see `runs list`)")
+
+
+def _schedule_id(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "id", type=int, metavar="SCHEDULE_ID", help="the schedule's id (see `schedules list`)"
+    )
 
 
 def _register_runs(subparsers: argparse._SubParsersAction[Any]) -> None:
     group = subparsers.add_parser("runs", help="list, show, start and cancel runs (scans)")
     sub = group.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
     p = sub.add_parser("list", help="runs, newest first")
-    p.add_argument("--status", choices=[s.value for s in RunStatus])
-    p.add_argument("--limit", type=int, default=20)
-    _fmt(p)
+    p.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs in this state")
+    add_paging_flags(p, "runs")
+    add_format_flag(p)
     p.set_defaults(handler=_runs_list)
     p = sub.add_parser("show", help="one run with progress and ETA")
-    p.add_argument("id", type=int)
-    _fmt(p)
+    _run_id(p)
+    add_format_flag(p)
     p.set_defaults(handler=_runs_show)
     p = sub.add_parser("start", help="plan a manual run (workers execute it)")
-    p.add_argument("--tag")
-    p.add_argument("--owner")
-    p.add_argument("--endpoint", type=int, action="append", dest="endpoint_ids")
-    _fmt(p)
+    p.add_argument("--tag", help="scan the enabled endpoints with this tag")
+    p.add_argument("--owner", help="scan the enabled endpoints with this owner")
+    p.add_argument(
+        "--endpoint",
+        type=int,
+        action="append",
+        dest="endpoint_ids",
+        metavar="ID",
+        help="scan this endpoint (repeat; default: every enabled endpoint)",
+    )
+    add_format_flag(p)
     p.set_defaults(handler=_runs_start)
     p = sub.add_parser("cancel", help="cancel a queued or running run")
-    p.add_argument("id", type=int)
-    _fmt(p)
+    _run_id(p)
+    add_format_flag(p)
     p.set_defaults(handler=_runs_cancel)
     _register_report(sub)
 
@@ -84,25 +105,27 @@ def _register_schedules(subparsers: argparse._SubParsersAction[Any]) -> None:
     sch = subparsers.add_parser("schedules", help="cron schedules of runs")
     sub = sch.add_subparsers(dest="schedules_command", metavar="COMMAND", required=True)
     p = sub.add_parser("list", help="every schedule")
-    _fmt(p)
+    add_format_flag(p)
     p.set_defaults(handler=_schedules_list)
     p = sub.add_parser("show", help="one schedule and its next ticks")
-    p.add_argument("id", type=int)
-    _fmt(p)
+    _schedule_id(p)
+    add_format_flag(p)
     p.set_defaults(handler=_schedules_show)
     for name in ("add", "update"):
         p = sub.add_parser(name, help=f"{name} a schedule")
         if name == "update":
-            p.add_argument("id", type=int)
-        p.add_argument("--name", required=name == "add")
+            _schedule_id(p)
+        p.add_argument(
+            "--name", required=name == "add", help="what the schedule is called (unique)"
+        )
         p.add_argument(
             "--cron",
             required=name == "add",
             help='five fields as cron(8) reads them, e.g. "0 2 * * 1-5" (0/7 = Sunday), or @daily',
         )
         p.add_argument("--timezone", help="IANA name (default UTC)")
-        p.add_argument("--tag")
-        p.add_argument("--owner")
+        p.add_argument("--tag", help="scan the enabled endpoints with this tag")
+        p.add_argument("--owner", help="scan the enabled endpoints with this owner")
         p.add_argument("--all", action="store_true", help="select every enabled endpoint")
         p.add_argument(
             "--jitter",
@@ -111,12 +134,24 @@ def _register_schedules(subparsers: argparse._SubParsersAction[Any]) -> None:
             help="spread the timer by up to this many seconds (-1: the service default)",
         )
         group = p.add_mutually_exclusive_group()
-        group.add_argument("--enable", dest="enabled", action="store_const", const=True)
-        group.add_argument("--disable", dest="enabled", action="store_const", const=False)
-        _fmt(p)
+        group.add_argument(
+            "--enable",
+            dest="enabled",
+            action="store_const",
+            const=True,
+            help="the schedule fires (the default for a new one)",
+        )
+        group.add_argument(
+            "--disable",
+            dest="enabled",
+            action="store_const",
+            const=False,
+            help="the schedule is kept but does not fire",
+        )
+        add_format_flag(p)
         p.set_defaults(handler=_schedules_add if name == "add" else _schedules_update)
     p = sub.add_parser("remove", help="delete a schedule (its runs stay)")
-    p.add_argument("id", type=int)
+    _schedule_id(p)
     p.set_defaults(handler=_schedules_remove)
 
 
@@ -124,44 +159,61 @@ def _schedule_json(view: ScheduleView) -> dict[str, Any]:
     return shapes.schedule_json(view.schedule, view.next_ticks)
 
 
-def _print(docs: list[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> None:
-    if fmt == "json":
-        print(json.dumps(docs if len(docs) != 1 or columns == () else docs[0], indent=2))
-        return
-    rows = [[str(d.get(c) if d.get(c) is not None else "-") for c in columns] for d in docs]
-    widths = [
-        max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)
-    ]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-
-
 _RUN_COLUMNS = (
-    "id",
-    "status",
-    "trigger",
-    "endpoints_done",
-    "endpoints_total",
-    "items_remaining",
-    "findings",
-    "eta_seconds",
-    "created_at",
+    Column("ID", "id", align="right"),
+    Column("STATUS", "status"),
+    Column("TRIGGER", "trigger"),
+    Column("SELECTION", lambda d: d["selection"] or "all"),
+    Column("ENDPOINTS", lambda d: f"{d['endpoints_done']}/{d['endpoints_total']}", align="right"),
+    Column("FINDINGS", "findings", align="right"),
+    Column("PROBES", "probes", align="right"),
+    Column("ERRORS", "probe_errors", align="right"),
+    Column("ETA", lambda d: human_duration(d["eta_seconds"])),
+    Column("CREATED", "created_at"),
+    Column("FINISHED", "finished_at"),
 )
-_SCHEDULE_COLUMNS = ("id", "name", "cron", "timezone", "enabled", "last_planned_for")
+_SCHEDULE_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("NAME", "name"),
+    Column("CRON", "cron"),
+    Column("TIMEZONE", "timezone"),
+    Column("SELECTION", lambda d: d["selection"] or "all"),
+    Column("ENABLED", "enabled"),
+    Column("NEXT TICK", lambda d: d["next_ticks"][0] if d["next_ticks"] else None),
+    Column("LAST PLANNED", "last_planned_for"),
+)
+_WORKER_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("HOSTNAME", "hostname"),
+    Column("PID", "pid", align="right"),
+    Column("LIVE", "live"),
+    Column("ITEMS LEASED", "items_leased", align="right"),
+    Column("STARTED", "started_at"),
+    Column("LAST HEARTBEAT", "last_heartbeat"),
+)
+
+
+def _run_pairs(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    pairs = record_pairs(doc)
+    return [
+        (k, human_duration(v) if k == "eta seconds" else (v or "all") if k == "selection" else v)
+        for k, v in pairs
+    ]
 
 
 def _runs_list(args: argparse.Namespace, settings: Settings) -> int:
     status = None if args.status is None else RunStatus(args.status)
 
-    async def work(ctx: Context) -> list[RunRecord]:
-        return list((await runs.list_runs(ctx, status=status, limit=args.limit)).items)
+    async def work(ctx: Context) -> tuple[list[RunRecord], str | None]:
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: runs.list_runs(ctx, status=status, limit=limit, cursor=cursor),
+        )
 
-    docs = [shapes.run_summary_json(r) for r in run_use_cases(settings, work)]
-    if args.format == "json":
-        print(json.dumps(docs, indent=2))
-    else:
-        _print(docs, "table", _RUN_COLUMNS)
+    items, cursor = run_use_cases(settings, work)
+    docs = [shapes.run_summary_json(r) for r in items]
+    Output(settings).listing(args.format, docs, _RUN_COLUMNS, empty="no runs", next_cursor=cursor)
     return EXIT_OK
 
 
@@ -170,17 +222,8 @@ def _runs_show(args: argparse.Namespace, settings: Settings) -> int:
     doc = shapes.run_summary_json(view.run, view.progress.eta_seconds)
     doc["items_dead"] = view.progress.items_dead
     doc["live_workers"] = view.progress.live_workers
-    if args.format == "json":
-        print(json.dumps(doc, indent=2))
-    else:
-        _print_record(doc)
+    Output(settings).show(args.format, doc, _run_pairs(doc))
     return EXIT_OK
-
-
-def _print_record(doc: dict[str, Any]) -> None:
-    width = max(len(k) for k in doc)
-    for key, value in doc.items():
-        print(f"{key.ljust(width)}  {'-' if value is None else value}")
 
 
 def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,10 +240,11 @@ def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
             ctx, actor=ACTOR, selection=selection, trigger=RunTrigger.MANUAL
         ),
     )
+    out = Output(settings)
     if args.format == "json":
-        print(json.dumps(shapes.run_summary_json(record), indent=2))
+        out.json(shapes.run_summary_json(record))
     else:
-        print(
+        out.line(
             f"run {record.id} planned: {record.endpoints_total} endpoint(s) in "
             f"{record.items_total} work item(s); a worker (serve or worker) will run it"
         )
@@ -209,10 +253,19 @@ def _runs_start(args: argparse.Namespace, settings: Settings) -> int:
 
 def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(settings, lambda ctx: runs.cancel_run(ctx, args.id, actor=ACTOR))
+    out = Output(settings)
     if args.format == "json":
-        print(json.dumps(shapes.run_summary_json(record), indent=2))
+        out.json(shapes.run_summary_json(record))
     else:
-        print(f"run {record.id} cancelled")
+        out.line(f"run {record.id} cancelled")
+    return EXIT_OK
+
+
+def _workers_list(args: argparse.Namespace, settings: Settings) -> int:
+    docs = [shapes.worker_json(w) for w in run_use_cases(settings, runs.list_workers)]
+    Output(settings).listing(
+        args.format, docs, _WORKER_COLUMNS, empty="no worker has registered yet"
+    )
     return EXIT_OK
 
 
@@ -227,26 +280,19 @@ def _selection(args: argparse.Namespace) -> RunSelection | None:
 def _schedules_list(args: argparse.Namespace, settings: Settings) -> int:
     page = run_use_cases(settings, lambda ctx: schedules.list_schedules(ctx))
     docs = [_schedule_json(v) for v in page.items]
-    if args.format == "json":
-        print(json.dumps(docs, indent=2))
-    else:
-        _print(docs, "table", _SCHEDULE_COLUMNS)
+    Output(settings).listing(args.format, docs, _SCHEDULE_COLUMNS, empty="no schedules")
     return EXIT_OK
 
 
-def _show_schedule(view: ScheduleView, fmt: str) -> None:
+def _show_schedule(settings: Settings, view: ScheduleView, fmt: str) -> None:
     doc = _schedule_json(view)
-    if fmt == "json":
-        print(json.dumps(doc, indent=2))
-        return
-    width = max(len(k) for k in doc)
-    for key, value in doc.items():
-        print(f"{key.ljust(width)}  {value}")
+    pairs = [(k, (v or "all") if k == "selection" else v) for k, v in record_pairs(doc)]
+    Output(settings).show(fmt, doc, pairs)
 
 
 def _schedules_show(args: argparse.Namespace, settings: Settings) -> int:
     view = run_use_cases(settings, lambda ctx: schedules.get_schedule(ctx, args.id))
-    _show_schedule(view, args.format)
+    _show_schedule(settings, view, args.format)
     return EXIT_OK
 
 
@@ -265,7 +311,7 @@ def _schedule_input(args: argparse.Namespace) -> ScheduleInput:
 def _schedules_add(args: argparse.Namespace, settings: Settings) -> int:
     data = _schedule_input(args)
     view = run_use_cases(settings, lambda ctx: schedules.create_schedule(ctx, data, actor=ACTOR))
-    _show_schedule(view, args.format)
+    _show_schedule(settings, view, args.format)
     return EXIT_OK
 
 
@@ -274,13 +320,13 @@ def _schedules_update(args: argparse.Namespace, settings: Settings) -> int:
     view = run_use_cases(
         settings, lambda ctx: schedules.update_schedule(ctx, args.id, data, actor=ACTOR)
     )
-    _show_schedule(view, args.format)
+    _show_schedule(settings, view, args.format)
     return EXIT_OK
 
 
 def _schedules_remove(args: argparse.Namespace, settings: Settings) -> int:
     run_use_cases(settings, lambda ctx: schedules.delete_schedule(ctx, args.id, actor=ACTOR))
-    print(f"schedule {args.id} removed")
+    Output(settings).line(f"schedule {args.id} removed")
     return EXIT_OK
 
 
@@ -295,6 +341,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_worker(settings: Settings) -> int:
+    logging.getLogger("scanner.worker").info("database: %s", database_location(settings))
     async with open_database(settings) as db:
         worker = Worker(db, settings, scan_options(settings), default_public_suffixes())
         await worker.register()
@@ -315,8 +362,13 @@ def _register_report(sub: argparse._SubParsersAction[Any]) -> None:
             "at or above it, 3 the run probed nothing, 2 unknown or unfinished run."
         ),
     )
-    p.add_argument("id", type=int, metavar="RUN_ID")
-    p.add_argument("--format", choices=[f.value for f in ReportFormat], default="json")
+    p.add_argument("id", type=int, metavar="RUN_ID", help="the run's id (see `runs list`)")
+    p.add_argument(
+        "--format",
+        choices=[f.value for f in ReportFormat],
+        default="json",
+        help="json (docs/scan-json.md, the default), sarif, junit or csv",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument(
         "--fail-on",

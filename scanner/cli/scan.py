@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from scanner import eventloop
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
 from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
+from scanner.cli.output import ScanProgress, severity_painter
 from scanner.core.browser import normalize_method
 from scanner.core.checks import Assessment
 from scanner.core.origin import Origin, masked_url
@@ -27,7 +28,7 @@ from scanner.reports.csv import render_csv
 from scanner.reports.json import ScanDocumentWriter
 from scanner.reports.junit import render_junit
 from scanner.reports.sarif import render_sarif
-from scanner.reports.table import render_assessment, render_summary
+from scanner.reports.table import Painter, plain, render_assessment, render_summary
 from scanner.settings import Settings
 
 MAX_TARGET_FILE_BYTES = 20 * 1024 * 1024
@@ -69,8 +70,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     policy.add_argument(
         "--allow-credentials", action="store_true", help="front ends send credentials"
     )
-    policy.add_argument("--allow-method", action="append", default=[], metavar="M")
-    policy.add_argument("--allow-header", action="append", default=[], metavar="NAME")
+    policy.add_argument(
+        "--allow-method",
+        action="append",
+        default=[],
+        metavar="M",
+        help="a method the front ends use cross-origin (repeat)",
+    )
+    policy.add_argument(
+        "--allow-header",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a request header the front ends send cross-origin (repeat)",
+    )
     policy.add_argument(
         "--max-age", type=int, metavar="S", help="the highest acceptable preflight max-age"
     )
@@ -234,7 +247,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         Target(Endpoint(validate_url(url), method), policy) for method, url in read_targets(args)
     ]
     options = build_options(args, settings)
-    progress = sys.stderr.isatty() and not args.no_progress
+    progress = _Display(settings, bar=sys.stderr.isatty() and not args.no_progress)
     with _output(args.output) as stream:
         report = _Report(args.format, stream, fail_on)
         assessments = eventloop.run(_scan(targets, options, progress, report))
@@ -266,12 +279,13 @@ class _Report:
         self.fail_on = fail_on
         self.started = datetime.now(UTC)
         self._json = ScanDocumentWriter(stream, started_at=self.started) if fmt == "json" else None
+        self.paint: Painter = plain  # severity colour of the table: set by _scan for its stream
 
     def add(self, assessment: Assessment) -> None:
         if self._json is not None:
             self._json.add(assessment)
         elif self.fmt == "table":
-            self.stream.write(render_assessment(assessment))
+            self.stream.write(render_assessment(assessment, self.paint))
         self.stream.flush()
 
     def finish(self, assessments: list[Assessment]) -> None:
@@ -280,7 +294,7 @@ class _Report:
             self._json.finish(assessments, finished_at=finished, fail_on=self.fail_on)
         elif self.fmt == "table":
             seconds = (finished - self.started).total_seconds()
-            self.stream.write(render_summary(assessments, self.fail_on, seconds))
+            self.stream.write(render_summary(assessments, self.fail_on, seconds, self.paint))
         else:
             renderer = _RENDERERS[self.fmt]
             self.stream.write(
@@ -300,33 +314,34 @@ def exit_code(assessments: list[Assessment], fail_on: Severity, *, incomplete_fa
     return EXIT_OK
 
 
+@dataclass(frozen=True, slots=True)
+class _Display:
+    """How the scan shows itself: the settings (severity colour) and whether to draw the
+    progress bar (stderr is a terminal and no --no-progress)."""
+
+    settings: Settings
+    bar: bool
+
+
 async def _scan(
-    targets: list[Target], options: ScanOptions, progress: bool, report: _Report
+    targets: list[Target], options: ScanOptions, display: _Display, report: _Report
 ) -> list[Assessment]:
-    """Scan, handing each assessment to the report at once; return the slim ones in input order."""
+    """Scan, handing each assessment to the report at once; return the slim ones in input order.
+
+    The progress bar (``scanner.cli.output.ScanProgress``) is cleared around every block
+    the report writes, so a table never starts on the bar's line."""
     order = {t.endpoint.key: i for i, t in enumerate(targets)}
     results: list[Assessment] = []
-    findings = 0
-    async with Engine(options, default_public_suffixes()) as engine:
-        async for assessment in engine.scan(targets):
-            report.add(assessment)
-            results.append(assessment.slim())
-            findings += len(assessment.findings)
-            if progress:
-                _progress(len(results), len(targets), findings)
-    if progress:
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
+    report.paint = severity_painter(display.settings, report.stream)
+    with ScanProgress(len(targets), enabled=display.bar) as bar:
+        async with Engine(options, default_public_suffixes()) as engine:
+            async for assessment in engine.scan(targets):
+                with bar.writing(report.stream):
+                    report.add(assessment)
+                results.append(assessment.slim())
+                bar.advance(len(assessment.findings))
     results.sort(key=lambda a: order.get(a.endpoint.key, 0))
     return results
-
-
-def _progress(done: int, total: int, findings: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    bar = "#" * filled + "." * (width - filled)
-    sys.stderr.write(f"\r[{bar}] {done}/{total} endpoints, {findings} findings")
-    sys.stderr.flush()
 
 
 # Machine formats rendered whole by one function: (assessments, *, started_at,

@@ -1,9 +1,11 @@
 """`cors-scanner serve`: the REST API, the scheduler and a worker, in one process.
 
-Start-up, in order: connect to the database; bring its schema to the code's
-(SQLite, the embedded default: migrated automatically; PostgreSQL: refused
-with the command to run, since migrating a shared database is an operator's
-decision); on an empty token table, create an admin token and print it once; then run
+Start-up, in order: connect to the database, saying which one (a SQLite file
+is created when missing: ``scanner.cli.database``); bring its schema to the
+code's (SQLite, the embedded default: migrated automatically; PostgreSQL:
+refused with the command to run, since migrating a shared database is an
+operator's decision); on an empty token table, create an admin token and hand
+it over once (below); then run
 the runtime components (``scanner.runtime``): the API listener, the
 scheduler (cron ticks become runs) and a worker (runs' work items get done;
 unfinished runs of a previous process resume). Several ``serve``/``worker``
@@ -15,6 +17,14 @@ separate ``cors-scanner worker`` processes (API + scheduler: the usual
 ``serve`` of a scaled-out installation); ``--no-scheduler`` leaves cron ticks
 to another ``serve`` (extra API replicas). Both: the API alone.
 
+The first admin token is a secret, so it never goes into a log line: it is
+written to ``--token-file`` (``CORS_SCANNER_TOKEN_FILE``, mode 0600) when one is
+given, else printed on standard error when that is a terminal. With neither
+(a container, a unit whose stderr is the journal) no token is minted, and a
+warning says how to get one. A token table whose every token was revoked is
+left as it is on a restart (no new admin secret appears because one was
+revoked); the warning names ``cors-scanner tokens create NAME --scope admin``.
+
 SIGINT or SIGTERM stops it gracefully: the listener closes, the worker stops
 claiming and releases what it holds back to the queue, the database is
 closed, exit code 0.
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from dataclasses import replace
 from typing import Any
@@ -34,6 +45,7 @@ from aiohttp import web
 from scanner.alerts.dispatcher import Dispatcher
 from scanner.api.app import create_app, make_runner
 from scanner.cli import EXIT_OK
+from scanner.cli.database import connect, database_location
 from scanner.db.engine import Database
 from scanner.engine import scan_options
 from scanner.errors import ConfigError
@@ -42,6 +54,7 @@ from scanner.runtime import Component, run_components
 from scanner.scheduler import Scheduler
 from scanner.settings import Settings
 from scanner.usecases import Context, tokens
+from scanner.usecases.tokens import TokenTable
 from scanner.worker import Worker
 
 log = logging.getLogger("scanner.serve")
@@ -54,8 +67,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Serve the REST API on --host/--port (default: CORS_SCANNER_HOST and "
             "CORS_SCANNER_PORT, 127.0.0.1:8080) with the database at "
-            "CORS_SCANNER_DATABASE_URL (default: SQLite ./cors-scanner.db). On first start "
-            "an admin token is created and printed once. Stop with Ctrl-C or SIGTERM."
+            "CORS_SCANNER_DATABASE_URL (default: the SQLite file cors-scanner.db in the data "
+            "directory, CORS_SCANNER_DATA_DIR or ~/.local/share/cors-scanner; created when "
+            "missing). The database used is logged at start. On a first start (no token at "
+            "all) an admin token is created and shown once: on the terminal, or written to "
+            "--token-file. Stop with Ctrl-C or SIGTERM."
         ),
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -72,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_false",
         help="fire no schedules here: another `serve` runs the scheduler (extra API replicas)",
     )
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="on a first start, write the admin token here (mode 0600) instead of the "
+        "terminal (default: CORS_SCANNER_TOKEN_FILE)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -83,6 +105,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
+        token_file=(
+            os.path.abspath(os.path.expanduser(args.token_file))
+            if args.token_file is not None
+            else settings.token_file
+        ),
     )
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
@@ -96,7 +123,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = True) -> int:
     """Run the API (and the scheduler and a worker, unless told not to) until stopped."""
-    database = await Database.connect(settings.database_url)
+    log.info("database: %s", database_location(settings))
+    database = await connect(settings, create=True)
     try:
         await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
         await _first_admin_token(database, settings)
@@ -106,18 +134,77 @@ async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = Tr
     return EXIT_OK
 
 
+_MINT_BY_HAND = "cors-scanner tokens create NAME --scope admin"
+
+
 async def _first_admin_token(database: Database, settings: Settings) -> None:
-    made = await tokens.first_admin_token(Context(database, settings), actor="serve")
-    if made is None:
+    """Mint and hand over an admin token on an empty token table (module docstring)."""
+    ctx = Context(database, settings)
+    terminal = _is_terminal(sys.stderr)
+    start = await tokens.first_admin_token(ctx, actor="serve", mint=False)
+    if start.table is TokenTable.ALL_REVOKED:
+        log.warning(
+            "every API token is revoked, so the API accepts none; a restart does not mint a "
+            "new admin token. Mint one by hand: %s",
+            _MINT_BY_HAND,
+        )
         return
-    secret = made.secret
-    print(
-        "No API token existed, so an admin token was created. It is shown only this once: "
-        f"store it now.\n\n    {secret}\n\n"
-        f"Use it as 'Authorization: Bearer {secret}'; create narrower tokens with "
-        "POST /api/v1/tokens or `cors-scanner tokens create`.",
-        flush=True,
-    )
+    if start.table is not TokenTable.EMPTY:
+        return
+    if settings.token_file is None and not terminal:
+        log.warning(
+            "no API token exists, and none was created: standard error is not a terminal, and "
+            "a secret does not belong in a log. Start serve with --token-file FILE "
+            "(CORS_SCANNER_TOKEN_FILE) to have one written there (mode 0600), or mint one: %s",
+            _MINT_BY_HAND,
+        )
+        return
+    # Open the file before minting: a token whose secret cannot be handed over is useless.
+    fd = _open_token_file(settings.token_file) if settings.token_file is not None else None
+    try:
+        made = (await tokens.first_admin_token(ctx, actor="serve")).token
+        if made is None:  # another process minted one in between
+            return
+        if fd is not None:
+            os.write(fd, f"{made.secret}\n".encode())
+            log.info(
+                "no API token existed: an admin token (id %d) was written to %s (mode 0600); "
+                "create narrower ones with `cors-scanner tokens create`",
+                made.token.id,
+                settings.token_file,
+            )
+            return
+        print(
+            "No API token existed, so an admin token was created. It is shown only this once: "
+            f"store it now.\n\n    {made.secret}\n\n"
+            f"Use it as 'Authorization: Bearer {made.secret}'; create narrower tokens with "
+            "POST /api/v1/tokens or `cors-scanner tokens create`.",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _open_token_file(path: str) -> int:
+    """``path`` opened for writing, owner-only (0600) whatever it was before; never through a
+    symbolic link. ``ConfigError`` naming the path when it cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"--token-file {path}: cannot write the admin token there ({exc.strerror})"
+        ) from None
+    return fd
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
 
 
 class ApiServer:

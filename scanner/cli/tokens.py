@@ -1,22 +1,23 @@
-"""`cors-scanner tokens create|list|revoke`: API tokens from the command line.
+"""`cors-scanner tokens create|list|revoke` and `cors-scanner audit`: API tokens and the audit log.
 
 The secret of a new token is printed once (stdout, alone on its line with
 ``--quiet`` so scripts can capture it). Changes are recorded in the audit log
-with the actor ``cli``.
+with the actor ``cli``; ``audit`` reads that log, newest first.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from scanner import shapes
 from scanner.cli import EXIT_OK
 from scanner.cli.database import run_use_cases
+from scanner.cli.output import Column, Output, add_format_flag
+from scanner.cli.paging import add_paging_flags, collect
+from scanner.db.audit import AuditRecord
 from scanner.settings import Settings
-from scanner.usecases import tokens
+from scanner.usecases import Context, tokens
 
 ACTOR = "cli"
 
@@ -42,12 +43,45 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.set_defaults(handler=_create)
 
     listing = sub.add_parser("list", help="list tokens (never their secrets)")
-    listing.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_flag(listing)
     listing.set_defaults(handler=_list)
 
     revoke = sub.add_parser("revoke", help="revoke a token for good")
     revoke.add_argument("id", type=_token_id, help="the token's id (see `tokens list`)")
     revoke.set_defaults(handler=_revoke)
+
+    audit = subparsers.add_parser(
+        "audit",
+        help="the audit log, newest first: who changed what, and when",
+        description=(
+            "Every change (tokens, endpoints, policies, schedules, hooks, triage, runs) is "
+            "recorded with its actor; this lists them, newest first."
+        ),
+    )
+    add_paging_flags(audit, "entries")
+    add_format_flag(audit)
+    audit.set_defaults(handler=_audit)
+
+
+_TOKEN_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("NAME", "name"),
+    Column("PREFIX", lambda d: d["prefix"] + "…"),
+    Column("SCOPES", "scopes"),
+    Column("CREATED", "created_at"),
+    Column("CREATED BY", "created_by"),
+    Column("LAST USED", lambda d: d["last_used_at"] or "never"),
+    Column("STATE", lambda d: "active" if d["active"] else "revoked"),
+)
+
+_AUDIT_COLUMNS = (
+    Column("ID", "id", align="right"),
+    Column("AT", "at"),
+    Column("ACTOR", "actor"),
+    Column("ACTION", "action"),
+    Column("TARGET", lambda d: f"{d['target_type']} {d['target_id'] or ''}".strip()),
+    Column("DETAIL", "detail"),
+)
 
 
 def _token_id(text: str) -> int:
@@ -73,32 +107,27 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     rows = [shapes.token_json(t) for t in run_use_cases(settings, tokens.list_tokens)]
-    if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2)
-        print()
-        return EXIT_OK
-    if not rows:
-        print("no tokens")
-        return EXIT_OK
-    header = ("ID", "NAME", "PREFIX", "SCOPES", "LAST USED", "STATE")
-    table = [
-        (
-            str(r["id"]),
-            r["name"],
-            r["prefix"] + "…",
-            ",".join(r["scopes"]),
-            r["last_used_at"] or "never",
-            "active" if r["active"] else "revoked",
+    Output(settings).listing(args.format, rows, _TOKEN_COLUMNS, empty="no tokens")
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(ctx: Context) -> tuple[list[AuditRecord], str | None]:
+        return await collect(
+            args,
+            settings,
+            lambda limit, cursor: tokens.list_audit(ctx, limit=limit, cursor=cursor),
         )
-        for r in rows
-    ]
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *table, strict=False)]
-    for line in (header, *table):
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+    items, cursor = run_use_cases(settings, work)
+    docs = [shapes.audit_entry_json(e) for e in items]
+    Output(settings).listing(
+        args.format, docs, _AUDIT_COLUMNS, empty="the audit log is empty", next_cursor=cursor
+    )
     return EXIT_OK
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     record = run_use_cases(settings, lambda ctx: tokens.revoke_token(ctx, args.id, actor=ACTOR))
-    print(f"Revoked token {record.id} {record.name!r}.")
+    Output(settings).line(f"Revoked token {record.id} {record.name!r}.")
     return EXIT_OK

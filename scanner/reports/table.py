@@ -1,9 +1,14 @@
-"""The human report of a scan: one block per endpoint, worst findings first."""
+"""The human report of a scan: one block per endpoint, worst findings first.
+
+``paint`` colours a severity label (the command line passes one that colours
+only on a terminal, ``scanner.cli.output.severity_painter``); the default
+leaves text as it is, so a file or a pipe gets plain text.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from scanner.core.checks import Assessment
 from scanner.core.findings import Evidence
@@ -16,6 +21,14 @@ _LABEL = {
     Severity.LOW: "LOW     ",
     Severity.INFO: "INFO    ",
 }
+
+
+Painter = Callable[[str, Severity], str]
+
+
+def plain(text: str, severity: Severity) -> str:
+    """No colour."""
+    return text
 
 
 def _printable(text: str) -> str:
@@ -34,7 +47,7 @@ def _evidence_line(e: Evidence) -> str:
     return _printable(f"Origin: {e.origin} -> {e.method} {status} [{shown}] {e.verdict}")
 
 
-def render_assessment(a: Assessment) -> str:
+def render_assessment(a: Assessment, paint: Painter = plain) -> str:
     lines = [f"{a.endpoint.method.upper()} {_printable(a.endpoint.url)}"]
     if not a.reachable:
         first = a.errors[0] if a.errors else None
@@ -43,7 +56,7 @@ def render_assessment(a: Assessment) -> str:
     elif not a.findings:
         lines.append(f"  ok           no findings ({a.probe_count} probes)")
     for f in a.findings:
-        lines.append(f"  {_LABEL[f.severity]} {f.rule_id}: {f.title}")
+        lines.append(f"  {paint(_LABEL[f.severity], f.severity)} {f.rule_id}: {f.title}")
         lines.append(f"           {_printable(f.summary)}")
         for e in f.evidence[:2]:
             lines.append(f"           {_evidence_line(e)}")
@@ -59,7 +72,9 @@ def render_assessment(a: Assessment) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def render_summary(assessments: Sequence[Assessment], fail_on: Severity, seconds: float) -> str:
+def render_summary(
+    assessments: Sequence[Assessment], fail_on: Severity, seconds: float, paint: Painter = plain
+) -> str:
     counts = Counter(f.severity for a in assessments for f in a.findings)
     unreachable = sum(1 for a in assessments if not a.reachable)
     probes = sum(a.probe_count for a in assessments)
@@ -68,7 +83,8 @@ def render_summary(assessments: Sequence[Assessment], fail_on: Severity, seconds
     if assessments and unreachable == len(assessments):
         verdict = "INCOMPLETE: no endpoint could be probed"
     elif failing:
-        verdict = f"FAIL: {failing} finding(s) at or above {fail_on.value}"
+        worst = max(s for s in counts if s >= fail_on)
+        verdict = paint(f"FAIL: {failing} finding(s) at or above {fail_on.value}", worst)
     else:
         verdict = f"PASS: nothing at or above {fail_on.value}"
         if unreachable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from scanner.db import audit, tokens
 from scanner.db.audit import AuditRecord
@@ -44,11 +45,38 @@ async def create_token(
     return NewToken(record, secret)
 
 
-async def first_admin_token(ctx: Context, *, actor: str) -> NewToken | None:
-    """An admin token when no active token exists (a first start), else None; audited."""
+class TokenTable(Enum):
+    """What a starting ``serve`` found in the token table."""
+
+    EMPTY = "empty"  # a first start: nobody can use the API yet
+    ACTIVE = "active"  # at least one token works
+    ALL_REVOKED = "all_revoked"  # tokens existed and every one was revoked: a decision, kept
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStart:
+    """The token table as ``serve`` found it, and the admin token it minted, if any."""
+
+    table: TokenTable
+    token: NewToken | None
+
+
+async def first_admin_token(ctx: Context, *, actor: str, mint: bool = True) -> FirstStart:
+    """Mint an admin token only when the token table is empty (a first start); audited.
+
+    A table whose every token is revoked is left alone: revoking the last
+    token is an operator's decision, and a restart must not undo it by
+    handing out a new admin secret (``ALL_REVOKED``; a token is then made by
+    hand with ``cors-scanner tokens create NAME --scope admin``). ``mint=False``
+    reports an empty table without minting (there is nowhere safe to show a secret).
+    """
     async with ctx.transaction() as session:
-        if await tokens.count_active_tokens(session) > 0:
-            return None
+        existing = await tokens.list_tokens(session)
+        if existing:
+            active = any(t.active for t in existing)
+            return FirstStart(TokenTable.ACTIVE if active else TokenTable.ALL_REVOKED, None)
+        if not mint:
+            return FirstStart(TokenTable.EMPTY, None)
         record, secret = await tokens.create_token(
             session, FIRST_TOKEN_NAME, [Scope.ADMIN], created_by=actor
         )
@@ -60,7 +88,7 @@ async def first_admin_token(ctx: Context, *, actor: str) -> NewToken | None:
             target_id=str(record.id),
             detail={"name": record.name, "scopes": ["admin"], "reason": "first start"},
         )
-    return NewToken(record, secret)
+    return FirstStart(TokenTable.EMPTY, NewToken(record, secret))
 
 
 async def list_tokens(ctx: Context) -> list[TokenRecord]:
@@ -99,7 +127,9 @@ async def list_audit(ctx: Context, *, limit: int, cursor: str | None = None) -> 
 
 __all__ = [
     "FIRST_TOKEN_NAME",
+    "FirstStart",
     "NewToken",
+    "TokenTable",
     "create_token",
     "first_admin_token",
     "get_token",

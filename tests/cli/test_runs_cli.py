@@ -73,15 +73,15 @@ async def test_schedules_add_list_show_update_remove(cli: CLI) -> None:
     code, out, _ = await cli("schedules", "list")
     assert code == EXIT_OK
     header, *rows = out.splitlines()
-    assert header.split()[:4] == ["id", "name", "cron", "timezone"]
+    assert header.split()[:4] == ["ID", "NAME", "CRON", "TIMEZONE"]
     assert [r.split()[1] for r in rows] == ["nightly", "spa-weekly"]
-    listed = await cli.json("schedules", "list")
+    listed = (await cli.json("schedules", "list"))["items"]
     assert [s["name"] for s in listed] == ["nightly", "spa-weekly"]
 
     code, out, _ = await cli("schedules", "show", sid)
     assert code == EXIT_OK
     assert "Europe/Paris" in out
-    assert "next_ticks" in out
+    assert "next ticks" in out
 
     updated = await cli.json(
         "schedules", "update", sid, "--disable", "--all", "--timezone", "UTC", "--jitter", "-1"
@@ -139,7 +139,7 @@ async def test_schedule_validation_errors_and_exit_codes(cli: CLI) -> None:
     assert [date.fromisoformat(t[:10]).weekday() for t in shown["next_ticks"]] == [6, 6, 6]
     assert (await cli("schedules", "remove", str(shown["id"])))[0] == 0
     # Nothing invalid was stored.
-    assert [s["name"] for s in await cli.json("schedules", "list")] == ["nightly"]
+    assert [s["name"] for s in (await cli.json("schedules", "list"))["items"]] == ["nightly"]
 
 
 async def test_runs_start_show_progress_complete_and_cancel(
@@ -161,7 +161,7 @@ async def test_runs_start_show_progress_complete_and_cancel(
         assert shown["eta_seconds"] is None  # nothing done yet: no basis for an estimate
         code, out, _ = await cli("runs", "show", run_id)
         assert code == EXIT_OK
-        assert any(line.split() == ["endpoints_done", "0"] for line in out.splitlines())
+        assert any(line.split() == ["endpoints", "done", "0"] for line in out.splitlines())
 
         worker = await start_worker(database.url, worker_concurrency="1")
         try:
@@ -204,7 +204,7 @@ async def test_runs_start_show_progress_complete_and_cancel(
     code, _, err = await cli("runs", "cancel", str(second["id"]))
     assert code == EXIT_USAGE
     assert "already cancelled" in err
-    listed = await cli.json("runs", "list", "--status", "cancelled")
+    listed = (await cli.json("runs", "list", "--status", "cancelled"))["items"]
     assert [r["id"] for r in listed] == [second["id"]]
     code, _, err = await cli("runs", "cancel", "999999")
     assert code == EXIT_USAGE
@@ -218,4 +218,7 @@ async def test_runs_start_show_progress_complete_and_cancel(
     code, _, err = await cli("runs", "start", "--endpoint", "424242")
     assert code == EXIT_USAGE
     assert "endpoint 424242 does not exist" in err
-    assert [r["id"] for r in await cli.json("runs", "list")] == [second["id"], int(run_id)]
+    assert [r["id"] for r in (await cli.json("runs", "list"))["items"]] == [
+        second["id"],
+        int(run_id),
+    ]

@@ -1,4 +1,8 @@
-"""`cors-scanner serve` as a real process: start, first token, health, graceful stop."""
+"""`cors-scanner serve` as a real process: start, first token, health, graceful stop.
+
+Unless a test says otherwise, `serve` runs with ``--token-file`` in the test's
+folder (its stderr is a pipe, so that file is where a first admin token goes).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +26,7 @@ from sqlalchemy import func, select, update
 from scanner.db import runs, schedules
 from scanner.db.engine import Database
 from scanner.db.schedules import ScheduleInput
-from scanner.db.tables import RunRow, ScheduleRow, WorkerRow, WorkItemRow
+from scanner.db.tables import ApiTokenRow, RunRow, ScheduleRow, WorkerRow, WorkItemRow
 from tests.api.targets import serve_target
 from tests.worker.support import start_worker, wait_run_final
 
@@ -37,11 +42,15 @@ class Served:
     url: str
     stdout: str
     stderr_lines: list[str] = field(default_factory=list)
+    token_file: Path | None = None
 
     @property
     def token(self) -> str | None:
-        found = TOKEN.search(self.stdout)
-        return found.group(1) if found else None
+        """The admin token this start wrote to its token file, if it made one."""
+        if self.token_file is None or not self.token_file.exists():
+            return None
+        text = self.token_file.read_text().strip()
+        return text or None
 
 
 def _env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -74,9 +83,17 @@ async def _start(
 
 @asynccontextmanager
 async def serve(
-    database_url: str, cwd: Path, *flags: str, env: dict[str, str] | None = None
+    database_url: str,
+    cwd: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    token_file: bool = True,
 ) -> AsyncIterator[Served]:
     """Run `serve` until its listening line; SIGTERM it on exit unless the test did."""
+    path = cwd / "admin-token" if token_file else None
+    if path is not None:
+        path.unlink(missing_ok=True)  # what this start writes, not a previous one's
+        flags = (*flags, "--token-file", str(path))
     process = await _start(database_url, cwd, *flags, env=env)
     assert process.stderr is not None
     assert process.stdout is not None
@@ -101,7 +118,7 @@ async def serve(
             if not chunk:
                 break
             stdout += chunk
-        yield Served(process, found.group(1), stdout.decode(), lines)
+        yield Served(process, found.group(1), stdout.decode(), lines, path)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -116,12 +133,22 @@ async def _stop(served: Served, sig: int = signal.SIGTERM) -> tuple[int, str]:
     return int(served.process.returncode or 0), "".join(served.stderr_lines) + rest.decode()
 
 
-async def test_serve_first_start_prints_an_admin_token_and_stops_cleanly(tmp_path: Path) -> None:
+async def test_serve_first_start_writes_an_admin_token_file_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
     async with serve(url, tmp_path) as served:
         secret = served.token
-        assert secret is not None, served.stdout
-        assert "shown only this once" in served.stdout
+        assert secret is not None, "".join(served.stderr_lines)
+        assert TOKEN.match(f"    {secret}")
+        assert served.token_file is not None
+        assert served.token_file.stat().st_mode & 0o777 == 0o600
+        logged = "".join(served.stderr_lines)
+        # The secret is in the file only: never in a log line, nor on stdout.
+        assert f"written to {served.token_file} (mode 0600)" in logged
+        assert "csk_" not in logged
+        assert "csk_" not in served.stdout
+        assert f"database: SQLite file {tmp_path / 'serve.db'}" in logged
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{served.url}/healthz") as health:
                 assert health.status == 200
@@ -141,12 +168,123 @@ async def test_serve_first_start_prints_an_admin_token_and_stops_cleanly(tmp_pat
     assert "stopped" in stderr
     assert "Traceback" not in stderr
 
-    # Second start on the same database: a token exists, none is created or printed.
+    # Second start on the same database: a token exists, none is created or written.
     async with serve(url, tmp_path) as again:
         assert again.token is None
+        assert again.token_file is not None
+        assert not again.token_file.exists()
         assert "csk_" not in again.stdout
         code, stderr = await _stop(again, signal.SIGINT)
     assert code == 0, stderr
+    assert "csk_" not in stderr
+
+
+async def test_a_restart_with_every_token_revoked_mints_no_new_admin_token(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    async with serve(url, tmp_path) as served:
+        assert served.token is not None
+        async with aiohttp.ClientSession() as http:
+            auth = {"Authorization": f"Bearer {served.token}"}
+            async with http.delete(f"{served.url}/api/v1/tokens/1", headers=auth) as revoked:
+                assert revoked.status in (200, 204), await revoked.text()
+        code, stderr = await _stop(served)
+    assert code == 0, stderr
+
+    async with serve(url, tmp_path) as again:
+        assert again.token is None  # no file written: nothing was minted
+        code, stderr = await _stop(again)
+    assert code == 0, stderr
+    assert "every API token is revoked" in stderr
+    assert "cors-scanner tokens create NAME --scope admin" in stderr
+    assert "csk_" not in stderr + again.stdout
+    database = await Database.connect(url)
+    try:
+        async with database.session() as session, session.begin():
+            states = list(await session.scalars(select(ApiTokenRow.revoked_at)))
+    finally:
+        await database.close()
+    assert len(states) == 1
+    assert states[0] is not None
+
+
+async def test_without_a_terminal_or_a_token_file_no_secret_is_minted_into_the_logs(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    env = {"CORS_SCANNER_LOG_FORMAT": "json"}
+    async with serve(url, tmp_path, env=env, token_file=False) as served:
+        code, stderr = await _stop(served)
+    assert code == 0, stderr
+    assert "csk_" not in stderr + served.stdout
+    warnings = [json.loads(line) for line in stderr.splitlines() if '"warning"' in line]
+    assert any("--token-file FILE" in w["message"] for w in warnings), stderr
+    database = await Database.connect(url)
+    try:
+        async with database.session() as session, session.begin():
+            count = await session.scalar(select(func.count()).select_from(ApiTokenRow))
+    finally:
+        await database.close()
+    assert count == 0  # nothing minted that nobody could read
+
+
+async def test_on_a_terminal_the_first_admin_token_is_printed_there(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    # stderr is a real terminal (a pseudo-terminal); stdout stays a pipe.
+    leader, follower = os.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanner",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        cwd=tmp_path,
+        env=_env(url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not LISTENING.search(seen.decode(errors="replace")):
+                chunk = await asyncio.to_thread(os.read, leader, 4096)
+                assert chunk, seen.decode(errors="replace")
+                seen += chunk
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            stdout, _ = await process.communicate()
+        os.close(leader)
+    terminal = seen.decode(errors="replace").replace("\r\n", "\n")
+    assert "shown only this once" in terminal
+    assert TOKEN.search(terminal) is not None
+    assert b"csk_" not in stdout
+    assert process.returncode == 0
+
+
+def test_a_token_file_is_never_written_through_a_symbolic_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    link = tmp_path / "admin-token"
+    link.symlink_to(target)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    env = _env(url)
+    code = subprocess.run(
+        [sys.executable, "-m", "scanner", "serve", "--port", "0", "--token-file", str(link)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    assert code.returncode == 2, code.stderr
+    assert f"--token-file {link}: cannot write the admin token there" in code.stderr
+    assert not target.exists()
 
 
 async def test_sigterm_releases_running_work_for_the_next_start(tmp_path: Path) -> None:
@@ -221,6 +359,9 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("CORS_SCANNER_DATABASE_URL", url)
+    from scanner.cli import main as cli_main
+
+    assert await asyncio.to_thread(cli_main, ["db", "upgrade"]) == 0
 
     def run(*argv: str) -> tuple[int, str, str]:
         import contextlib
@@ -241,7 +382,7 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     code, out, _ = await asyncio.to_thread(run, "tokens", "list", "--format", "json")
     assert code == 0
-    listed = json.loads(out)
+    listed = json.loads(out)["items"]
     assert [(t["name"], t["scopes"], t["revoked_at"]) for t in listed] == [("ci", ["read"], None)]
     assert secret not in out
     assert listed[0]["prefix"] == secret[:12]
@@ -254,7 +395,7 @@ async def test_tokens_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     code, out, _ = await asyncio.to_thread(run, "tokens", "revoke", str(listed[0]["id"]))
     assert code == 0
     code, out, _ = await asyncio.to_thread(run, "tokens", "list", "--format", "json")
-    assert json.loads(out)[0]["revoked_at"] is not None
+    assert json.loads(out)["items"][0]["revoked_at"] is not None
 
     code, _, err = await asyncio.to_thread(run, "tokens", "revoke", "99")
     assert code == 2

@@ -46,9 +46,9 @@ def cli(seeded: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
 
 
 def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
-    [finding] = cli.json("findings", "list", "--rule", RULE, "--severity", "high")
+    [finding] = cli.json("findings", "list", "--rule", RULE, "--severity", "high")["items"]
     assert finding["status"] == "new"
-    assert cli.json("findings", "list", "--status", "resolved") == []
+    assert cli.json("findings", "list", "--status", "resolved")["items"] == []
     code, out, _ = cli("findings", "list", "--tag", "pci")
     assert code == EXIT_OK
     assert RULE in out
@@ -71,11 +71,13 @@ def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
     assert done["triage"]["by"] == "alice"
     back = cli.json("findings", "reopen", str(finding["id"]))
     assert back["status"] == "open"
-    kinds = [e["kind"] for e in cli.json("findings", "history", str(finding["id"]))]
+    history = cli.json("findings", "history", str(finding["id"]))
+    assert history["finding"]["id"] == finding["id"]
+    kinds = [e["kind"] for e in history["events"]]
     assert kinds == ["finding.new", "finding.suppressed", "finding.unsuppressed"]
 
     regressions = cli.json("regressions", "list", "--run", str(seeded.outcomes[1].run_id))
-    assert {e["kind"] for e in regressions} >= {"finding.new"}
+    assert {e["kind"] for e in regressions["items"]} >= {"finding.new"}
     code, _, err = cli("findings", "show", "999999")
     assert code != EXIT_OK
     assert "does not exist" in err
@@ -88,15 +90,15 @@ def test_hooks_commands(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_SCANNER_HOOK_ALLOW_LOOPBACK", "true")
     created = cli.json("hooks", "add", "soc", "--url", "http://127.0.0.1:9/hook")
     assert created["secret"].startswith("whsec_")
-    [listed] = cli.json("hooks", "list")
+    [listed] = cli.json("hooks", "list")["items"]
     assert "secret" not in listed
     assert listed["secret_set"] is True
     queued = cli.json("hooks", "test", str(created["id"]))
     assert queued["event_type"] == "hook.test"
     assert queued["status"] == "queued"
-    [delivery] = cli.json("hooks", "deliveries", str(created["id"]))
+    [delivery] = cli.json("hooks", "deliveries", str(created["id"]))["items"]
     assert delivery["id"] == queued["id"]
     code, _, err = cli("hooks", "redeliver", str(queued["id"]))
     assert code != EXIT_OK  # still queued
     assert cli.json("hooks", "remove", str(created["id"]))["removed"] is True
-    assert cli.json("hooks", "list") == []
+    assert cli.json("hooks", "list") == {"items": [], "next_cursor": None}

@@ -258,10 +258,15 @@ async def test_schedules_show_their_next_ticks_and_are_audited(ctx: Context) -> 
 
 
 async def test_tokens_and_the_first_admin_token(ctx: Context) -> None:
-    first = await tokens.first_admin_token(ctx, actor="serve")
+    unminted = await tokens.first_admin_token(ctx, actor="serve", mint=False)
+    assert unminted == tokens.FirstStart(tokens.TokenTable.EMPTY, None)
+    start = await tokens.first_admin_token(ctx, actor="serve")
+    assert start.table is tokens.TokenTable.EMPTY
+    first = start.token
     assert first is not None
     assert first.secret.startswith("csk_")
-    assert await tokens.first_admin_token(ctx, actor="serve") is None  # only on a first start
+    again = await tokens.first_admin_token(ctx, actor="serve")  # only on a first start
+    assert again == tokens.FirstStart(tokens.TokenTable.ACTIVE, None)
     made = await tokens.create_token(ctx, "ci", ["read"], actor="admin")
     with pytest.raises(ValidationError, match="scopes"):
         await tokens.create_token(ctx, "ci", ["root"], actor="admin")
@@ -273,6 +278,17 @@ async def test_tokens_and_the_first_admin_token(ctx: Context) -> None:
         ("admin", "token.create"),
         ("admin", "token.revoke"),
     ]
+
+
+async def test_no_admin_token_is_minted_when_every_token_was_revoked(ctx: Context) -> None:
+    start = await tokens.first_admin_token(ctx, actor="serve")
+    assert start.token is not None
+    await tokens.revoke_token(ctx, start.token.token.id, actor="admin")
+
+    restart = await tokens.first_admin_token(ctx, actor="serve")
+
+    assert restart == tokens.FirstStart(tokens.TokenTable.ALL_REVOKED, None)
+    assert [t.active for t in await tokens.list_tokens(ctx)] == [False]
 
 
 async def test_work_items_lock_on_the_prober_s_host_key(ctx: Context) -> None:
