@@ -57,6 +57,9 @@ from scanner.ssrf import AddressPolicy
 
 log = logging.getLogger(__name__)
 
+# How long stop() lets the claim loop finish its round before cancelling it.
+STOP_GRACE_SECONDS = 30.0
+
 __all__ = ["Dispatcher", "DispatcherConfig"]
 
 
@@ -140,6 +143,10 @@ class Dispatcher:
         self._http: aiohttp.ClientSession | None = None
         self._sending: dict[asyncio.Task[None], ClaimedDelivery] = {}
         self._per_hook: dict[int, int] = {}
+        # Sends waiting on their receiver: the only ones stop() may cancel. A task
+        # cancelled inside a database transaction can leave SQLite's write lock
+        # held by a connection nobody will finish, and the release then waits on it.
+        self._on_the_wire: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -168,26 +175,35 @@ class Dispatcher:
         """Stop: cancel sends in flight and give their deliveries back (``release``).
 
         ``release=False`` behaves like a killed process: leases stay until they
-        expire (for tests of crash recovery).
+        expire (for tests of crash recovery). Only sends waiting on a receiver are
+        cancelled; the claim loop and sends inside a database transaction finish
+        it first (a transaction is milliseconds, a receiver can take its timeout).
         """
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
         pending = dict(self._sending)
         for task in pending:
-            task.cancel()
+            if task in self._on_the_wire:
+                task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if release and pending:
-            async with self.database.session() as session, session.begin():
-                await release_deliveries(session, list(pending.values()))
-        self._sending.clear()
-        self._per_hook.clear()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        try:
+            if release and pending:
+                async with self.database.session() as session, session.begin():
+                    await release_deliveries(session, list(pending.values()))
+        finally:
+            # Even when the release fails (their leases then expire): never leak the session.
+            self._sending.clear()
+            self._per_hook.clear()
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
 
     async def drain(self) -> None:
         """Wait for every send in flight to finish (tests)."""
@@ -286,6 +302,8 @@ class Dispatcher:
         async with self.database.session() as session, session.begin():
             started_at = await database_time(session)
             hook, secrets = await hook_secrets(session, claimed.hook_id)
+        if self._stopping:
+            return  # still leased: stop() gives it back
         loop = asyncio.get_running_loop()
         clock = loop.time()
         try:
@@ -293,7 +311,13 @@ class Dispatcher:
         except (ScannerError, ValueError) as exc:
             result = _failure(f"cannot build the request: {exc}")
         else:
-            result = await deliver(self._session(), request, timeout=self.config.timeout)
+            task = asyncio.current_task()
+            assert task is not None
+            self._on_the_wire.add(task)
+            try:
+                result = await deliver(self._session(), request, timeout=self.config.timeout)
+            finally:
+                self._on_the_wire.discard(task)
         now = started_at + timedelta(seconds=loop.time() - clock)
         decision = decide(
             result.classification,
