@@ -302,27 +302,36 @@ def cli_env(run: Run, monkeypatch: pytest.MonkeyPatch) -> Run:
     return run
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The CLI in a thread: the served app's worker keeps running on this loop meanwhile.
+
+    (Run from a sync test, the CLI froze the fixture's loop, and with it any SQLite write
+    transaction the embedded worker had open: the CLI then failed with "database is locked".)
+    """
     capsys.readouterr()
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+
+    def run() -> int:
+        try:
+            return main(list(argv))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+
+    code = await asyncio.to_thread(run)
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_cli_report_writes_the_same_document_and_gates(
+async def test_cli_report_writes_the_same_document_and_gates(
     cli_env: Run, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     run = cli_env
-    code, out, err = _cli(capsys, "runs", "report", str(run.id), "--format", "csv")
+    code, out, err = await _cli(capsys, "runs", "report", str(run.id), "--format", "csv")
     assert code == EXIT_FINDINGS, err  # a critical finding, default --fail-on high
     rows = list(csv.reader(io.StringIO(out)))
     assert len(rows) - 1 == len(run.findings)
 
     target = tmp_path / "run.sarif"
-    code, out, err = _cli(
+    code, out, err = await _cli(
         capsys, "runs", "report", str(run.id), "--format", "sarif", "-o", str(target)
     )
     assert code == EXIT_FINDINGS, err
@@ -330,7 +339,7 @@ def test_cli_report_writes_the_same_document_and_gates(
     doc = json.loads(target.read_text(encoding="utf-8"))
     assert len(doc["runs"][0]["results"]) == len(run.findings)
 
-    code, out, err = _cli(capsys, "runs", "report", str(run.id), "--fail-on", "critical")
+    code, out, err = await _cli(capsys, "runs", "report", str(run.id), "--fail-on", "critical")
     assert code == EXIT_FINDINGS, err
     assert json.loads(out)["run"]["id"] == run.id  # json by default
 
@@ -341,19 +350,19 @@ def quiet_cli_env(quiet_run: Run, monkeypatch: pytest.MonkeyPatch) -> Run:
     return quiet_run
 
 
-def test_cli_report_exits_0_below_the_gate(
+async def test_cli_report_exits_0_below_the_gate(
     quiet_cli_env: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(
+    code, out, err = await _cli(
         capsys, "runs", "report", str(quiet_cli_env.id), "--format", "junit", "--fail-on", "high"
     )
     assert code == EXIT_OK, (code, err, out[:3000])
     assert ET.fromstring(out.encode())[0].attrib["failures"] == "0"
 
 
-def test_cli_report_of_an_unknown_run_is_a_usage_error(
+async def test_cli_report_of_an_unknown_run_is_a_usage_error(
     cli_env: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _cli(capsys, "runs", "report", "999999")
+    code, _, err = await _cli(capsys, "runs", "report", "999999")
     assert code == 2
     assert "999999" in err
