@@ -257,6 +257,8 @@ def endpoint_json(e: EndpointRecord) -> JSON:
         "tags": list(e.tags),
         "enabled": e.enabled,
         "notes": e.notes,
+        # Names only: the values are the front end's secrets.
+        "request_headers": e.as_input().public_request_headers,
         "created_at": iso_utc(e.created_at),
         "updated_at": iso_utc(e.updated_at),
     }

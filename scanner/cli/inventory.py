@@ -75,6 +75,17 @@ def _register_endpoints(subparsers: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("--tag", action="append", default=[], help="a tag (repeat for more)")
     add.add_argument("--disabled", action="store_true", help="add it but leave it out of scans")
     add.add_argument("--notes", help="free text for whoever reads the inventory")
+    add.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help=(
+            "a request header the front end sends on every call (repeat for more): its name "
+            "is asked for in the legitimate preflight, its value is sent on actual requests "
+            "only and shown as [redacted] everywhere"
+        ),
+    )
     add_format_flag(add)
     add.set_defaults(handler=_endpoints_add)
 
@@ -263,6 +274,7 @@ def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
         "tags": args.tag,
         "enabled": not args.disabled,
         "notes": args.notes,
+        "request_headers": args.header,
     }
     record = run_use_cases(
         settings, lambda ctx: inventory.create_endpoint(ctx, values, actor=ACTOR)

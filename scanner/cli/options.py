@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import replace
 
-from scanner.errors import InvalidHeader
+from scanner.core.endpoints import parse_header_line
 from scanner.settings import Settings
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-# Headers the prober owns: a user-supplied copy would make the probe lie.
-_RESERVED_HEADERS = frozenset(
-    {"origin", "host", "content-length", "transfer-encoding", "connection"}
-    | {"access-control-request-method", "access-control-request-headers"}
-)
 
 
 def parse_header(text: str, *, allow_reserved: bool = False) -> tuple[str, str]:
     """``'Name: value'`` → (name, value), refusing what cannot go on the wire."""
-    name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not _HEADER_NAME.match(name):
-        raise InvalidHeader(f"{text!r}: expected 'Name: value' with a valid header name")
-    if any(c in value for c in "\r\n\0"):
-        raise InvalidHeader(f"{text!r}: a header value cannot contain CR, LF or NUL")
-    if not allow_reserved and name.lower() in _RESERVED_HEADERS:
-        raise InvalidHeader(f"{name}: the scanner sets this header itself")
-    return name, value
+    return parse_header_line(text, allow_reserved=allow_reserved)
 
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:

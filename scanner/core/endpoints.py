@@ -15,20 +15,36 @@ here, before anything stores it, so the same endpoint written two ways
   refused (Fetch forbids them: no page can send them, so CORS never applies);
 - ``tags``: lower-cased, ``[a-z0-9][a-z0-9._:/@+-]*``, at most 100 characters,
   sorted and de-duplicated;
-- ``name``, ``owner``: one line of text; ``notes``: text with line breaks.
+- ``name``, ``owner``: one line of text; ``notes``: text with line breaks;
+- ``request_headers``: the request headers the front end sets on every call
+  (an API key, ``Content-Type: application/json``), as ``{name: value}``.
+  Their names take part in the legitimate preflight (a browser asks for them
+  in ``Access-Control-Request-Headers``); their values are secrets, sent only
+  on actual requests and shown everywhere else as ``[redacted]``. Because
+  every output shows ``[redacted]``, a ``[redacted]`` value given back (a
+  PATCH of what GET returned, an import of an export) means "keep the stored
+  value of this header" (:meth:`EndpointInput.with_stored_headers`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from scanner.core.browser import normalize_method
+from scanner.core.headers import REDACTED
 from scanner.core.origin import HostEncoder, Origin, ascii_host_encoder, masked_url
-from scanner.errors import FieldError, InputError, InvalidURL, ScannerError, ValidationError
+from scanner.errors import (
+    FieldError,
+    InputError,
+    InvalidHeader,
+    InvalidURL,
+    ScannerError,
+    ValidationError,
+)
 
 # Field sizes: the database columns are made to these (scanner.db.tables).
 METHOD_LENGTH = 16
@@ -38,8 +54,26 @@ TAG_LENGTH = 100
 MAX_URL_LENGTH = 2048  # longer URLs break proxies and btree indexes alike
 MAX_NOTES_LENGTH = 10_000
 MAX_TAGS = 50
+MAX_REQUEST_HEADERS = 20
+MAX_REQUEST_HEADER_VALUE = 8192  # a typical server's limit for one header line
 
-ENDPOINT_FIELDS: tuple[str, ...] = ("method", "url", "name", "owner", "tags", "enabled", "notes")
+ENDPOINT_FIELDS: tuple[str, ...] = (
+    "method",
+    "url",
+    "name",
+    "owner",
+    "tags",
+    "enabled",
+    "notes",
+    "request_headers",
+)
+
+# Headers the prober owns: a user-supplied copy would make the probe lie.
+RESERVED_REQUEST_HEADERS = frozenset(
+    {"origin", "host", "content-length", "transfer-encoding", "connection"}
+    | {"access-control-request-method", "access-control-request-headers"}
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 # Fetch's forbidden methods, a byte-case-insensitive match.
 FORBIDDEN_METHODS = frozenset({"CONNECT", "TRACE", "TRACK"})
@@ -152,6 +186,67 @@ def one_line(value: object, limit: int, what: str) -> str | None:
     return text
 
 
+def request_header(name: object, value: object, *, allow_reserved: bool = False) -> tuple[str, str]:
+    """One front-end request header, checked for the wire; ``InvalidHeader`` otherwise.
+
+    The name keeps the case it was given (it is sent as written); the value is
+    stripped of surrounding spaces, as an HTTP parser would.
+    """
+    if not isinstance(name, str) or not _HEADER_NAME.match(name.strip()):
+        raise InvalidHeader(f"{name!r} is not a valid header name")
+    if not isinstance(value, str):
+        raise InvalidHeader(f"{name}: the value must be a string")
+    name, value = name.strip(), value.strip()
+    if any(c in value for c in "\r\n\0"):
+        raise InvalidHeader(f"{name}: a header value cannot contain CR, LF or NUL")
+    if len(value) > MAX_REQUEST_HEADER_VALUE:
+        raise InvalidHeader(
+            f"{name}: the value is longer than {MAX_REQUEST_HEADER_VALUE} characters"
+        )
+    if not allow_reserved and name.lower() in RESERVED_REQUEST_HEADERS:
+        raise InvalidHeader(f"{name}: the scanner sets this header itself")
+    return name, value
+
+
+def parse_header_line(text: str, *, allow_reserved: bool = False) -> tuple[str, str]:
+    """``'Name: value'`` → (name, value), refusing what cannot go on the wire."""
+    name, sep, value = text.partition(":")
+    if not sep or not _HEADER_NAME.match(name.strip()):
+        raise InvalidHeader(f"{text!r}: expected 'Name: value' with a valid header name")
+    return request_header(name, value, allow_reserved=allow_reserved)
+
+
+def canonical_request_headers(value: object) -> tuple[tuple[str, str], ...]:
+    """An endpoint's request headers: ``{name: value}`` (null: none), or a list of
+    ``"Name: value"`` lines. A name given twice (in any case) is an error: which
+    value the front end sends would be a guess."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        pairs = [request_header(n, v) for n, v in value.items()]
+    elif isinstance(value, list | tuple):
+        pairs = []
+        for item in value:
+            if isinstance(item, str):
+                pairs.append(parse_header_line(item))
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                pairs.append(request_header(item[0], item[1]))
+            else:
+                raise InvalidHeader(f"{item!r}: expected 'Name: value'")
+    else:
+        raise InvalidHeader(
+            'expected an object of header names and values, e.g. {"X-Api-Key": "…"}'
+        )
+    if len(pairs) > MAX_REQUEST_HEADERS:
+        raise InvalidHeader(f"at most {MAX_REQUEST_HEADERS} request headers")
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name.lower() in seen:
+            raise InvalidHeader(f"{name} is given twice")
+        seen.add(name.lower())
+    return tuple(pairs)
+
+
 def _enabled(value: object) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"expected true or false, not {value!r}")
@@ -169,11 +264,36 @@ class EndpointInput:
     tags: tuple[str, ...] = ()
     enabled: bool = True
     notes: str | None = None
+    # (name, value) pairs; values are secrets (see the module docstring).
+    request_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
         """What makes an endpoint unique: (method, url)."""
         return (self.method, self.url)
+
+    @property
+    def public_request_headers(self) -> dict[str, str]:
+        """The request headers as every output shows them: names, values redacted."""
+        return {name: REDACTED for name, _ in self.request_headers}
+
+    def with_stored_headers(self, stored: tuple[tuple[str, str], ...]) -> EndpointInput:
+        """These fields with each ``[redacted]`` header value replaced by the ``stored``
+        value of the same name; ``InputError`` when there is none to keep."""
+        if not any(v == REDACTED for _, v in self.request_headers):
+            return self
+        kept = {n.lower(): v for n, v in stored}
+        resolved = []
+        for name, value in self.request_headers:
+            if value == REDACTED:
+                if name.lower() not in kept:
+                    raise InputError(
+                        f"request header {name}: {REDACTED} keeps a stored value, and there is "
+                        "none: give the real value"
+                    )
+                value = kept[name.lower()]
+            resolved.append((name, value))
+        return replace(self, request_headers=tuple(resolved))
 
     @classmethod
     def validate(
@@ -193,6 +313,7 @@ class EndpointInput:
             "tags": canonical_tags,
             "enabled": _enabled,
             "notes": lambda v: optional_text(v, MAX_NOTES_LENGTH, "notes"),
+            "request_headers": canonical_request_headers,
         }
         for name, check in checks.items():
             if name not in values and name != "url":
@@ -207,7 +328,8 @@ class EndpointInput:
         return cls(**clean)
 
     def as_mapping(self) -> dict[str, Any]:
-        """The fields as a JSON-ready mapping (tags as a list)."""
+        """The fields as a JSON-ready mapping (tags as a list), request headers with their
+        real values: input for validation, never an output (``public_request_headers``)."""
         return {
             "method": self.method,
             "url": self.url,
@@ -216,6 +338,7 @@ class EndpointInput:
             "tags": list(self.tags),
             "enabled": self.enabled,
             "notes": self.notes,
+            "request_headers": dict(self.request_headers),
         }
 
     def changed(self, wanted: EndpointInput, given: frozenset[str]) -> list[str]:
@@ -233,17 +356,23 @@ __all__ = [
     "ENDPOINT_FIELDS",
     "FORBIDDEN_METHODS",
     "MAX_NOTES_LENGTH",
+    "MAX_REQUEST_HEADERS",
+    "MAX_REQUEST_HEADER_VALUE",
     "MAX_TAGS",
     "MAX_URL_LENGTH",
     "METHOD_LENGTH",
     "NAME_LENGTH",
     "OWNER_LENGTH",
+    "RESERVED_REQUEST_HEADERS",
     "TAG_LENGTH",
     "EndpointInput",
+    "canonical_request_headers",
     "canonical_tag",
     "canonical_tags",
     "canonical_url",
     "endpoint_method",
     "one_line",
     "optional_text",
+    "parse_header_line",
+    "request_header",
 ]

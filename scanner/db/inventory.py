@@ -56,6 +56,8 @@ class EndpointRecord:
     notes: str | None
     created_at: datetime
     updated_at: datetime
+    # (name, value) pairs; values are secrets (scanner.core.endpoints).
+    request_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -70,6 +72,7 @@ class EndpointRecord:
             tags=self.tags,
             enabled=self.enabled,
             notes=self.notes,
+            request_headers=self.request_headers,
         )
 
 
@@ -99,7 +102,16 @@ def _record(row: EndpointRow, tags: Sequence[str]) -> EndpointRecord:
         notes=row.notes,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        request_headers=_stored_headers(row.request_headers),
     )
+
+
+def _stored_headers(value: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(n), str(v)) for n, v in value or ())
+
+
+def _headers_column(headers: tuple[tuple[str, str], ...]) -> list[list[str]] | None:
+    return [[n, v] for n, v in headers] or None
 
 
 async def _tags_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[str]]:
@@ -254,6 +266,7 @@ async def create_endpoint(session: AsyncSession, data: EndpointInput) -> Endpoin
         owner=data.owner,
         enabled=data.enabled,
         notes=data.notes,
+        request_headers=_headers_column(data.request_headers),
         created_at=now,
         updated_at=now,
     )
@@ -290,6 +303,7 @@ async def update_endpoint(
             row.method, row.url = data.method, data.url
             row.name, row.owner, row.notes = data.name, data.owner, data.notes
             row.enabled = data.enabled
+            row.request_headers = _headers_column(data.request_headers)
             row.updated_at = utc_now()
             if set(current.tags) != set(data.tags):
                 await session.execute(

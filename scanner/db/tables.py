@@ -116,6 +116,8 @@ class EndpointRow(Base):
     owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     notes: Mapped[str | None] = mapped_column(Text)
+    # The front end's own request headers, [[name, value], ...]; the values are secrets.
+    request_headers: Mapped[list[list[str]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -30,6 +30,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def endpoint_document(endpoint: EndpointInput, override: PolicyFields | None) -> dict[str, Any]:
     """One endpoint as an import object: its fields, then the override's set fields."""
     doc: dict[str, Any] = endpoint.as_mapping()
+    # Secrets never leave in an export; "[redacted]" imports back as "keep the stored value".
+    doc["request_headers"] = endpoint.public_request_headers
     if override is not None:
         for name, value in override.as_mapping().items():
             if value is not None:
@@ -44,6 +46,8 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return ";".join(value)
+    if isinstance(value, dict):  # request headers: a JSON object in one cell
+        return json.dumps(value, ensure_ascii=False) if value else ""
     text = str(value)
     if text.startswith(_FORMULA_START):
         return "'" + text

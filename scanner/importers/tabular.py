@@ -2,7 +2,7 @@
 
 Columns (CSV header) or keys (JSON/YAML objects), all optional but ``url``:
 
-    method url name owner tags enabled notes
+    method url name owner tags enabled notes request_headers
     allowed_origins allow_credentials allowed_methods allowed_headers exposed_headers max_age public
 
 The policy columns are the endpoint's own override (see ``scanner.core.policy_layers``);
@@ -13,6 +13,7 @@ Only the columns a file has change an existing endpoint: a file without an
 CSV specifics: the first line is the header (names are case-insensitive);
 list cells (``tags`` and the origin, method and header columns) separate
 values with ``;`` or ``|`` (origins, methods and headers also by spaces);
+``request_headers`` is a JSON object (``{"X-Api-Key": "…"}``);
 booleans are ``true/false``, ``yes/no`` or ``1/0``; an empty cell is no
 value (``enabled`` and policy columns: not given). A cell starting with
 ``'`` followed by ``= + - @`` is read without the quote: that is how our CSV
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -75,6 +77,20 @@ def _int(column: str, text: str) -> int:
         return int(text.strip())
     except ValueError:
         raise _CellError(column, f"expected a whole number, not {text!r}") from None
+
+
+def _header_cell(text: str) -> Any:
+    """A ``request_headers`` cell: a JSON object (values may hold any of ``;|`` and spaces,
+    so no list separator would do); empty is none."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _CellError(
+            "request_headers", 'expected a JSON object such as {"X-Api-Key": "…"}'
+        ) from None
+    return value
 
 
 def split_list(column: str, text: str) -> list[str]:
@@ -185,6 +201,8 @@ def _typed_cells(line: int, cells: Mapping[str, str]) -> tuple[dict[str, Any], l
                 values[column] = _bool(column, text)
             elif column == "max_age":
                 values[column] = _int(column, text)
+            elif column == "request_headers":
+                values[column] = _header_cell(text)
             else:
                 values[column] = text or None
         except _CellError as exc:

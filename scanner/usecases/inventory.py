@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from scanner.db import audit, inventory, policies
 from scanner.db.inventory import EndpointFilter, EndpointRecord
 from scanner.db.pagination import Page
 from scanner.db.policies import PolicyRecord
-from scanner.errors import FieldError, ScannerError, ValidationError
+from scanner.errors import FieldError, InputError, ScannerError, ValidationError
 from scanner.hostnames import uts46_host_encoder
 from scanner.importers import ImportFormat, parse_import
 from scanner.importers.export import export_endpoints as render_export
@@ -101,7 +101,7 @@ async def _views(session: AsyncSession, endpoints: Sequence[EndpointRecord]) -> 
 async def create_endpoint(ctx: Context, values: Mapping[str, Any], *, actor: str) -> EndpointRecord:
     """Add an endpoint; audited as ``endpoint.create``. ``ValidationError`` naming every bad
     field; ``Conflict`` when its method and URL exist."""
-    data = validate_endpoint(values)
+    data = _keep_stored(validate_endpoint(values), ())
     async with ctx.transaction() as session:
         record = await inventory.create_endpoint(session, data)
         await audit.record(
@@ -135,7 +135,11 @@ async def update_endpoint(
             raise ValidationError([*unknown, *exc.errors]) from None
         if unknown:
             raise ValidationError(unknown)
+        data = _keep_stored(data, current.request_headers)
         record = await inventory.update_endpoint(session, endpoint_id, data)
+        if "request_headers" in wanted:
+            # The audit log is read by every admin: the names, never the values.
+            wanted["request_headers"] = data.public_request_headers
         await audit.record(
             session,
             actor=actor,
@@ -237,6 +241,8 @@ async def _apply_rows(
         key = item.endpoint.key
         current = existing.get(key)
         try:
+            stored = () if current is None else current.request_headers
+            item = replace(item, endpoint=item.endpoint.with_stored_headers(stored))
             if current is None:
                 if not dry_run:
                     # A savepoint per row: one failing row rolls back alone.
@@ -288,6 +294,15 @@ async def _apply_rows(
         dry_run=dry_run,
         created_ids=tuple(created_ids),
     )
+
+
+def _keep_stored(data: EndpointInput, stored: tuple[tuple[str, str], ...]) -> EndpointInput:
+    """``data`` with ``[redacted]`` header values resolved; a ``ValidationError`` naming the
+    field otherwise (as every other field's error)."""
+    try:
+        return data.with_stored_headers(stored)
+    except InputError as exc:
+        raise ValidationError([FieldError("request_headers", exc.message)]) from None
 
 
 def _input_fields(data: EndpointInput) -> dict[str, Any]:

@@ -86,7 +86,10 @@ async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
                     reason = f"its policy cannot be resolved: {exc.message}"
                     unresolved[record.id] = (record, reason)
     targets = {
-        r.id: Target(Endpoint(url=r.url, method=r.method, name=r.name), policies[r.id].policy)
+        r.id: Target(
+            Endpoint(url=r.url, method=r.method, name=r.name, headers=r.request_headers),
+            policies[r.id].policy,
+        )
         for r in records
         if r.id in policies
     }

@@ -32,6 +32,7 @@ from scanner.api.schemas import (
 )
 from scanner.core.endpoints import (
     MAX_NOTES_LENGTH,
+    MAX_REQUEST_HEADER_VALUE,
     MAX_TAGS,
     MAX_URL_LENGTH,
     METHOD_LENGTH,
@@ -88,6 +89,18 @@ ENDPOINT_FIELDS: dict[str, Schema] = {
     ),
     "enabled": Bool(description="Disabled endpoints are skipped by scans of tags/owners/all."),
     "notes": Str(max_length=MAX_NOTES_LENGTH, nullable=True),
+    "request_headers": Obj(
+        additional=Str(max_length=MAX_REQUEST_HEADER_VALUE),
+        nullable=True,
+        description=(
+            "Request headers the front end sends on every call (an API key, Content-Type). "
+            "Their names are asked for in the legitimate preflight; their values are secrets: "
+            "sent only on actual requests, shown as `[redacted]` everywhere. Giving "
+            "`[redacted]` back keeps the stored value; the object replaces the whole set, "
+            "null clears it."
+        ),
+        example={"Content-Type": "application/json", "X-Api-Key": "…"},
+    ),
 }
 
 NEW_ENDPOINT = Obj(properties=ENDPOINT_FIELDS, required=frozenset({"url"}))
@@ -105,6 +118,9 @@ ENDPOINT = Ref(
             "tags": Arr(items=Str()),
             "enabled": Bool(),
             "notes": Str(nullable=True),
+            "request_headers": Obj(
+                additional=Str(), description="Header names; every value is `[redacted]`."
+            ),
             "created_at": Str(format="date-time"),
             "updated_at": Str(format="date-time"),
         },
@@ -118,6 +134,7 @@ ENDPOINT = Ref(
                 "tags",
                 "enabled",
                 "notes",
+                "request_headers",
                 "created_at",
                 "updated_at",
             }
