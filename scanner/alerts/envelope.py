@@ -29,6 +29,7 @@ from scanner.errors import InputError
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MONITORING_TYPES",
     "TRUNCATION_MARKER",
     "AlertEvent",
     "EndpointRef",
@@ -72,8 +73,10 @@ class EventType(StrEnum):
     RULE_CHANGE = "finding.rule_change"
     SUPPRESSED = "finding.suppressed"
     UNSUPPRESSED = "finding.unsuppressed"
-    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"
+    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"  # retired: see EventKind
     HEADER_DRIFT = "regression.header_drift"
+    ENDPOINT_UNREACHABLE = "endpoint.unreachable"
+    ENDPOINT_REACHABLE = "endpoint.reachable"
     # From the service.
     SLA_BREACHED = "finding.sla_breached"
     SCAN_COMPLETED = "scan.completed"
@@ -87,6 +90,18 @@ class EventType(StrEnum):
 
 
 _REGRESSION_VALUES = frozenset(kind.value for kind in REGRESSION_KINDS)
+
+# Events about seeing the API at all, not about a finding of some severity:
+# a hook's min_severity never holds them back.
+MONITORING_TYPES = frozenset(
+    {
+        EventType.ENDPOINT_UNREACHABLE,
+        EventType.ENDPOINT_REACHABLE,
+        EventType.SCAN_FAILED,
+        EventType.SCAN_COMPLETED,
+        EventType.HOOK_TEST,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +226,10 @@ def _default_title(event: Event) -> str:
         return known.title
     if event.kind is EventKind.HEADER_DRIFT:
         return "CORS response headers changed"
+    if event.kind is EventKind.ENDPOINT_UNREACHABLE:
+        return "Endpoint unreachable: no probe got an answer"
+    if event.kind is EventKind.ENDPOINT_REACHABLE:
+        return "Endpoint answers again"
     return event.rule_id or event.kind.value
 
 
