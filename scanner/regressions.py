@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scanner.alerts.envelope import AlertEvent, EndpointRef
+from scanner.alerts.envelope import AlertEvent, EndpointRef, EventType, api_links
 from scanner.core.diff import (
     EndpointSnapshot,
     HeaderLines,
@@ -89,6 +89,8 @@ class DiffOutcome:
     baseline_endpoints: tuple[int, ...]
     endpoints_total: int = 0
     endpoints_unreachable: int = 0
+    # Why the unreachable endpoints were: probe error -> how many probes had it.
+    unreachable_errors: tuple[tuple[str, int], ...] = ()
 
 
 # -- snapshots from stored rows ------------------------------------------------------
@@ -384,11 +386,82 @@ async def apply_run_diff(
         baseline_endpoints=tuple(sorted(baseline)),
         endpoints_total=len(snapshots),
         endpoints_unreachable=sum(1 for s in snapshots if not s.probed),
+        unreachable_errors=_error_counts(s for s in snapshots if not s.probed),
+    )
+
+
+def _error_counts(snapshots: Iterable[EndpointSnapshot]) -> tuple[tuple[str, int], ...]:
+    counts: dict[str, int] = {}
+    for snapshot in snapshots:
+        for error in snapshot.failed_probes.values():
+            counts[error] = counts.get(error, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def unverified_reason(outcome: DiffOutcome) -> str:
+    """Why a run that measured nothing failed, in words an operator acts on."""
+    causes = ", ".join(f"{n} {error}" for error, n in outcome.unreachable_errors)
+    return (
+        f"no endpoint answered: none of the {outcome.endpoints_total} endpoint(s) "
+        f"got an answer to any probe ({causes or 'no probe sent'})"
+    )
+
+
+async def announce_run(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    failed: bool,
+    error: str | None,
+    outcome: DiffOutcome | None,
+    base_url: str | None = None,
+) -> list[int]:
+    """Queue ``scan.failed`` or ``scan.completed`` for the hooks that want it; delivery ids.
+
+    ``scan.failed`` is a default event (a run that measured nothing must not
+    be silent); ``scan.completed`` only goes to hooks that name it.
+    """
+    run = await session.get(RunRow, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    when = await database_time(session)
+    kind = EventType.SCAN_FAILED if failed else EventType.SCAN_COMPLETED
+    unreachable = outcome.endpoints_unreachable if outcome else 0
+    total = outcome.endpoints_total if outcome else run.endpoints_done
+    if failed:
+        title = f"Scan {run_id} failed"
+        summary = error or "the run failed"
+    else:
+        title = f"Scan {run_id} completed"
+        summary = (
+            f"{total} endpoint(s) scanned, {unreachable} unreachable, "
+            f"{run.findings_total} finding(s)"
+        )
+    alert = AlertEvent(
+        type=kind,
+        occurred_at=when,
+        title=title,
+        summary=summary,
+        scan_id=run_id,
+        after={
+            "status": "failed" if failed else "completed",
+            "error": error,
+            "schedule_id": run.schedule_id,
+            "endpoints_total": total,
+            "endpoints_unreachable": unreachable,
+            "findings_total": run.findings_total,
+            "probe_errors": run.probe_errors,
+        },
+        links=api_links(base_url, scan_id=run_id) if base_url is not None else (),
+    )
+    return await enqueue_events(
+        session, [OutgoingEvent(alert, None)], now=when, run_id=run_id, heading=title
     )
 
 
 __all__ = [
     "DiffOutcome",
+    "announce_run",
     "apply_run_diff",
     "endpoint_refs",
     "previous_headers",
@@ -396,4 +469,5 @@ __all__ = [
     "probe_headers",
     "routed",
     "run_snapshots",
+    "unverified_reason",
 ]
