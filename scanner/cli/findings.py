@@ -59,7 +59,11 @@ def _register_findings(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     listing = sub.add_parser("list", help="list tracked findings")
     listing.add_argument(
-        "--status", help="comma-separated: new,open,resolved,reopened,suppressed (default: all)"
+        "--status",
+        help=(
+            "comma-separated: open (= new+open+reopened, every live finding), new, "
+            "reopened, resolved, suppressed (default: all)"
+        ),
     )
     listing.add_argument(
         "--severity", metavar="SEVERITY", help="minimum severity: critical, high, medium, low, info"

@@ -71,6 +71,30 @@ class FindingStatus(StrEnum):
         return self is not FindingStatus.RESOLVED
 
 
+# What people mean by "open": every finding that is there and nobody silenced,
+# whether this is its first run (new), a later one (open) or its comeback
+# (reopened). /metrics counts the same three as open.
+OPEN_STATUSES = (FindingStatus.NEW, FindingStatus.OPEN, FindingStatus.REOPENED)
+STATUS_FILTER_NAMES = tuple(s.value for s in FindingStatus)
+
+
+def statuses_named(names: Sequence[str]) -> tuple[FindingStatus, ...]:
+    """The statuses a filter's names select: ``open`` is new + open + reopened.
+
+    Others name themselves (``new`` alone is only first sightings). Order
+    kept, no repeats; ``InputError`` for an unknown name.
+    """
+    out: dict[FindingStatus, None] = {}
+    for name in names:
+        if name not in STATUS_FILTER_NAMES:
+            raise InputError(
+                f"unknown finding status {name!r}: use {', '.join(STATUS_FILTER_NAMES)}"
+            )
+        chosen = OPEN_STATUSES if name == FindingStatus.OPEN.value else (FindingStatus(name),)
+        out.update(dict.fromkeys(chosen))
+    return tuple(out)
+
+
 class TriageKind(StrEnum):
     """Why a person silenced a finding."""
 
@@ -423,7 +447,9 @@ def require_aware(when: datetime, name: str = "now") -> None:
 
 __all__ = [
     "ENDPOINT_KINDS",
+    "OPEN_STATUSES",
     "REGRESSION_KINDS",
+    "STATUS_FILTER_NAMES",
     "Event",
     "EventKind",
     "FindingStatus",
@@ -436,6 +462,7 @@ __all__ = [
     "evidence_keys",
     "expire_triage",
     "require_aware",
+    "statuses_named",
     "suppress",
     "triage_expired_event",
     "unsuppress",

@@ -47,6 +47,11 @@ async def test_list_filter_and_show(api: Api, runs: Runs) -> None:
     assert finding["id"] not in await ids(run_id=str(runs.outcomes[0].run_id))
     assert finding["id"] not in await ids(tag="internal")
     assert finding["id"] not in await ids(status="resolved")
+    # "open" is what a user means: every live finding, brand-new ones included,
+    # as /metrics counts them; explicit statuses stay available.
+    assert finding["id"] in await ids(status="open", severity="high")
+    assert finding["id"] in await ids(status="new")
+    assert finding["id"] not in await ids(status="reopened")
     seen = runs.now.isoformat()
     assert finding["id"] in await ids(first_seen_after=seen)
     assert finding["id"] not in await ids(last_seen_before=seen)

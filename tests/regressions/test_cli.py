@@ -49,6 +49,12 @@ def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
     [finding] = cli.json("findings", "list", "--rule", RULE, "--severity", "high")["items"]
     assert finding["status"] == "new"
     assert cli.json("findings", "list", "--status", "resolved")["items"] == []
+    # The README's example shows brand-new findings: open = new + open + reopened.
+    readme = cli.json("findings", "list", "--status", "open", "--severity", "high")["items"]
+    assert [f["id"] for f in readme] == [finding["id"]]
+    assert [f["id"] for f in cli.json("findings", "list", "--status", "new")["items"]] == [
+        finding["id"]
+    ]
     code, out, _ = cli("findings", "list", "--tag", "pci")
     assert code == EXIT_OK
     assert RULE in out
@@ -77,7 +83,8 @@ def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
     assert kinds == ["finding.new", "finding.suppressed", "finding.unsuppressed"]
 
     regressions = cli.json("regressions", "list", "--run", str(seeded.outcomes[1].run_id))
-    assert {e["kind"] for e in regressions["items"]} >= {"finding.new"}
+    assert [e["kind"] for e in regressions["items"]] == ["finding.new"]
+    assert all(e["is_regression"] for e in regressions["items"])
     code, _, err = cli("findings", "show", "999999")
     assert code != EXIT_OK
     assert "does not exist" in err
