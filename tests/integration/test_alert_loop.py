@@ -157,6 +157,7 @@ class Service:
     url: str
     token: str
     http: aiohttp.ClientSession
+    env: dict[str, str]
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -226,7 +227,7 @@ async def serving(database_url: str, cwd: Path) -> AsyncIterator[Service]:
 
         drain = asyncio.create_task(keep_draining())
         async with aiohttp.ClientSession() as http:
-            yield Service(found.group(1), token_file.read_text().strip(), http)
+            yield Service(found.group(1), token_file.read_text().strip(), http, env)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -234,6 +235,16 @@ async def serving(database_url: str, cwd: Path) -> AsyncIterator[Service]:
                 await process.wait()
         if drain is not None:
             await drain
+
+
+async def _cli(service: Service, *argv: str) -> tuple[int, str]:
+    """The command line on the service's database, as an operator would run it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanner", *argv, cwd=REPO, env=service.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return int(process.returncode or 0), out.decode()
 
 
 # -- the story -------------------------------------------------------------------------
@@ -388,3 +399,18 @@ async def _story(service: Service, receiver: Receiver, target: Target, base: str
     assert [(e["kind"], e["rule_id"]) for e in listed["items"]] == [
         ("finding.new", "reflect_any_origin_credentials")
     ]
+
+    # Feedback: `hooks test` waits for the attempt and says how it went.
+    code, out = await _cli(service, "hooks", "test", str(webhook["id"]), "--timeout", "20")
+    assert code == 0, out
+    assert f"to hook {webhook['id']}: delivered (HTTP 204" in out
+    assert receiver.webhooks[-1]["type"] == "hook.test"
+    code, out = await _cli(service, "hooks", "test", str(pagerduty["id"]), "--timeout", "20")
+    assert code == 0, out
+    assert receiver.pagerduty[-1]["event_action"] == "resolve"  # a test pages nobody
+    broken = await service.call(
+        "POST", "/hooks", {"name": "broken", "kind": "webhook", "url": f"{base}/nothing-here"}
+    )
+    code, out = await _cli(service, "hooks", "test", str(broken["id"]), "--timeout", "20")
+    assert code == 1, out
+    assert f"to hook {broken['id']}: FAILED (HTTP 404" in out
