@@ -114,8 +114,11 @@ class RunRecord:
     endpoints_unreachable: int = 0
 
     @property
-    def coverage(self) -> str:
-        """``complete``, ``partial`` (some endpoints unreachable) or ``none`` (nothing answered)."""
+    def coverage(self) -> str | None:
+        """``complete``, ``partial`` (some endpoints unreachable) or ``none`` (nothing
+        answered); None until the run is finalised (only then is it counted)."""
+        if self.finalized_at is None:
+            return None
         if self.endpoints_unreachable == 0:
             return "complete"
         if self.endpoints_unreachable >= self.endpoints_done:

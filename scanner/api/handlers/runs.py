@@ -91,9 +91,11 @@ RUN = Ref(
             ),
             "coverage": Str(
                 enum=("complete", "partial", "none"),
+                nullable=True,
                 description=(
                     "How much the run could verify: every endpoint answered, some did "
-                    "not (see progress.endpoints_unreachable), or none did (status failed)."
+                    "not (see progress.endpoints_unreachable), or none did (status failed); "
+                    "null until the run is finalised."
                 ),
             ),
             "schedule_id": Int(nullable=True),
