@@ -374,6 +374,10 @@ async def _story(service: Service, receiver: Receiver, target: Target, base: str
     assert down["data"]["after"]["failed_total"] >= 1
     paged = _new(receiver.pagerduty, seen_pd)
     assert [m["event_action"] for m in paged] == ["trigger"]
+    code, out = await _cli(service, "runs", "show", str(outage["id"]), "--format", "json")
+    assert code == 0, out
+    shown = json.loads(out)
+    assert (shown["status"], shown["unreachable"], shown["coverage"]) == ("failed", 1, "none")
 
     # 5. It answers again: the outage is resolved.
     await target.up()
