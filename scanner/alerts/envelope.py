@@ -350,7 +350,15 @@ def _data(event: AlertEvent, divisor: int) -> tuple[dict[str, Any], bool]:
         "links": {link.rel: link.href for link in event.links},
     }
     for name in ("before", "after"):
-        value, too_big = bounded_json(getattr(event, name), max(_CAPS["json"] // divisor, 64))
+        evidence = getattr(event, name)
+        limit = max(_CAPS["json"] // divisor, 64)
+        value, too_big = bounded_json(evidence, limit)
+        if too_big and evidence is not None and evidence.get("probes"):
+            # Header drift rides along with a finding's evidence: when both do
+            # not fit, the finding's own evidence is what to keep (the drift's
+            # probes are behind the links; changed_total still says how many).
+            value, too_big = bounded_json({**evidence, "probes": {}}, limit)
+            too_big = True
         data[name] = value
         cut = cut or too_big
     return data, cut
