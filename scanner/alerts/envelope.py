@@ -16,6 +16,7 @@ the links point to the rest.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -353,7 +354,7 @@ def _data(event: AlertEvent, divisor: int) -> tuple[dict[str, Any], bool]:
         evidence = getattr(event, name)
         limit = max(_CAPS["json"] // divisor, 64)
         value, too_big = bounded_json(evidence, limit)
-        if too_big and evidence is not None and evidence.get("probes"):
+        if too_big and isinstance(evidence, Mapping) and evidence.get("probes"):
             # Header drift rides along with a finding's evidence: when both do
             # not fit, the finding's own evidence is what to keep (the drift's
             # probes are behind the links; changed_total still says how many).
