@@ -349,6 +349,9 @@ class _Differ:
         self.previous_reachable = previous_reachable
         self.findings: list[TrackedFinding] = []
         self.events: list[Event] = []
+        # endpoint id -> indices in ``events`` of what ``emit`` added for it, so
+        # folding an endpoint's drift never scans the whole run's events.
+        self.emitted: dict[int, list[int]] = {}
 
     def emit(
         self,
@@ -360,6 +363,7 @@ class _Differ:
         after: JSONObject | None = None,
         regression: bool = False,
     ) -> None:
+        self.emitted.setdefault(endpoint_id, []).append(len(self.events))
         self.events.append(
             Event(
                 kind=kind,
@@ -562,12 +566,9 @@ class _Differ:
 
     def _drift_cause(self, endpoint_id: int) -> int | None:
         """The index of the event that explains this endpoint's drift (None: drift alone)."""
+        mine = self.emitted.get(endpoint_id, ())
         for kinds in _DRIFT_CAUSES:
-            found = [
-                i
-                for i, e in enumerate(self.events)
-                if e.endpoint_id == endpoint_id and e.kind in kinds
-            ]
+            found = [i for i in mine if self.events[i].kind in kinds]
             if found:
                 # The most severe change explains the headers best; ties: the first.
                 return max(found, key=lambda i: (_rank(self.events[i]), -i))
