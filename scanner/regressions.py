@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scanner.alerts.envelope import AlertEvent, EndpointRef
+from scanner.alerts.envelope import AlertEvent, EndpointRef, EventType, api_links
 from scanner.core.diff import (
     EndpointSnapshot,
     HeaderLines,
@@ -39,7 +39,7 @@ from scanner.core.diff import (
 )
 from scanner.core.findings import Finding
 from scanner.core.headers import Headers
-from scanner.core.lifecycle import Event, EventKind
+from scanner.core.lifecycle import ENDPOINT_KINDS, Event, EventKind
 from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.db import findings as store
 from scanner.db.hooks import OutgoingEvent, enqueue_events
@@ -65,6 +65,8 @@ _ROUTED_NON_REGRESSIONS = frozenset(
         EventKind.TRIAGE_EXPIRED,
         EventKind.NOT_VERIFIED,
         EventKind.RULE_CHANGE,
+        EventKind.HEADER_DRIFT,
+        *ENDPOINT_KINDS,
     }
 )
 
@@ -74,7 +76,9 @@ class DiffOutcome:
     """What :func:`apply_run_diff` wrote.
 
     ``baseline_endpoints``: endpoints seen for the first time (nothing alerted
-    for them). Ids are row ids of ``finding_events`` and ``hook_deliveries``.
+    for them but an outage). ``endpoints_total`` / ``endpoints_unreachable``:
+    how many endpoints the run covered, and how many of them no probe got an
+    answer from. Ids are row ids of ``finding_events`` and ``hook_deliveries``.
     """
 
     run_id: int
@@ -83,6 +87,10 @@ class DiffOutcome:
     regression_ids: tuple[int, ...]
     delivery_ids: tuple[int, ...]
     baseline_endpoints: tuple[int, ...]
+    endpoints_total: int = 0
+    endpoints_unreachable: int = 0
+    # Why the unreachable endpoints were: probe error -> how many probes had it.
+    unreachable_errors: tuple[tuple[str, int], ...] = ()
 
 
 # -- snapshots from stored rows ------------------------------------------------------
@@ -242,6 +250,24 @@ async def previous_headers(
     return dict(out)
 
 
+async def previous_reachability(
+    session: AsyncSession, run_id: int, previous: dict[int, int]
+) -> dict[int, bool]:
+    """endpoint id -> whether its previous run (``previous``: endpoint -> run) got an answer."""
+    out: dict[int, bool] = {}
+    by_run: dict[int, list[int]] = {}
+    for endpoint_id, run in previous.items():
+        by_run.setdefault(run, []).append(endpoint_id)
+    for run, ids in by_run.items():
+        rows = await session.execute(
+            select(RunEndpointRow.endpoint_id, RunEndpointRow.reachable).where(
+                RunEndpointRow.scan_id == run, RunEndpointRow.endpoint_id.in_(ids)
+            )
+        )
+        out.update({endpoint_id: bool(reachable) for endpoint_id, reachable in rows.all()})
+    return out
+
+
 # -- endpoints as alerts name them ---------------------------------------------------
 
 
@@ -322,13 +348,16 @@ async def apply_run_diff(
         snapshots=snapshots,
         previous_headers=before,
         ruleset_changed=ruleset_changed,
+        previous_reachable=await previous_reachability(session, run_id, covered),
     )
     finding_ids = await store.save_tracked(session, diff.findings)
     event_ids = await store.record_events(session, diff.events)
     outgoing: list[OutgoingEvent] = []
     refs = await endpoint_refs(session, run_id, {e.endpoint_id for e in diff.events})
     for event, event_id in zip(diff.events, event_ids, strict=True):
-        if event.endpoint_id in baseline or not routed(event):
+        # A first scan is an inventory, not news; but not seeing the endpoint at all is.
+        first = event.endpoint_id in baseline and event.kind not in ENDPOINT_KINDS
+        if first or not routed(event):
             continue
         fid = finding_ids.get(event.fingerprint) if event.fingerprint else None
         outgoing.append(
@@ -355,15 +384,90 @@ async def apply_run_diff(
         ),
         delivery_ids=tuple(deliveries),
         baseline_endpoints=tuple(sorted(baseline)),
+        endpoints_total=len(snapshots),
+        endpoints_unreachable=sum(1 for s in snapshots if not s.probed),
+        unreachable_errors=_error_counts(s for s in snapshots if not s.probed),
+    )
+
+
+def _error_counts(snapshots: Iterable[EndpointSnapshot]) -> tuple[tuple[str, int], ...]:
+    counts: dict[str, int] = {}
+    for snapshot in snapshots:
+        for error in snapshot.failed_probes.values():
+            counts[error] = counts.get(error, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def unverified_reason(outcome: DiffOutcome) -> str:
+    """Why a run that measured nothing failed, in words an operator acts on."""
+    causes = ", ".join(f"{n} {error}" for error, n in outcome.unreachable_errors)
+    return (
+        f"no endpoint answered: none of the {outcome.endpoints_total} endpoint(s) "
+        f"got an answer to any probe ({causes or 'no probe sent'})"
+    )
+
+
+async def announce_run(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    failed: bool,
+    error: str | None,
+    outcome: DiffOutcome | None,
+    base_url: str | None = None,
+) -> list[int]:
+    """Queue ``scan.failed`` or ``scan.completed`` for the hooks that want it; delivery ids.
+
+    ``scan.failed`` is a default event (a run that measured nothing must not
+    be silent); ``scan.completed`` only goes to hooks that name it.
+    """
+    run = await session.get(RunRow, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    when = await database_time(session)
+    kind = EventType.SCAN_FAILED if failed else EventType.SCAN_COMPLETED
+    unreachable = outcome.endpoints_unreachable if outcome else 0
+    total = outcome.endpoints_total if outcome else run.endpoints_done
+    if failed:
+        title = f"Scan {run_id} failed"
+        summary = error or "the run failed"
+    else:
+        title = f"Scan {run_id} completed"
+        summary = (
+            f"{total} endpoint(s) scanned, {unreachable} unreachable, "
+            f"{run.findings_total} finding(s)"
+        )
+    alert = AlertEvent(
+        type=kind,
+        occurred_at=when,
+        title=title,
+        summary=summary,
+        scan_id=run_id,
+        after={
+            "status": "failed" if failed else "completed",
+            "error": error,
+            "schedule_id": run.schedule_id,
+            "endpoints_total": total,
+            "endpoints_unreachable": unreachable,
+            "findings_total": run.findings_total,
+            "probe_errors": run.probe_errors,
+        },
+        links=api_links(base_url, scan_id=run_id) if base_url is not None else (),
+    )
+    return await enqueue_events(
+        session, [OutgoingEvent(alert, None)], now=when, run_id=run_id, heading=title
     )
 
 
 __all__ = [
     "DiffOutcome",
+    "announce_run",
     "apply_run_diff",
     "endpoint_refs",
     "previous_headers",
+    "previous_reachability",
     "probe_headers",
     "routed",
     "run_snapshots",
+    "unverified_reason",
 ]

@@ -59,6 +59,7 @@ from scanner.errors import InvalidURL, UnsafeURL
 
 __all__ = [
     "BLOCKED_MARKER",
+    "HOOK_SETTINGS",
     "METADATA_ADDRESSES",
     "METADATA_HOSTNAMES",
     "AddressClass",
@@ -186,19 +187,43 @@ class AddressPolicy:
     allow_private: bool = False
     allow_link_local: bool = False
     allow_metadata: bool = False
+    # flag -> the setting (environment variable) an operator turns on to allow
+    # it; flags absent here cannot be allowed by configuration at all.
+    setting_names: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_hooks(cls, *, allow_loopback: bool, allow_private: bool) -> AddressPolicy:
+        """The hook policy: public only, plus loopback/private when the operator allows
+        them (``CORS_SCANNER_HOOK_ALLOW_*``, named in every refusal)."""
+        return cls(
+            allow_loopback=allow_loopback,
+            allow_private=allow_private,
+            setting_names=HOOK_SETTINGS,
+        )
 
     def refusal(self, address: IPAddress) -> str | None:
         """Why ``address`` is refused, e.g. ``"a loopback address (allow_loopback is off)"``.
 
-        None when it is permitted.
+        With ``setting_names`` the reason names what allows it
+        (``"set CORS_SCANNER_HOOK_ALLOW_LOOPBACK=true to allow it"``) or says
+        nothing can. None when it is permitted.
         """
         kind = classify_address(address)
         setting = _SETTINGS.get(kind)
         if kind is AddressClass.PUBLIC or (setting is not None and getattr(self, setting)):
             return None
         article = "an" if kind.value[0] in "aeiou" else "a"
-        rule = f"{setting} is off" if setting is not None else "never allowed"
-        return f"{article} {kind.value} address ({rule})"
+        return f"{article} {kind.value} address ({self._rule(setting)})"
+
+    def _rule(self, flag: str | None) -> str:
+        if flag is None:
+            return "never allowed"
+        if not self.setting_names:
+            return f"{flag} is off"
+        named = dict(self.setting_names).get(flag)
+        if named is None:
+            return "never allowed here, whatever the settings"
+        return f"set {named}=true to allow it"
 
     def permits(self, address: IPAddress) -> bool:
         """True when a connection to ``address`` is allowed."""
@@ -207,7 +232,7 @@ class AddressPolicy:
     def hostname_refusal(self, host: str) -> str | None:
         """Why the *name* ``host`` is refused (cloud metadata names), or None."""
         if not self.allow_metadata and _normalized(host) in METADATA_HOSTNAMES:
-            return f"{host} is a cloud metadata host name (allow_metadata is off)"
+            return f"{host} is a cloud metadata host name ({self._rule('allow_metadata')})"
         return None
 
 
@@ -220,6 +245,13 @@ _SETTINGS = {
     AddressClass.METADATA: "allow_metadata",
 }
 
+
+# The settings that open the hook policy: the same variables for the CLI and the
+# service (both read them through scanner.settings.Settings.from_env).
+HOOK_SETTINGS = (
+    ("allow_loopback", "CORS_SCANNER_HOOK_ALLOW_LOOPBACK"),
+    ("allow_private", "CORS_SCANNER_HOOK_ALLOW_PRIVATE"),
+)
 
 BLOCKED_MARKER = "blocked by SSRF guard"
 
@@ -389,7 +421,7 @@ async def check_hook_url(
 
     Link-local and metadata addresses are always refused for hooks.
     """
-    policy = AddressPolicy(allow_loopback=allow_loopback, allow_private=allow_private)
+    policy = AddressPolicy.for_hooks(allow_loopback=allow_loopback, allow_private=allow_private)
     await check_url(url, policy, resolver=resolver)
 
 

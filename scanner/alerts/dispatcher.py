@@ -93,7 +93,7 @@ class DispatcherConfig:
             per_hook=settings.hook_concurrency_per_hook,
             poll_seconds=settings.hook_poll_seconds,
             lease_seconds=max(settings.hook_lease_seconds, settings.hook_timeout * 2),
-            addresses=AddressPolicy(
+            addresses=AddressPolicy.for_hooks(
                 allow_loopback=settings.hook_allow_loopback,
                 allow_private=settings.hook_allow_private,
             ),

@@ -16,6 +16,7 @@ the links point to the rest.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +30,7 @@ from scanner.errors import InputError
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MONITORING_TYPES",
     "TRUNCATION_MARKER",
     "AlertEvent",
     "EndpointRef",
@@ -72,8 +74,10 @@ class EventType(StrEnum):
     RULE_CHANGE = "finding.rule_change"
     SUPPRESSED = "finding.suppressed"
     UNSUPPRESSED = "finding.unsuppressed"
-    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"
+    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"  # retired: see EventKind
     HEADER_DRIFT = "regression.header_drift"
+    ENDPOINT_UNREACHABLE = "endpoint.unreachable"
+    ENDPOINT_REACHABLE = "endpoint.reachable"
     # From the service.
     SLA_BREACHED = "finding.sla_breached"
     SCAN_COMPLETED = "scan.completed"
@@ -87,6 +91,18 @@ class EventType(StrEnum):
 
 
 _REGRESSION_VALUES = frozenset(kind.value for kind in REGRESSION_KINDS)
+
+# Events about seeing the API at all, not about a finding of some severity:
+# a hook's min_severity never holds them back.
+MONITORING_TYPES = frozenset(
+    {
+        EventType.ENDPOINT_UNREACHABLE,
+        EventType.ENDPOINT_REACHABLE,
+        EventType.SCAN_FAILED,
+        EventType.SCAN_COMPLETED,
+        EventType.HOOK_TEST,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +227,10 @@ def _default_title(event: Event) -> str:
         return known.title
     if event.kind is EventKind.HEADER_DRIFT:
         return "CORS response headers changed"
+    if event.kind is EventKind.ENDPOINT_UNREACHABLE:
+        return "Endpoint unreachable: no probe got an answer"
+    if event.kind is EventKind.ENDPOINT_REACHABLE:
+        return "Endpoint answers again"
     return event.rule_id or event.kind.value
 
 
@@ -331,7 +351,15 @@ def _data(event: AlertEvent, divisor: int) -> tuple[dict[str, Any], bool]:
         "links": {link.rel: link.href for link in event.links},
     }
     for name in ("before", "after"):
-        value, too_big = bounded_json(getattr(event, name), max(_CAPS["json"] // divisor, 64))
+        evidence = getattr(event, name)
+        limit = max(_CAPS["json"] // divisor, 64)
+        value, too_big = bounded_json(evidence, limit)
+        if too_big and isinstance(evidence, Mapping) and evidence.get("probes"):
+            # Header drift rides along with a finding's evidence: when both do
+            # not fit, the finding's own evidence is what to keep (the drift's
+            # probes are behind the links; changed_total still says how many).
+            value, too_big = bounded_json({**evidence, "probes": {}}, limit)
+            too_big = True
         data[name] = value
         cut = cut or too_big
     return data, cut

@@ -5,15 +5,22 @@ finding lifecycle maps onto PagerDuty alerts through ``dedup_key`` = the
 finding's fingerprint:
 
 - regressions (``finding.new``, ``finding.reopened``,
-  ``finding.severity_raised``, ``regression.*`` with ``is_regression``) and
-  ``finding.sla_breached`` -> ``trigger`` (repeated triggers with the same key
-  add to the open alert instead of opening another);
+  ``finding.severity_raised`` with ``is_regression``) and
+  ``finding.sla_breached`` -> ``trigger`` keyed by the fingerprint (repeated
+  triggers with the same key add to the open alert instead of opening another);
 - ``finding.resolved`` -> ``resolve`` with the same ``dedup_key`` and the same
   ``routing_key``; a later trigger opens a new alert, matching "reopened";
   ``finding.suppressed`` resolves too: a person decided nobody is to be paged;
-- ``hook.test`` -> an ``info`` trigger, so users see the integration work;
-- anything else (not a regression, a rule change, ``scan.*``) -> nothing
-  (None): PagerDuty is for things a human must fix now.
+- ``endpoint.unreachable`` -> ``trigger`` keyed by the endpoint
+  (``cors-scanner:endpoint:<id>:unreachable``), ``endpoint.reachable`` ->
+  ``resolve`` with that key;
+- ``hook.test`` -> a ``resolve`` of a key no incident has: PagerDuty answers
+  202 when the routing key is valid, and nobody is paged for a test;
+- anything else (not a regression, a rule change, header drift alone,
+  ``scan.*``) -> nothing (None): PagerDuty is for things a human must fix now.
+
+Every trigger's key therefore has a resolution that sends the same key (a
+test in tests/alerts/test_pagerduty.py walks every event type).
 
 Severity: critical -> critical, high -> error, medium -> warning, low and
 info -> info. Success is ``202 Accepted``.
@@ -42,6 +49,7 @@ __all__ = [
     "EVENTS_URL",
     "MAX_DEDUP_KEY",
     "MAX_SUMMARY",
+    "RESOLVE_TYPES",
     "PagerDutyTarget",
     "build_pagerduty_request",
     "dedup_key",
@@ -63,8 +71,16 @@ _SEVERITY = {
     Severity.LOW: "info",
     Severity.INFO: "info",
 }
-_ALWAYS_TRIGGER = frozenset({EventType.SLA_BREACHED, EventType.HOOK_TEST})
-_RESOLVE = frozenset({EventType.FINDING_RESOLVED, EventType.SUPPRESSED})
+_ALWAYS_TRIGGER = frozenset({EventType.SLA_BREACHED, EventType.ENDPOINT_UNREACHABLE})
+RESOLVE_TYPES = frozenset(
+    {
+        EventType.FINDING_RESOLVED,
+        EventType.SUPPRESSED,
+        EventType.ENDPOINT_REACHABLE,
+        EventType.HOOK_TEST,
+    }
+)
+_ENDPOINT_TYPES = frozenset({EventType.ENDPOINT_UNREACHABLE, EventType.ENDPOINT_REACHABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +115,16 @@ def pagerduty_severity(severity: Severity | None) -> str:
 
 
 def dedup_key(event: AlertEvent) -> str:
-    """The alert's identity: the finding fingerprint, at most 255 characters.
+    """The alert's identity, at most 255 characters, shared by a trigger and its resolve.
 
-    A longer fingerprint is hashed rather than cut (two long keys sharing a
-    prefix must not merge). Events without a fingerprint use their event id.
+    The finding fingerprint; for ``endpoint.*`` the endpoint. A longer key is
+    hashed rather than cut (two long keys sharing a prefix must not merge).
+    Other events (never triggers) use their event id.
     """
     if event.fingerprint:
         key = event.fingerprint
+    elif event.type in _ENDPOINT_TYPES and event.endpoint is not None:
+        key = f"{CLIENT}:endpoint:{event.endpoint.id}:unreachable"
     elif event.event_id is not None:
         key = f"{CLIENT}:event:{event.event_id}"
     else:
@@ -119,7 +138,7 @@ def build_pagerduty_request(
     target: PagerDutyTarget, event: AlertEvent, *, user_agent: str = DEFAULT_USER_AGENT
 ) -> PreparedRequest | None:
     """The Events API v2 request for ``event``, or None when PagerDuty has no use for it."""
-    if event.type in _RESOLVE:
+    if event.type in RESOLVE_TYPES:
         message: dict[str, Any] = {
             "routing_key": target.routing_key,
             "event_action": "resolve",

@@ -45,6 +45,8 @@ _BARE_MENTION = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 # How each type reads in a message, in the order counts are listed: what
 # needs a human first. Counts use the label in lower case ("2 new, 1 resolved").
 _LABELS = {
+    EventType.ENDPOINT_UNREACHABLE: "Unreachable",
+    EventType.SCAN_FAILED: "Scan failed",
     EventType.LEGIT_ORIGIN_BLOCKED: "Legit origin blocked",
     EventType.HEADER_DRIFT: "Header drift",
     EventType.FINDING_NEW: "New",
@@ -58,7 +60,7 @@ _LABELS = {
     EventType.RULE_CHANGE: "Rule change",
     EventType.SUPPRESSED: "Suppressed",
     EventType.FINDING_RESOLVED: "Resolved",
-    EventType.SCAN_FAILED: "Scan failed",
+    EventType.ENDPOINT_REACHABLE: "Reachable again",
     EventType.SCAN_COMPLETED: "Scan completed",
     EventType.HOOK_TEST: "Test",
 }

@@ -82,6 +82,9 @@ class Schema:
             kind = doc.get("type")
             if isinstance(kind, str):
                 doc["type"] = [kind, "null"]
+                # An enum constrains every type: null must be one of its values too.
+                if "enum" in doc and None not in doc["enum"]:
+                    doc["enum"] = [*doc["enum"], None]
             else:
                 doc = {"anyOf": [doc, {"type": "null"}]}
         if self.description:

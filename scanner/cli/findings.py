@@ -9,6 +9,7 @@ secrets are printed once, when they are made; never listed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +21,15 @@ from scanner.cli.paging import add_paging_flags, collect
 from scanner.core.severity import Severity
 from scanner.core.timestamps import parse_iso
 from scanner.db.findings import FindingQuery, FindingRecord, status_filter
-from scanner.db.hooks import HookInput, HookKind
+from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind
 from scanner.errors import InputError
 from scanner.settings import Settings
 from scanner.usecases import Context, hooks, triage
 from scanner.usecases.triage import Decision
 
 ACTOR = "cli"
+EXIT_FAILED = 1
+_TEST_POLL_SECONDS = 0.2
 
 
 def _id(text: str) -> int:
@@ -59,7 +62,11 @@ def _register_findings(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     listing = sub.add_parser("list", help="list tracked findings")
     listing.add_argument(
-        "--status", help="comma-separated: new,open,resolved,reopened,suppressed (default: all)"
+        "--status",
+        help=(
+            "comma-separated: open (= new+open+reopened, every live finding), new, "
+            "reopened, resolved, suppressed (default: all)"
+        ),
     )
     listing.add_argument(
         "--severity", metavar="SEVERITY", help="minimum severity: critical, high, medium, low, info"
@@ -180,13 +187,26 @@ def _register_hooks(subparsers: argparse._SubParsersAction[Any]) -> None:
     for name, handler, what in (
         ("show", _hooks_show, "one hook"),
         ("remove", _hooks_remove, "remove a hook and its delivery log"),
-        ("test", _hooks_test, "queue a hook.test event"),
+        ("test", _hooks_test, "send a hook.test event and wait for its outcome"),
         ("deliveries", _hooks_deliveries, "a hook's deliveries and attempts, newest first"),
     ):
         cmd = sub.add_parser(name, help=what)
         cmd.add_argument("id", type=_id, help="the hook's id (see `hooks list`)")
         if name == "deliveries":
             add_paging_flags(cmd, "deliveries")
+        if name == "test":
+            cmd.description = (
+                "Queue a hook.test event for this hook and wait until the dispatcher "
+                "(`serve` or `worker`) has tried it, then print the outcome. Exit code 0: "
+                "delivered; 1: the receiver refused it, or nothing tried it within --timeout."
+            )
+            cmd.add_argument(
+                "--timeout",
+                type=float,
+                default=30.0,
+                metavar="SECONDS",
+                help="how long to wait for the first attempt (default 30; 0: do not wait)",
+            )
         add_format_flag(cmd)
         cmd.set_defaults(handler=handler)
 
@@ -406,9 +426,48 @@ def _delivery_message(out: Output, fmt: str, doc: dict[str, Any], verb: str) -> 
 
 
 def _hooks_test(args: argparse.Namespace, settings: Settings) -> int:
-    record = run_use_cases(settings, lambda ctx: hooks.send_test_event(ctx, args.id, actor=ACTOR))
-    _delivery_message(Output(settings), args.format, shapes.delivery_json(record), "queued")
-    return EXIT_OK
+    async def work(ctx: Context) -> tuple[DeliveryRecord, bool]:
+        record = await hooks.send_test_event(ctx, args.id, actor=ACTOR)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(args.timeout, 0.0)
+        # The dispatcher of a running service sends it; its first attempt is the answer.
+        while not record.attempt_log and loop.time() < deadline:
+            await asyncio.sleep(min(_TEST_POLL_SECONDS, max(deadline - loop.time(), 0.0)))
+            record = await hooks.get_delivery(ctx, record.id)
+        return record, bool(record.attempt_log)
+
+    record, tried = run_use_cases(settings, work)
+    doc = shapes.delivery_json(record)
+    out = Output(settings)
+    if args.timeout <= 0:
+        _delivery_message(out, args.format, doc, "queued")
+        return EXIT_OK
+    delivered = record.status is DeliveryStatus.DELIVERED
+    if args.format == "json":
+        out.json(doc)
+    elif not tried:
+        out.line(
+            f"delivery {record.id} to hook {record.hook_id} was not tried within "
+            f"{args.timeout:g} s: is a dispatcher running (`cors-scanner serve` or "
+            "`cors-scanner worker` on this database)? It stays queued; see "
+            f"`hooks deliveries {record.hook_id}`"
+        )
+    else:
+        last = record.attempt_log[-1]
+        answer = f"HTTP {last.status}" if last.status is not None else (last.error or "no answer")
+        verdict = "delivered" if delivered else "FAILED"
+        out.line(
+            f"delivery {record.id} to hook {record.hook_id}: {verdict} "
+            f"({answer}, {last.duration_ms:.0f} ms): {last.reason}"
+        )
+        if not delivered:
+            detail = last.error_detail or last.response_excerpt
+            if detail:
+                out.line(f"  {detail[:300]}")
+            out.line(
+                f"  delivery status: {record.status.value}; see `hooks deliveries {record.hook_id}`"
+            )
+    return EXIT_OK if delivered else EXIT_FAILED
 
 
 def _hooks_deliveries(args: argparse.Namespace, settings: Settings) -> int:

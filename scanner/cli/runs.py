@@ -168,6 +168,7 @@ _RUN_COLUMNS = (
     Column("FINDINGS", "findings", align="right"),
     Column("PROBES", "probes", align="right"),
     Column("ERRORS", "probe_errors", align="right"),
+    Column("UNREACHABLE", "unreachable", align="right"),
     Column("ETA", lambda d: human_duration(d["eta_seconds"])),
     Column("CREATED", "created_at"),
     Column("FINISHED", "finished_at"),

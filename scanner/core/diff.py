@@ -22,11 +22,23 @@ endpoint not in this run                 untouched                   none
 ======================================  ==========================  =======================
 
 A severity change of a seen finding adds finding.severity_raised (a
-regression unless the finding is suppressed) or finding.severity_lowered.
-``legit_origin_blocked`` newly appearing (new, or reopened and not suppressed)
-adds regression.legit_origin_blocked. Per endpoint, CORS response headers
-that changed for a probe both runs sent add one regression.header_drift, even
-when no finding changed.
+regression unless the finding is suppressed) or finding.severity_lowered,
+unless the finding reopened (the reopening carries its old state).
+
+One root cause, one event: per endpoint and run, the CORS response headers
+that changed for a probe both runs sent (header drift) travel inside the
+event of the finding change they caused: the most severe new, reopened or
+raised finding, else the most severe resolution (a fix is good news, never a
+regression), else a lowered severity. They add ``probes`` (header lines per
+probe key) to ``before`` and ``after`` and ``changed_total`` to ``after``.
+Only drift with no finding change is its own regression.header_drift,
+informational: no severity, never a regression. A legitimate origin newly
+blocked is the finding.new or finding.reopened of rule legit_origin_blocked.
+
+Reachability: an endpoint none of whose probes got an answer
+(``probed`` False: DNS failure, refused, host unresponsive, every probe
+failed) adds endpoint.unreachable when it answered in its previous run (or
+has none); one that answers again after such a run adds endpoint.reachable.
 
 "Re-verified" means the endpoint answered in this run (``probed``) and none of
 the probes that proved the finding last time failed: a timeout on the one
@@ -55,6 +67,7 @@ from scanner.core.checks import Assessment
 from scanner.core.findings import Evidence, Finding
 from scanner.core.headers import Headers
 from scanner.core.lifecycle import (
+    REGRESSION_KINDS,
     Event,
     EventKind,
     FindingStatus,
@@ -258,6 +271,7 @@ def diff_run(
     snapshots: Sequence[EndpointSnapshot],
     previous_headers: Mapping[int, ProbeHeaders],
     ruleset_changed: bool = False,
+    previous_reachable: Mapping[int, bool] | None = None,
 ) -> RunDiff:
     """Compare run ``run_id`` (finished at ``now``) with the state before it.
 
@@ -267,7 +281,10 @@ def diff_run(
     untouched. ``previous_headers``: endpoint id -> the previous run's
     ``EndpointSnapshot.headers``; an endpoint missing there gets no drift
     check. ``ruleset_changed``: the run used another ruleset than the previous
-    run (see the module docstring). Pure: the inputs are not modified.
+    run (see the module docstring). ``previous_reachable``: endpoint id ->
+    whether its previous run got an answer from it; an endpoint missing there
+    (never scanned) counts as reachable, so a new endpoint that is down is
+    news. Pure: the inputs are not modified.
 
     Raises ``InputError`` for a naive ``now``, a ``previous`` key that is not
     its finding's fingerprint, an endpoint given twice, or a fingerprint found
@@ -277,7 +294,7 @@ def diff_run(
     for key, tracked in previous.items():
         if key != tracked.fingerprint:
             raise InputError(f"previous[{key!r}] holds finding {tracked.fingerprint}")
-    differ = _Differ(run_id, now, previous_headers, ruleset_changed)
+    differ = _Differ(run_id, now, previous_headers, previous_reachable or {})
     scope: dict[int, EndpointSnapshot] = {}
     seen: set[str] = set()
     for snapshot in snapshots:
@@ -290,16 +307,21 @@ def diff_run(
                 raise InputError(f"finding {fp} ({finding.rule_id}) appears twice in the run")
             seen.add(fp)
             differ.seen(snapshot, finding, previous.get(fp))
-        differ.drift(snapshot)
     for tracked in previous.values():
         covering = scope.get(tracked.endpoint_id)
         if covering is not None and tracked.fingerprint not in seen:
             differ.absent(covering, tracked)
+    for snapshot in scope.values():
+        differ.drift(snapshot)
+        differ.reachability(snapshot)
+    events = differ.events
+    if ruleset_changed:
+        events = [_as_rule_change(e) for e in events]
     return RunDiff(
         findings=tuple(sorted(differ.findings, key=lambda f: (f.endpoint_id, f.fingerprint))),
         events=tuple(
             sorted(
-                differ.events,
+                events,
                 key=lambda e: (
                     e.endpoint_id,
                     e.kind.value,
@@ -319,14 +341,17 @@ class _Differ:
         run_id: int,
         now: datetime,
         previous_headers: Mapping[int, ProbeHeaders],
-        ruleset_changed: bool,
+        previous_reachable: Mapping[int, bool],
     ) -> None:
         self.run_id = run_id
         self.now = now
         self.previous_headers = previous_headers
-        self.ruleset_changed = ruleset_changed
+        self.previous_reachable = previous_reachable
         self.findings: list[TrackedFinding] = []
         self.events: list[Event] = []
+        # endpoint id -> indices in ``events`` of what ``emit`` added for it, so
+        # folding an endpoint's drift never scans the whole run's events.
+        self.emitted: dict[int, list[int]] = {}
 
     def emit(
         self,
@@ -338,9 +363,7 @@ class _Differ:
         after: JSONObject | None = None,
         regression: bool = False,
     ) -> None:
-        transition: EventKind | None = None
-        if self.ruleset_changed and kind in _RULE_CHANGE_KINDS:
-            kind, transition, regression = EventKind.RULE_CHANGE, kind, False
+        self.emitted.setdefault(endpoint_id, []).append(len(self.events))
         self.events.append(
             Event(
                 kind=kind,
@@ -353,7 +376,6 @@ class _Differ:
                 after=after,
                 is_regression=regression,
                 run_id=self.run_id,
-                transition=transition,
             )
         )
 
@@ -376,7 +398,6 @@ class _Differ:
                 after=_finding_json(finding),
                 regression=True,
             )
-            self._legit_blocked(tracked, finding)
             return
 
         expired = prev.triage is not None and not prev.triage.active(self.now)
@@ -424,7 +445,7 @@ class _Differ:
                 after=_finding_json(finding),
                 regression=not silenced,
             )
-        if finding.severity != prev.severity:
+        if finding.severity != prev.severity and not reopened:
             raised = finding.severity > prev.severity
             self.emit(
                 EventKind.SEVERITY_RAISED if raised else EventKind.SEVERITY_LOWERED,
@@ -434,20 +455,6 @@ class _Differ:
                 after={"severity": finding.severity.value, "summary": finding.summary},
                 regression=raised and not silenced,
             )
-        if reopened and not silenced:
-            self._legit_blocked(tracked, finding)
-
-    def _legit_blocked(self, tracked: TrackedFinding, finding: Finding) -> None:
-        if finding.rule_id != LEGIT_RULE:
-            return
-        self.emit(
-            EventKind.LEGIT_ORIGIN_BLOCKED,
-            tracked.endpoint_id,
-            finding=tracked,
-            before=self._headers_before(tracked.endpoint_id, tracked.probe_keys) or None,
-            after=_finding_json(finding),
-            regression=True,
-        )
 
     # -- a finding this run did not see ------------------------------------------
 
@@ -535,22 +542,107 @@ class _Differ:
         if not changed:
             return
         shown = changed[:MAX_DRIFT_KEYS]
-        self.emit(
-            EventKind.HEADER_DRIFT,
-            snapshot.endpoint_id,
-            before={"probes": _bounded_lines({k: before[k] for k in shown})},
+        old = _bounded_lines({k: before[k] for k in shown})
+        new = _bounded_lines({k: snapshot.headers[k] for k in shown})
+        cause = self._drift_cause(snapshot.endpoint_id)
+        if cause is None:
+            self.emit(
+                EventKind.HEADER_DRIFT,
+                snapshot.endpoint_id,
+                before={"probes": old},
+                after={"probes": new, "changed_total": len(changed)},
+            )
+            return
+        event = self.events[cause]
+        self.events[cause] = replace(
+            event,
+            before={**(event.before or {}), "probes": _merged(event.before, old)},
             after={
-                "probes": _bounded_lines({k: snapshot.headers[k] for k in shown}),
+                **(event.after or {}),
+                "probes": _merged(event.after, new),
                 "changed_total": len(changed),
             },
-            regression=True,
         )
+
+    def _drift_cause(self, endpoint_id: int) -> int | None:
+        """The index of the event that explains this endpoint's drift (None: drift alone)."""
+        mine = self.emitted.get(endpoint_id, ())
+        for kinds in _DRIFT_CAUSES:
+            found = [i for i in mine if self.events[i].kind in kinds]
+            if found:
+                # The most severe change explains the headers best; ties: the first.
+                return max(found, key=lambda i: (_rank(self.events[i]), -i))
+        return None
+
+    # -- whether the endpoint answered --------------------------------------------
+
+    def reachability(self, snapshot: EndpointSnapshot) -> None:
+        answered_before = self.previous_reachable.get(snapshot.endpoint_id, True)
+        if not snapshot.probed and answered_before:
+            errors: dict[str, int] = {}
+            for error in snapshot.failed_probes.values():
+                errors[error] = errors.get(error, 0) + 1
+            shown = sorted(snapshot.failed_probes)[:MAX_DRIFT_KEYS]
+            causes = ", ".join(f"{n} {e}" for e, n in sorted(errors.items()))
+            total = len(snapshot.failed_probes)
+            self.emit(
+                EventKind.ENDPOINT_UNREACHABLE,
+                snapshot.endpoint_id,
+                after={
+                    "probed": False,
+                    "summary": f"none of {total} probes got an answer ({causes or 'no probe'})",
+                    "errors": dict(sorted(errors.items())),
+                    "failed_probes": {k: snapshot.failed_probes[k] for k in shown},
+                    "failed_total": total,
+                },
+            )
+        elif snapshot.probed and not answered_before:
+            answered = len(snapshot.headers)
+            total = answered + len(snapshot.failed_probes)
+            self.emit(
+                EventKind.ENDPOINT_REACHABLE,
+                snapshot.endpoint_id,
+                before={"probed": False},
+                after={
+                    "probed": True,
+                    "summary": f"{answered} of {total} probes got an answer",
+                    "answered_total": answered,
+                    "failed_total": len(snapshot.failed_probes),
+                },
+            )
 
     def _headers_before(self, endpoint_id: int, keys: Sequence[str]) -> dict[str, JSONValue]:
         """How the previous run answered the probes that prove a finding now."""
         before = self.previous_headers.get(endpoint_id) or {}
         found = {k: before[k] for k in keys if k in before}
         return {"probes": _bounded_lines(found)} if found else {}
+
+
+# Which events the drift of their endpoint folds into, tier by tier.
+_DRIFT_CAUSES = (
+    frozenset(REGRESSION_KINDS),
+    frozenset({EventKind.FINDING_RESOLVED}),
+    frozenset({EventKind.SEVERITY_LOWERED}),
+)
+
+
+def _rank(event: Event) -> int:
+    return event.severity.rank if event.severity is not None else -1
+
+
+def _as_rule_change(event: Event) -> Event:
+    if event.kind not in _RULE_CHANGE_KINDS:
+        return event
+    return replace(event, kind=EventKind.RULE_CHANGE, transition=event.kind, is_regression=False)
+
+
+def _merged(evidence: JSONObject | None, probes: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """``evidence["probes"]`` with ``probes`` added (both bounded, as _bounded_lines)."""
+    current = evidence.get("probes") if evidence else None
+    out: dict[str, JSONValue] = dict(current) if isinstance(current, Mapping) else {}
+    for key, lines in probes.items():
+        out.setdefault(key, lines)
+    return {k: out[k] for k in sorted(out)[:MAX_DRIFT_KEYS]}
 
 
 def _lines(lines: Iterable[Sequence[str]]) -> HeaderLines:

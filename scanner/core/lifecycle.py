@@ -71,6 +71,30 @@ class FindingStatus(StrEnum):
         return self is not FindingStatus.RESOLVED
 
 
+# What people mean by "open": every finding that is there and nobody silenced,
+# whether this is its first run (new), a later one (open) or its comeback
+# (reopened). /metrics counts the same three as open.
+OPEN_STATUSES = (FindingStatus.NEW, FindingStatus.OPEN, FindingStatus.REOPENED)
+STATUS_FILTER_NAMES = tuple(s.value for s in FindingStatus)
+
+
+def statuses_named(names: Sequence[str]) -> tuple[FindingStatus, ...]:
+    """The statuses a filter's names select: ``open`` is new + open + reopened.
+
+    Others name themselves (``new`` alone is only first sightings). Order
+    kept, no repeats; ``InputError`` for an unknown name.
+    """
+    out: dict[FindingStatus, None] = {}
+    for name in names:
+        if name not in STATUS_FILTER_NAMES:
+            raise InputError(
+                f"unknown finding status {name!r}: use {', '.join(STATUS_FILTER_NAMES)}"
+            )
+        chosen = OPEN_STATUSES if name == FindingStatus.OPEN.value else (FindingStatus(name),)
+        out.update(dict.fromkeys(chosen))
+    return tuple(out)
+
+
 class TriageKind(StrEnum):
     """Why a person silenced a finding."""
 
@@ -235,21 +259,31 @@ class EventKind(StrEnum):
     RULE_CHANGE = "finding.rule_change"
     SUPPRESSED = "finding.suppressed"
     UNSUPPRESSED = "finding.unsuppressed"
+    # Retired: a blocked legitimate origin is the ``finding.new``/``finding.reopened``
+    # of rule legit_origin_blocked (one root cause, one event); kept for history.
     LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"
+    # CORS headers changed with no finding changing: informational, never a regression.
     HEADER_DRIFT = "regression.header_drift"
+    ENDPOINT_UNREACHABLE = "endpoint.unreachable"
+    ENDPOINT_REACHABLE = "endpoint.reachable"
 
 
 # The kinds that may page someone. Each is a regression only when nobody
-# silenced it and the run used the same ruleset as the one before.
+# silenced it and the run used the same ruleset as the one before. Header
+# drift is not one: drift that comes with a finding travels inside that
+# finding's event, and drift alone changed nothing a browser enforces.
 REGRESSION_KINDS = frozenset(
     {
         EventKind.FINDING_NEW,
         EventKind.FINDING_REOPENED,
         EventKind.SEVERITY_RAISED,
         EventKind.LEGIT_ORIGIN_BLOCKED,
-        EventKind.HEADER_DRIFT,
     }
 )
+
+# Losing sight of an endpoint, and seeing it again: monitoring events, about no
+# finding, delivered whatever severity a hook filters on.
+ENDPOINT_KINDS = frozenset({EventKind.ENDPOINT_UNREACHABLE, EventKind.ENDPOINT_REACHABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +291,7 @@ class Event:
     """One thing that happened, for the event log, alerts and the regression API.
 
     ``fingerprint``, ``rule_id`` and ``severity`` are None for endpoint events
-    (header drift). ``before`` and ``after`` are JSON-ready evidence (treat
+    (header drift alone, unreachable, reachable). ``before`` and ``after`` are JSON-ready evidence (treat
     them as read-only); their shape depends on the kind. ``run_id`` is None for
     events a person or the clock caused outside a run. For ``RULE_CHANGE``,
     ``transition`` names the event it stands for (``finding.new``...): the
@@ -412,7 +446,10 @@ def require_aware(when: datetime, name: str = "now") -> None:
 
 
 __all__ = [
+    "ENDPOINT_KINDS",
+    "OPEN_STATUSES",
     "REGRESSION_KINDS",
+    "STATUS_FILTER_NAMES",
     "Event",
     "EventKind",
     "FindingStatus",
@@ -425,6 +462,7 @@ __all__ = [
     "evidence_keys",
     "expire_triage",
     "require_aware",
+    "statuses_named",
     "suppress",
     "triage_expired_event",
     "unsuppress",

@@ -34,6 +34,8 @@ EVENT_LABELS = {
     "finding.unsuppressed": "Unsuppressed",
     "regression.legit_origin_blocked": "Legitimate origin blocked",
     "regression.header_drift": "CORS headers changed",
+    "endpoint.unreachable": "Unreachable",
+    "endpoint.reachable": "Reachable again",
 }
 
 

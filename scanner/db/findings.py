@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.core.lifecycle import (
+    OPEN_STATUSES,
     Event,
     EventKind,
     FindingStatus,
@@ -32,6 +33,7 @@ from scanner.core.lifecycle import (
     Triage,
     TriageKind,
     expire_triage,
+    statuses_named,
     suppress,
     unsuppress,
 )
@@ -455,15 +457,18 @@ async def expire_triage_decisions(session: AsyncSession, now: datetime) -> list[
 
 
 def status_filter(text: str | None) -> tuple[FindingStatus, ...] | None:
-    """Statuses from a comma-separated list (``open,reopened``); None for none given."""
+    """Statuses from a comma-separated list (``open``, ``new,reopened``); None for none given.
+
+    ``open`` means new + open + reopened (``scanner.core.lifecycle.statuses_named``).
+    """
     if not text:
         return None
-    return tuple(FindingStatus(part.strip()) for part in text.split(",") if part.strip())
+    return statuses_named([part.strip() for part in text.split(",") if part.strip()]) or None
 
 
 # -- aggregates (the dashboard's overview; any reader may use them) ---------------------
 
-LIVE_UNSILENCED = (FindingStatus.NEW, FindingStatus.OPEN, FindingStatus.REOPENED)
+LIVE_UNSILENCED = OPEN_STATUSES
 """Present as far as the last run knew, and nobody silenced them: what needs fixing."""
 
 

@@ -30,11 +30,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scanner.alerts.envelope import AlertEvent, EventType, webhook_payload
-from scanner.alerts.pagerduty import EVENTS_URL, PagerDutyTarget, build_pagerduty_request
+from scanner.alerts.envelope import MONITORING_TYPES, AlertEvent, EventType, webhook_payload
+from scanner.alerts.pagerduty import (
+    EVENTS_URL,
+    RESOLVE_TYPES,
+    PagerDutyTarget,
+    build_pagerduty_request,
+)
 from scanner.alerts.signing import WebhookSecret
 from scanner.alerts.slack import build_slack_request
 from scanner.alerts.webhook import new_message_id
+from scanner.core.diff import LEGIT_RULE
 from scanner.core.lifecycle import REGRESSION_KINDS
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
@@ -52,10 +58,20 @@ _MAX_ID = 2**31 - 1
 MAX_FILTER_ITEMS = 100
 
 # What a hook hears when it names no event kinds: every regression, the good
-# news that closes them, and tests.
+# news that closes them, losing and regaining sight of an endpoint, a run that
+# measured nothing, and tests. Not header drift alone, nor the rest of the
+# log (not_verified, rule_change...): a hook asks for those by name.
 DEFAULT_EVENT_TYPES = frozenset(
-    {*(EventType(k.value) for k in REGRESSION_KINDS), EventType.FINDING_RESOLVED}
+    {
+        *(EventType(k.value) for k in REGRESSION_KINDS),
+        EventType.FINDING_RESOLVED,
+        EventType.ENDPOINT_UNREACHABLE,
+        EventType.ENDPOINT_REACHABLE,
+        EventType.SCAN_FAILED,
+    }
 )
+_FINDING_APPEARS = frozenset({EventType.FINDING_NEW, EventType.FINDING_REOPENED})
+_SCAN_TYPES = frozenset({EventType.SCAN_FAILED, EventType.SCAN_COMPLETED})
 
 
 class HookKind(StrEnum):
@@ -166,22 +182,43 @@ class HookRecord:
     updated_at: datetime
 
     def wants(self, event: AlertEvent) -> bool:
-        """This hook's filters let ``event`` through (hook tests always pass)."""
+        """This hook's filters let ``event`` through (hook tests always pass).
+
+        ``min_severity`` filters what carries a severity (findings, and drift
+        riding in a finding's event) and holds back informational events
+        without one (header drift alone); monitoring events (``endpoint.*``,
+        ``scan.*``) pass it. A PagerDuty hook gets every resolution of the
+        endpoints it covers, whatever its kinds and severity say: its triggers
+        must be resolvable even after a finding's severity changed.
+        """
         if event.type is EventType.HOOK_TEST:
             return True
-        kinds = set(self.event_kinds) or {t.value for t in DEFAULT_EVENT_TYPES}
-        if event.type.value not in kinds:
+        closes = self.kind is HookKind.PAGERDUTY and event.type in RESOLVE_TYPES
+        if not closes and not self._wants_type(event):
             return False
-        if (
-            self.min_severity is not None
-            and event.severity is not None
-            and event.severity < self.min_severity
-        ):
-            return False
+        if self.min_severity is not None and not closes:
+            if event.severity is None:
+                if event.type not in MONITORING_TYPES:
+                    return False
+            elif event.severity < self.min_severity:
+                return False
+        if event.type in _SCAN_TYPES:
+            return True  # a run's failure concerns every team it scanned
         endpoint = event.endpoint
         if self.tags and (endpoint is None or not set(self.tags) & set(endpoint.tags)):
             return False
         return not (self.owners and (endpoint is None or endpoint.owner not in self.owners))
+
+    def _wants_type(self, event: AlertEvent) -> bool:
+        kinds = set(self.event_kinds) or {t.value for t in DEFAULT_EVENT_TYPES}
+        if event.type.value in kinds:
+            return True
+        # The retired regression.legit_origin_blocked: its subscribers still hear it.
+        return (
+            EventType.LEGIT_ORIGIN_BLOCKED.value in kinds
+            and event.type in _FINDING_APPEARS
+            and event.rule_id == LEGIT_RULE
+        )
 
 
 @dataclass(frozen=True, slots=True)

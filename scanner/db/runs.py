@@ -110,6 +110,20 @@ class RunRecord:
     items_total: int = 0
     items_remaining: int = 0
     finalized_at: datetime | None = None
+    # Endpoints none of whose probes got an answer (known once the run is finalised).
+    endpoints_unreachable: int = 0
+
+    @property
+    def coverage(self) -> str | None:
+        """``complete``, ``partial`` (some endpoints unreachable) or ``none`` (nothing
+        answered); None until the run is finalised (only then is it counted)."""
+        if self.finalized_at is None:
+            return None
+        if self.endpoints_unreachable == 0:
+            return "complete"
+        if self.endpoints_unreachable >= self.endpoints_done:
+            return "none"
+        return "partial"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +221,7 @@ def _scan(row: RunRow, counts: dict[str, int] | None = None) -> RunRecord:
         items_total=row.items_total,
         items_remaining=row.items_remaining,
         finalized_at=row.finalized_at,
+        endpoints_unreachable=row.endpoints_unreachable or 0,
     )
 
 

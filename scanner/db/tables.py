@@ -239,6 +239,8 @@ class RunRow(Base):
     items_total: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     items_remaining: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # -- run coverage (issue 12): endpoints no probe got an answer from --
+    endpoints_unreachable: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class RunEndpointRow(Base):

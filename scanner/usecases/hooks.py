@@ -71,6 +71,12 @@ async def list_deliveries(
         )
 
 
+async def get_delivery(ctx: Context, delivery_id: int) -> DeliveryRecord:
+    """One delivery with its attempts, oldest first; ``NotFound``."""
+    async with ctx.transaction() as session:
+        return await store.get_delivery(session, delivery_id)
+
+
 # -- changes -------------------------------------------------------------------------
 
 
@@ -187,6 +193,7 @@ __all__ = [
     "check_url",
     "create_hook",
     "delete_hook",
+    "get_delivery",
     "get_hook",
     "list_deliveries",
     "list_hooks",

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from scanner.alerts.envelope import AlertEvent
 from scanner.core.timestamps import iso_utc
 from scanner.db import audit
 from scanner.db import findings as store
 from scanner.db.findings import EventRecord, FindingQuery, FindingRecord
+from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.pagination import Page
 from scanner.errors import FieldError, ValidationError
+from scanner.regressions import endpoint_refs
 from scanner.usecases.context import Context
 
 
@@ -70,7 +73,8 @@ async def triage(
     until: datetime | None = None,
     expected_version: int | None = None,
 ) -> FindingRecord:
-    """Record a triage decision on a finding; audited as ``finding.<status>``.
+    """Record a triage decision on a finding; audited as ``finding.<status>``, and
+    delivered (``finding.suppressed`` / ``finding.unsuppressed``) to the hooks that want it.
 
     ``ValidationError`` when a suppression or acceptance gives no reason, or
     a reopening gives an expiry (the lifecycle refuses an acceptance without
@@ -103,6 +107,11 @@ async def triage(
             target_id=str(record.id),
             detail={"reason": reason, "until": iso_utc(until), "event": event.kind.value},
         )
+        # Hooks that want triage hear it; a PagerDuty hook resolves the finding's
+        # incident on a suppression (a person decided nobody is to be paged).
+        refs = await endpoint_refs(session, None, [event.endpoint_id])
+        alert = AlertEvent.from_core(event, endpoint=refs[event.endpoint_id], finding_id=record.id)
+        await enqueue_events(session, [OutgoingEvent(alert, None)], now=ctx.now())
     return record
 
 

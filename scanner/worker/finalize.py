@@ -22,8 +22,10 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
 
     ``base_url`` (the service's public URL) makes the links in alerts absolute.
 
-    Status: ``completed``, or ``failed`` when every batch item died; a
-    cancelled run keeps ``cancelled``. Must run inside the caller's
+    Status: ``completed``, or ``failed`` when every batch item died or no
+    endpoint answered any probe (``scan.failed`` is then queued; otherwise
+    ``scan.completed``); a cancelled run keeps ``cancelled``. The run's
+    ``endpoints_unreachable`` counts the endpoints nothing answered for. Must run inside the caller's
     transaction (the finalize item's completion), so all of it lands or none.
     """
     # Guarantee: only the first caller passes; the run row stays locked until commit.
@@ -65,10 +67,16 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
 
     # -- issue 5 hook: the regression diff and alert outbox go here, in this same
     # transaction, so findings, events and deliveries land exactly once with it.
-    from scanner.regressions import apply_run_diff
+    from scanner.regressions import announce_run, apply_run_diff, unverified_reason
 
-    await apply_run_diff(session, run_id, base_url=base_url)
+    outcome = await apply_run_diff(session, run_id, base_url=base_url)
+    await session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id)
+        .values(endpoints_unreachable=outcome.endpoints_unreachable)
+    )
 
+    error: str | None = None
     if batches and dead == batches:
         last_error = (
             await session.execute(
@@ -80,7 +88,17 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
         ).scalar_one_or_none()
         # The cause first: it is what an operator has to fix.
         error = last_error or f"all {batches} work item(s) died"
-        await finish_run(session, run_id, RunStatus.FAILED, error=error)
-    else:
-        await finish_run(session, run_id, RunStatus.COMPLETED)
+    elif outcome.endpoints_total and outcome.endpoints_unreachable == outcome.endpoints_total:
+        # A run that measured nothing is not a clean bill of health.
+        error = unverified_reason(outcome)
+    status = RunStatus.FAILED if error is not None else RunStatus.COMPLETED
+    if await finish_run(session, run_id, status, error=error):
+        await announce_run(
+            session,
+            run_id,
+            failed=status is RunStatus.FAILED,
+            error=error,
+            outcome=outcome,
+            base_url=base_url,
+        )
     return True

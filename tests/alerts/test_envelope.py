@@ -150,7 +150,7 @@ def test_event_types_follow_the_standard_webhooks_pattern() -> None:
         assert head
         assert tail
         assert all(part.replace("_", "").isalnum() for part in (head, tail))
-    assert EventType.HEADER_DRIFT.is_regression_kind
+    assert not EventType.HEADER_DRIFT.is_regression_kind  # drift alone is informational
     assert EventType.FINDING_NEW.is_regression_kind
     assert not EventType.FINDING_RESOLVED.is_regression_kind
 
@@ -240,4 +240,20 @@ def test_oversized_before_after_evidence_is_replaced_by_a_marker(make_event: Mak
     data = json.loads(body)["data"]
     assert data["before"] == {"truncated": True}
     assert data["after"] == {"severity": "critical"}
+    assert data["truncated"] is True
+
+
+def test_drift_gives_way_to_the_finding_evidence_it_rides_with(make_event: MakeEvent) -> None:
+    # A finding's evidence plus a large header drift: the drift's probes go first.
+    lines = [["access-control-allow-headers", "x" * 400]]
+    after = {
+        "severity": "critical",
+        "evidence": [{"probe": "simple:arbitrary_origin:0", "verdict": "readable"}],
+        "probes": {f"simple:k:{i}": lines for i in range(10)},
+        "changed_total": 12,
+    }
+    data = json.loads(webhook_payload(make_event(after=after)))["data"]
+    assert data["after"]["evidence"] == after["evidence"]
+    assert data["after"]["probes"] == {}
+    assert data["after"]["changed_total"] == 12
     assert data["truncated"] is True

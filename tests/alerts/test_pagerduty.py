@@ -97,11 +97,70 @@ def test_sla_breach_triggers_on_the_finding_alert(make_event: MakeEvent) -> None
     assert message["dedup_key"] == "fp1:0123456789abcdef0123456789abcdef"
 
 
-def test_header_drift_has_no_fingerprint_and_dedups_on_the_event(make_event: MakeEvent) -> None:
-    event = make_event(type=EventType.HEADER_DRIFT, fingerprint=None, rule_id=None, severity=None)
-    message = body_of(build_pagerduty_request(TARGET, event))
-    assert message["event_action"] == "trigger"
-    assert message["dedup_key"] == "cors-scanner:event:5001"
+def test_header_drift_alone_never_pages(make_event: MakeEvent) -> None:
+    event = make_event(
+        type=EventType.HEADER_DRIFT,
+        fingerprint=None,
+        rule_id=None,
+        severity=None,
+        is_regression=False,
+    )
+    assert build_pagerduty_request(TARGET, event) is None
+
+
+def test_an_outage_triggers_and_the_recovery_resolves_the_same_key(make_event: MakeEvent) -> None:
+    down = make_event(
+        type=EventType.ENDPOINT_UNREACHABLE,
+        fingerprint=None,
+        rule_id=None,
+        severity=None,
+        is_regression=False,
+    )
+    up = make_event(
+        type=EventType.ENDPOINT_REACHABLE,
+        fingerprint=None,
+        rule_id=None,
+        severity=None,
+        is_regression=False,
+    )
+    trigger = body_of(build_pagerduty_request(TARGET, down))
+    resolve = body_of(build_pagerduty_request(TARGET, up))
+    assert trigger["event_action"] == "trigger"
+    assert resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "cors-scanner:endpoint:7:unreachable"
+
+
+def test_every_trigger_has_a_resolution_with_its_key(make_event: MakeEvent) -> None:
+    # Walk every event type: whatever PagerDuty is told to open, some event
+    # of the same finding or endpoint closes it with the same dedup_key.
+    triggered: dict[EventType, str] = {}
+    resolvers: dict[EventType, str] = {}
+    for kind in EventType:
+        if kind.value.startswith(("endpoint.", "scan.", "hook.", "regression.header")):
+            event = make_event(
+                type=kind, fingerprint=None, rule_id=None, severity=None, is_regression=False
+            )
+        else:
+            event = make_event(type=kind, is_regression=kind.is_regression_kind)
+        request = build_pagerduty_request(TARGET, event)
+        if request is None:
+            continue
+        message = body_of(request)
+        found = triggered if message["event_action"] == "trigger" else resolvers
+        found[kind] = message["dedup_key"]
+    assert set(triggered) == {
+        EventType.FINDING_NEW,
+        EventType.FINDING_REOPENED,
+        EventType.SEVERITY_RAISED,
+        EventType.LEGIT_ORIGIN_BLOCKED,
+        EventType.SLA_BREACHED,
+        EventType.ENDPOINT_UNREACHABLE,
+    }
+    for kind, key in triggered.items():
+        assert key in {
+            resolvers[EventType.FINDING_RESOLVED],
+            resolvers[EventType.ENDPOINT_REACHABLE],
+        }, kind
 
 
 @pytest.mark.parametrize(
@@ -141,7 +200,7 @@ def test_resolved_or_suppressed_resolves_the_same_alert(
     }
 
 
-def test_hook_test_is_an_info_trigger_without_a_finding(make_event: MakeEvent) -> None:
+def test_hook_test_is_a_resolve_nobody_is_paged_for(make_event: MakeEvent) -> None:
     event = make_event(
         type=EventType.HOOK_TEST,
         severity=None,
@@ -151,12 +210,11 @@ def test_hook_test_is_an_info_trigger_without_a_finding(make_event: MakeEvent) -
         is_regression=False,
     )
     message = body_of(build_pagerduty_request(TARGET, event))
-    assert message["event_action"] == "trigger"
+    # PagerDuty answers 202 to a resolve when the routing key is valid: the
+    # integration is proven, and no incident is opened that nobody would close.
+    assert message["event_action"] == "resolve"
     assert message["dedup_key"] == "cors-scanner:event:5001"
-    assert message["payload"]["severity"] == "info"
-    assert message["payload"]["source"] == "cors-scanner"
-    assert "group" not in message["payload"]
-    assert "class" not in message["payload"]
+    assert "payload" not in message
 
 
 @pytest.mark.parametrize(

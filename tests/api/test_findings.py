@@ -47,6 +47,11 @@ async def test_list_filter_and_show(api: Api, runs: Runs) -> None:
     assert finding["id"] not in await ids(run_id=str(runs.outcomes[0].run_id))
     assert finding["id"] not in await ids(tag="internal")
     assert finding["id"] not in await ids(status="resolved")
+    # "open" is what a user means: every live finding, brand-new ones included,
+    # as /metrics counts them; explicit statuses stay available.
+    assert finding["id"] in await ids(status="open", severity="high")
+    assert finding["id"] in await ids(status="new")
+    assert finding["id"] not in await ids(status="reopened")
     seen = runs.now.isoformat()
     assert finding["id"] in await ids(first_seen_after=seen)
     assert finding["id"] not in await ids(last_seen_before=seen)
@@ -109,11 +114,13 @@ async def test_regressions_since_and_per_run(api: Api, runs: Runs) -> None:
     run = await runs.run("reflect")
     reply = await api.get("/api/v1/regressions", params={"since": before.isoformat()})
     assert reply.status == 200
-    kinds = {e["kind"] for e in reply.body["items"]}
-    assert {"finding.new", "regression.header_drift"} <= kinds
+    # One root cause, one regression: the finding, with the header drift inside.
+    kinds = [e["kind"] for e in reply.body["items"]]
+    assert kinds == ["finding.new"]
     assert all(e["is_regression"] for e in reply.body["items"])
     new = next(e for e in reply.body["items"] if e["rule_id"] == RULE)
     assert new["before"]["probes"]
+    assert new["after"]["changed_total"] >= 1
     assert new["after"]["severity"] == "critical"
     assert new["finding_id"] == (await _critical(api))["id"]
 
@@ -125,6 +132,14 @@ async def test_regressions_since_and_per_run(api: Api, runs: Runs) -> None:
     assert {e["id"] for e in per_run.body["items"]} == set(run.regression_ids)
     baseline = await api.get(f"/api/v1/scans/{runs.outcomes[0].run_id}/regressions")
     assert baseline.body["items"] == []
+
+    # The fix is a resolution, never a regression.
+    fix = await runs.run("allowlist")
+    assert fix.regression_ids == ()
+    assert (await api.get(f"/api/v1/scans/{fix.run_id}/regressions")).body["items"] == []
+    every = await api.get(f"/api/v1/scans/{fix.run_id}/regressions", params={"all": "true"})
+    assert [e["kind"] for e in every.body["items"]] == ["finding.resolved"]
+    assert every.body["items"][0]["after"]["changed_total"] >= 1
     assert (await api.get("/api/v1/scans/999999/regressions")).status == 404
 
 

@@ -69,6 +69,14 @@ async def test_ssrf_rules_guard_hook_urls(serve_api: Any) -> None:
         assert reply.status == 400, (url, reply.text)
         assert reply.problem["code"] in ("unsafe_url", "invalid_input", "invalid_url")
     assert (await strict.get("/api/v1/hooks")).body["items"] == []
+    # A refusal names the setting that would allow it (or says none can).
+    for url, words in (
+        ("http://127.0.0.1:8080/hook", "set CORS_SCANNER_HOOK_ALLOW_LOOPBACK=true to allow it"),
+        ("http://10.0.0.5/hook", "set CORS_SCANNER_HOOK_ALLOW_PRIVATE=true to allow it"),
+        ("http://169.254.169.254/x", "never allowed here, whatever the settings"),
+    ):
+        reply = await strict.post("/api/v1/hooks", {"name": "x", "kind": "webhook", "url": url})
+        assert words in reply.text, (url, reply.text)
 
     loopback = await serve_api(hook_allow_loopback=True)
     ok = await loopback.post(

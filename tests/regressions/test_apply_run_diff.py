@@ -158,11 +158,12 @@ async def test_regression_writes_outbox_rows_with_evidence(runs: Runs) -> None:
                 )
             ).scalars()
         )
-    types = {d.event_type for d in page.items}
-    assert EventKind.FINDING_NEW.value in types
-    assert EventKind.HEADER_DRIFT.value in types
+    # One root cause, one delivery: the new finding, the drift inside it.
+    assert [d.event_type for d in page.items] == [EventKind.FINDING_NEW.value]
     new = next(r for r in rows if r.event_type == EventKind.FINDING_NEW.value)
     body = json.loads(new.body)
+    assert body["data"]["after"]["changed_total"] >= 1
+    assert body["data"]["after"]["probes"]
     assert body["type"] == "finding.new"
     assert body["data"]["rule_id"] == RULE
     assert body["data"]["endpoint"]["owner"] == "payments-team"

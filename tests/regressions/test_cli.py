@@ -49,6 +49,12 @@ def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
     [finding] = cli.json("findings", "list", "--rule", RULE, "--severity", "high")["items"]
     assert finding["status"] == "new"
     assert cli.json("findings", "list", "--status", "resolved")["items"] == []
+    # The README's example shows brand-new findings: open = new + open + reopened.
+    readme = cli.json("findings", "list", "--status", "open", "--severity", "high")["items"]
+    assert [f["id"] for f in readme] == [finding["id"]]
+    assert [f["id"] for f in cli.json("findings", "list", "--status", "new")["items"]] == [
+        finding["id"]
+    ]
     code, out, _ = cli("findings", "list", "--tag", "pci")
     assert code == EXIT_OK
     assert RULE in out
@@ -77,7 +83,8 @@ def test_findings_triage_and_history(cli: CLI, seeded: Runs) -> None:
     assert kinds == ["finding.new", "finding.suppressed", "finding.unsuppressed"]
 
     regressions = cli.json("regressions", "list", "--run", str(seeded.outcomes[1].run_id))
-    assert {e["kind"] for e in regressions["items"]} >= {"finding.new"}
+    assert [e["kind"] for e in regressions["items"]] == ["finding.new"]
+    assert all(e["is_regression"] for e in regressions["items"])
     code, _, err = cli("findings", "show", "999999")
     assert code != EXIT_OK
     assert "does not exist" in err
@@ -87,17 +94,23 @@ def test_hooks_commands(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = cli("hooks", "add", "soc", "--url", "http://127.0.0.1:9/hook")
     assert code == 2
     assert "loopback" in err  # SSRF rules apply to the CLI too
+    # ...and the refusal names the setting that allows it, the one the service reads.
+    assert "set CORS_SCANNER_HOOK_ALLOW_LOOPBACK=true to allow it" in err
     monkeypatch.setenv("CORS_SCANNER_HOOK_ALLOW_LOOPBACK", "true")
     created = cli.json("hooks", "add", "soc", "--url", "http://127.0.0.1:9/hook")
     assert created["secret"].startswith("whsec_")
     [listed] = cli.json("hooks", "list")["items"]
     assert "secret" not in listed
     assert listed["secret_set"] is True
-    queued = cli.json("hooks", "test", str(created["id"]))
+    queued = cli.json("hooks", "test", str(created["id"]), "--timeout", "0")
     assert queued["event_type"] == "hook.test"
     assert queued["status"] == "queued"
-    [delivery] = cli.json("hooks", "deliveries", str(created["id"]))["items"]
-    assert delivery["id"] == queued["id"]
+    # Waiting with no dispatcher running: said so, and not a success.
+    code, out, _ = cli("hooks", "test", str(created["id"]), "--timeout", "0.3")
+    assert code == 1
+    assert "was not tried within 0.3 s: is a dispatcher running" in out
+    first, *_ = reversed(cli.json("hooks", "deliveries", str(created["id"]))["items"])
+    assert first["id"] == queued["id"]
     code, _, err = cli("hooks", "redeliver", str(queued["id"]))
     assert code != EXIT_OK  # still queued
     assert cli.json("hooks", "remove", str(created["id"]))["removed"] is True

@@ -50,7 +50,9 @@ TRIAGE_STATUSES = tuple(d.value for d in Decision)
 def _status_list(text: str) -> None:
     for part in text.split(","):
         if part.strip() not in STATUSES:
-            raise InputError(f"each status must be one of: {', '.join(STATUSES)}")
+            raise InputError(
+                f"each status must be one of: {', '.join(STATUSES)} (open: new+open+reopened)"
+            )
 
 
 _TIME = Str(format="date-time")
@@ -182,7 +184,9 @@ def _time(call: Call, name: str) -> datetime | None:
             Param(
                 "status",
                 Str(max_length=200, semantic=_status_list),
-                f"Only these statuses, comma-separated ({', '.join(STATUSES)}).",
+                f"Only these statuses, comma-separated ({', '.join(STATUSES)}). "
+                "`open` means every live, unsilenced finding: new, open and reopened "
+                "(as /metrics counts them); `new` alone is first sightings.",
             ),
             Param("severity", Str(enum=SEVERITIES), "Minimum severity (this one and above)."),
             Param("rule_id", Str(min_length=1, max_length=100), "Only this rule's findings."),

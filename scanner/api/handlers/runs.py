@@ -80,11 +80,23 @@ RUN = Ref(
                     "endpoints_done": Int(),
                     "probes": Int(),
                     "probe_errors": Int(),
+                    "endpoints_unreachable": Int(
+                        description="Endpoints none of whose probes got an answer."
+                    ),
                     "items_total": Int(),
                     "items_remaining": Int(),
                     "eta_seconds": Num(nullable=True),
                 },
                 required=frozenset({"endpoints_total", "endpoints_done", "probes", "probe_errors"}),
+            ),
+            "coverage": Str(
+                enum=("complete", "partial", "none"),
+                nullable=True,
+                description=(
+                    "How much the run could verify: every endpoint answered, some did "
+                    "not (see progress.endpoints_unreachable), or none did (status failed); "
+                    "null until the run is finalised."
+                ),
             ),
             "schedule_id": Int(nullable=True),
             "scheduled_for": _MAYBE_TIME,
