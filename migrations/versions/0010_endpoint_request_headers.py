@@ -4,7 +4,7 @@ A JSON list of [name, value] pairs, NULL for none. The values are the
 front end's secrets (an API key): every output shows them as ``[redacted]``.
 
 Revision ID: 0010_endpoint_request_headers
-Revises: 0005_dashboard_sessions
+Revises: 0008_run_coverage
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_endpoint_request_headers"
-down_revision: str | Sequence[str] | None = "0005_dashboard_sessions"
+down_revision: str | Sequence[str] | None = "0008_run_coverage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
