@@ -100,6 +100,12 @@ class Settings:
     # Origins allowed to call our own REST API from a browser (our API's CORS).
     api_cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576  # API request bodies
+    # API connections (scanner.api.connections): seconds to send a whole request head,
+    # seconds an idle keep-alive connection stays open, most connections open (0: the
+    # open-file limit less a reserve).
+    http_header_timeout: float = 10.0
+    http_keepalive_timeout: float = 75.0
+    http_max_connections: int = 0
     max_import_bytes: int = 20_971_520  # import files (CLI and API)
     page_size: int = 50
     max_page_size: int = 500
@@ -234,6 +240,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "port": _port,
     "api_cors_origins": _list,
     "max_body_bytes": _positive_int,
+    "http_header_timeout": _positive_float,
+    "http_keepalive_timeout": _positive_float,
+    "http_max_connections": _non_negative_int,
     "max_import_bytes": _positive_int,
     "page_size": _positive_int,
     "max_page_size": _positive_int,

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from scanner.api.auth import auth_middleware
+from scanner.api.connections import GuardedRunner, make_guarded_runner
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
@@ -59,10 +60,15 @@ MAX_REQUEST_LINE_BYTES = 65_536
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner every deployment of the API uses (``serve``, tests): our HTTP limits."""
-    return web.AppRunner(
-        app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_line_size=MAX_REQUEST_LINE_BYTES
+def make_runner(app: web.Application) -> GuardedRunner:
+    """The runner every deployment of the API uses (``serve``, tests): our HTTP limits, and
+    the connection limits of the app's settings (scanner.api.connections), or the defaults
+    for an app that has none (the demo target)."""
+    return make_guarded_runner(
+        app,
+        app.get(SETTINGS) or Settings(),
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        max_line_size=MAX_REQUEST_LINE_BYTES,
     )
 
 

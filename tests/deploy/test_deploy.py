@@ -240,6 +240,8 @@ def test_the_units_cover_migrations_serve_and_workers() -> None:
         assert "cors-scanner-migrate.service" in " ".join(unit["Unit"]["Requires"]), name
         assert "cors-scanner-migrate.service" in " ".join(unit["Unit"]["After"]), name
         assert unit["Service"]["Restart"] == ["on-failure"], name
+        # The distribution default (1024) is what 1100 slow clients exhaust (issue 13).
+        assert int(unit["Service"]["LimitNOFILE"][0]) >= 65536, name
     serve = read_unit(SYSTEMD / "cors-scanner.service")
     assert serve["Service"]["ExecStart"][0].split()[1:] == ["serve", "--no-worker"]
     # Without a worker of its own, serve brings up at least one worker unit.
