@@ -106,7 +106,8 @@ class Settings:
     http_header_timeout: float = 10.0
     http_keepalive_timeout: float = 75.0
     http_max_connections: int = 0
-    max_import_bytes: int = 20_971_520  # import files (CLI and API)
+    max_import_bytes: int = 20_971_520  # import files (CLI and API), every format
+    max_import_rows: int = 100_000  # rows of one import file, every format
     page_size: int = 50
     max_page_size: int = 500
     # Prober
@@ -244,6 +245,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "http_keepalive_timeout": _positive_float,
     "http_max_connections": _non_negative_int,
     "max_import_bytes": _positive_int,
+    "max_import_rows": _positive_int,
     "page_size": _positive_int,
     "max_page_size": _positive_int,
     "timeout": _positive_float,
