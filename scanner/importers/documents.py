@@ -90,52 +90,54 @@ class _RefusingComposer(yaml.composer.Composer):
     for a 518-byte file. An inventory or OpenAPI document needs neither.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    # The parser half (check_event, peek_event) comes from the loader's other bases.
+    check_event: Any
+    peek_event: Any
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise InputError(
                 f"YAML aliases (*{event.anchor}) are not allowed in import files{_where(event)}"
             )
-        node: yaml.Node = super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
         # A mapping's keys are composed with index None (its values with their key).
-        if isinstance(parent, yaml.MappingNode) and index is None and node.tag == MERGE_TAG:
+        is_key = isinstance(parent, yaml.MappingNode) and index is None
+        if is_key and node is not None and node.tag == MERGE_TAG:
             raise InputError(f"YAML merge keys (<<) are not allowed in import files{_where(node)}")
         return node
 
 
-def _strict_loader_class() -> type:
+def _strict_loader_class() -> type[Any]:
     """The safe loader with :class:`_RefusingComposer`: on libyaml's C parser when PyYAML
     has it (events come from C, only composing is Python), else on the pure-Python one."""
-    constructor = yaml.constructor.SafeConstructor
-    resolver = yaml.resolver.Resolver
-    c_parser = getattr(yaml, "CParser", None) if getattr(yaml, "__with_libyaml__", False) else None
+    c_parser: Any = getattr(yaml, "CParser", None) if yaml.__with_libyaml__ else None
     if c_parser is not None:
 
-        class _CStrictLoader(_RefusingComposer, c_parser, _NoDuplicates, constructor, resolver):  # type: ignore[misc,valid-type]
+        class _CStrictLoader(_RefusingComposer, c_parser, _NoDuplicates, yaml.resolver.Resolver):  # type: ignore[misc]
             def __init__(self, stream: str) -> None:
                 c_parser.__init__(self, stream)
                 _RefusingComposer.__init__(self)
-                constructor.__init__(self)
-                resolver.__init__(self)
+                _NoDuplicates.__init__(self)
+                yaml.resolver.Resolver.__init__(self)
 
         return _CStrictLoader
 
-    class _PyStrictLoader(  # type: ignore[misc]
+    class _PyStrictLoader(
         yaml.reader.Reader,
         yaml.scanner.Scanner,
         yaml.parser.Parser,
         _RefusingComposer,
         _NoDuplicates,
-        constructor,
-        resolver,
+        yaml.resolver.Resolver,
     ):
         def __init__(self, stream: str) -> None:
             yaml.reader.Reader.__init__(self, stream)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             _RefusingComposer.__init__(self)
-            constructor.__init__(self)
-            resolver.__init__(self)
+            _NoDuplicates.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
 
     return _PyStrictLoader
 
@@ -151,7 +153,7 @@ class _NoDuplicates(yaml.constructor.SafeConstructor):
                 if key in seen:
                     raise InputError(f"duplicate key {key_node.value!r}{_where(key_node)}")
                 seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def _where(node: yaml.Node | yaml.Event) -> str:
