@@ -21,12 +21,18 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from scanner.api.auth import auth_middleware
+from scanner.api.auth import auth_middleware, trusted_networks
 from scanner.api.connections import GuardedRunner, make_guarded_runner
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
-from scanner.api.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
+from scanner.api.ratelimit import (
+    AUTH_GUARD,
+    RATE_LIMITER,
+    FailedAuthGuard,
+    RateLimiter,
+    rate_limit_middleware,
+)
 from scanner.api.requestid import install_request_ids, request_id_middleware
 from scanner.api.routes import add_routes
 from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
@@ -90,11 +96,21 @@ def create_app(
     its worker as a separate runtime component instead.
     """
     allowlist = CorsAllowlist(settings.api_cors_origins)
+    guard: FailedAuthGuard | None = None
+    if settings.api_auth_failures_per_minute > 0:
+        guard = FailedAuthGuard(
+            settings.api_auth_failures_per_minute, settings.api_auth_failure_burst
+        )
     middlewares = [
         request_id_middleware,  # first: every later log line of the request carries its id
         cors_middleware(allowlist),
         problems_middleware,
-        auth_middleware(lambda: app[DATABASE]),
+        auth_middleware(
+            lambda: app[DATABASE],
+            guard=guard,
+            context=lambda: app[CONTEXT],
+            trusted_proxies=trusted_networks(settings.api_trusted_proxies),
+        ),
     ]
     limiter: RateLimiter | None = None
     if settings.api_rate_limit_per_minute > 0:
@@ -109,6 +125,8 @@ def create_app(
     app[SETTINGS] = settings
     if limiter is not None:
         app[RATE_LIMITER] = limiter
+    if guard is not None:
+        app[AUTH_GUARD] = guard
     install_request_ids(app)
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
     app[IMPORT_LIMIT_KEY] = settings.max_import_bytes

@@ -173,6 +173,14 @@ async def authenticate(
     return _record(row)
 
 
+async def active_token_hashes(session: AsyncSession) -> frozenset[str]:
+    """The hashes of every token not revoked (a handful of rows: one per issued token)."""
+    rows = await session.scalars(
+        select(ApiTokenRow.token_hash).where(ApiTokenRow.revoked_at.is_(None))
+    )
+    return frozenset(rows)
+
+
 async def list_tokens(session: AsyncSession) -> list[TokenRecord]:
     """Every token, revoked ones included, oldest first."""
     rows = await session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.id))
