@@ -63,10 +63,28 @@ def _no_constant(name: str) -> Any:
     raise InputError(f"{name} is not valid JSON")
 
 
+MAX_INT_DIGITS = 32  # no field takes more than a 64-bit integer
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses to convert past 4300 digits with a ValueError that is no JSON error.
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise InputError(
+            f"a {digits}-digit integer is out of range (at most {MAX_INT_DIGITS} digits)"
+        )
+    return int(text)
+
+
 def load_json(text: str) -> Any:
     """Parse JSON strictly (see module docstring)."""
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+        )
     except json.JSONDecodeError as exc:
         raise InputError(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"

@@ -40,6 +40,7 @@ def test_a_bom_is_fine() -> None:
         ("[" * 5000 + "]" * 5000, "nested"),
         ('{"items": []}', "unexpected key"),
         ('"just a string"', "a list of endpoints"),
+        ('[{"url": "https://a.example/", "max_age": ' + "9" * 5000 + "}]", "5000-digit integer"),
     ],
 )
 def test_bad_json(text: str, message: str) -> None:
