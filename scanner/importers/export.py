@@ -42,9 +42,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ";".join(value)
-    text = str(value)
+    # A joined list is one cell too: "-X;GET" (allowed_methods) runs as a formula as well.
+    text = ";".join(value) if isinstance(value, list | tuple) else str(value)
     if text.startswith(_FORMULA_START):
         return "'" + text
     return text
