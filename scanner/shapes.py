@@ -444,6 +444,7 @@ def audit_entry_json(e: AuditRecord) -> JSON:
         "id": e.id,
         "at": iso_utc(e.at),
         "actor": e.actor,
+        "token_id": e.token_id,
         "action": e.action,
         "target_type": e.target_type,
         "target_id": e.target_id,

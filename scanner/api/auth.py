@@ -29,6 +29,7 @@ from aiohttp.typedefs import Middleware
 
 from scanner.api.problems import Problem
 from scanner.api.schemas import operation_of
+from scanner.db import audit
 from scanner.db.engine import Database
 from scanner.db.tokens import TokenRecord, active_token_hashes, authenticate, hash_secret
 from scanner.usecases import Context
@@ -174,7 +175,8 @@ def auth_middleware(
                 },
             )
         request[TOKEN_KEY] = token
-        return await handler(request)
+        with audit.acting_token(token.id):
+            return await handler(request)
 
     return middleware
 
