@@ -79,14 +79,6 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def peek(self, key: Hashable) -> float:
-        """What :meth:`take` would answer now, without spending anything."""
-        if key not in self._buckets:
-            return 0.0
-        tokens, updated = self._buckets[key]
-        tokens = min(float(self.burst), tokens + max(0.0, self._clock() - updated) * self._rate)
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
-
     def refund(self, key: Hashable) -> None:
         """Give back one request :meth:`take` spent (it turned out not to count)."""
         if key in self._buckets:
