@@ -9,9 +9,10 @@ the child before it starts), one after the other:
 
 - *guarded*: the product defaults (head deadline 10 s, keep-alive 75 s, budget
   = open files − 256);
-- *unguarded*: what aiohttp does on its own, as `serve` did before issue 13:
-  no budget (``HTTP_MAX_CONNECTIONS=100000``), head deadline and keep-alive of
-  3630 s (aiohttp's keep-alive default).
+- *baseline*: the same application under aiohttp's own ``web.AppRunner``, as
+  `serve` ran it before issue 13 (no head deadline, keep-alive 3630 s, no
+  connection budget, asyncio's own accept-error logging), in a child process
+  with the same limit.
 
 Each gets ``--connections`` half-open connections (a request head never
 finished), held; then 20 ``GET /healthz`` on fresh connections, one after the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import statistics
@@ -36,19 +38,90 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cli.test_serve_connections import _close_all, _half_open, serve  # noqa: E402
+from tests.cli.test_serve_connections import (  # noqa: E402
+    LISTENING,
+    Served,
+    _close_all,
+    _half_open,
+    _open_files,
+    serve,
+)
 from tests.importers.test_documents import _merge_bomb  # noqa: E402
 
-UNGUARDED = {
-    "http_max_connections": "100000",
-    "http_header_timeout": "3630",
-    "http_keepalive_timeout": "3630",
-}
+_BASELINE_CHILD = textwrap.dedent(
+    """
+    import asyncio, logging, sys
+    from aiohttp import web
+    from scanner.api.app import MAX_REQUEST_LINE_BYTES, SHUTDOWN_TIMEOUT_S, create_app
+    from scanner.db.engine import Database
+    from scanner.settings import Settings
+
+    async def main():
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        url = "sqlite+aiosqlite:///" + sys.argv[1]
+        database = await Database.connect(url)
+        await database.upgrade()
+        app = create_app(Settings(database_url=url), database=database, embedded_worker=False)
+        # What serve's ApiServer did before issue 13: aiohttp's runner, its defaults.
+        runner = web.AppRunner(
+            app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_line_size=MAX_REQUEST_LINE_BYTES
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        print(f"cors-scanner API listening on http://127.0.0.1:{port}/", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+@asynccontextmanager
+async def baseline_serve(folder: Path) -> AsyncIterator[Served]:
+    """The baseline server (module docstring), like ``serve`` of the tests."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _BASELINE_CHILD,
+        str(folder / "baseline.db"),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_open_files(1024),
+    )
+    assert process.stderr is not None
+    stderr = process.stderr
+    served = Served(process, 0)
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def read() -> None:
+        while raw := await stderr.readline():
+            served.lines.append(raw.decode(errors="replace"))
+            found = LISTENING.search(served.lines[-1])
+            if found and not listening.done():
+                listening.set_result(int(found.group(1)))
+
+    reader = asyncio.create_task(read())
+    try:
+        async with asyncio.timeout(60):
+            served.port = await listening
+        yield served
+    finally:
+        process.kill()
+        await process.wait()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 async def _healthz_once(port: int) -> float | None:
@@ -65,9 +138,10 @@ async def _healthz_once(port: int) -> float | None:
     return time.monotonic() - started if head.startswith(b"HTTP/1.1 200") else None
 
 
-async def slowloris(name: str, connections: int, settings: dict[str, str]) -> str:
+async def slowloris(name: str, connections: int) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        async with serve(Path(folder), open_files=1024, **settings) as served:
+        server = serve(Path(folder), open_files=1024) if name == "guarded" else None
+        async with server or baseline_serve(Path(folder)) as served:
             held = await asyncio.gather(*(_half_open(served.port) for _ in range(connections)))
             latencies = [await _healthz_once(served.port) for _ in range(20)]
             _close_all(held)
@@ -137,8 +211,8 @@ async def main() -> None:
     if soft < args.connections + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.connections + 1000), hard))
     if args.part in ("all", "slowloris"):
-        print(await slowloris("guarded", args.connections, {}))
-        print(await slowloris("unguarded", args.connections, UNGUARDED))
+        print(await slowloris("guarded", args.connections))
+        print(await slowloris("baseline", args.connections))
     if args.part in ("all", "yaml-bomb"):
         for line in yaml_bomb():
             print(line)
