@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from scanner.api.auth import auth_middleware, trusted_networks
+from scanner.api.auth import auth_middleware
 from scanner.api.connections import GuardedRunner, make_guarded_runner
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
@@ -42,6 +42,7 @@ from scanner.db.engine import Database
 from scanner.engine import Engine, ScanOptions, scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.settings import Settings
+from scanner.throttle import trusted_networks
 from scanner.usecases import Context
 from scanner.worker import Worker
 from scanner.worker.loop import EngineFactory
@@ -138,7 +139,8 @@ def create_app(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)
         )
     add_routes(app)
-    setup_dashboard(app, context=CONTEXT, worker=WORKER)  # the web dashboard at /
+    # The web dashboard at /; its sign-in counts failures with the API's guard.
+    setup_dashboard(app, context=CONTEXT, worker=WORKER, auth_guard=AUTH_GUARD)
     return app
 
 
