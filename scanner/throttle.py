@@ -129,11 +129,11 @@ class _Expiring:
         self._until.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
-        until = self._until.get(key)  # type: ignore[call-overload]
+        until = self._until.get(key)
         if until is None:
             return False
         if until <= self._clock():
-            del self._until[key]  # type: ignore[arg-type]
+            del self._until[key]
             return False
         return True
 
