@@ -95,6 +95,8 @@ def test_compose_runs_real_commands_with_real_settings(compose: dict[str, Any]) 
         assert url.startswith("postgresql+asyncpg://"), name
         assert "@postgres:5432/" in url, name
         assert "${POSTGRES_PASSWORD" in url, "the password comes from the environment"
+        # Docker's default soft limit (1024) is what 1100 slow clients exhaust (issue 13).
+        assert service["ulimits"]["nofile"]["soft"] >= 65536, name
     assert compose["services"]["serve"]["environment"]["CORS_SCANNER_HOST"] == "0.0.0.0"
 
 
