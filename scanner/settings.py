@@ -9,6 +9,7 @@ the data directory is when ``CORS_SCANNER_DATA_DIR`` is unset) and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -32,6 +33,16 @@ def _bool(text: str) -> bool:
 
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    items = _list(text)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return items
 
 
 def _positive_int(text: str) -> int:
@@ -100,7 +111,14 @@ class Settings:
     # Origins allowed to call our own REST API from a browser (our API's CORS).
     api_cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576  # API request bodies
-    max_import_bytes: int = 20_971_520  # import files (CLI and API)
+    # API connections (scanner.api.connections): seconds to send a whole request head,
+    # seconds an idle keep-alive connection stays open, most connections open (0: the
+    # open-file limit less a reserve).
+    http_header_timeout: float = 10.0
+    http_keepalive_timeout: float = 75.0
+    http_max_connections: int = 0
+    max_import_bytes: int = 20_971_520  # import files (CLI and API), every format
+    max_import_rows: int = 100_000  # rows of one import file, every format
     page_size: int = 50
     max_page_size: int = 500
     # Prober
@@ -132,6 +150,11 @@ class Settings:
     # API requests per minute per token (0: no limit), and how many may come at once.
     api_rate_limit_per_minute: int = 600
     api_rate_limit_burst: int = 600
+    # Failed authentications (unknown or revoked tokens) per client address: a minute's
+    # refill and the bucket (0: no limit); proxies whose X-Forwarded-For is believed.
+    api_auth_failures_per_minute: int = 30
+    api_auth_failure_burst: int = 30
+    api_trusted_proxies: tuple[str, ...] = ()
     # Runs and workers (issue 4). Lease arithmetic uses the database clock.
     lease_seconds: float = 60.0  # a claimed work item is ours this long without a heartbeat
     heartbeat_seconds: float = 20.0  # lease renewal interval; keep it under lease_seconds / 2
@@ -234,7 +257,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "port": _port,
     "api_cors_origins": _list,
     "max_body_bytes": _positive_int,
+    "http_header_timeout": _positive_float,
+    "http_keepalive_timeout": _positive_float,
+    "http_max_connections": _non_negative_int,
     "max_import_bytes": _positive_int,
+    "max_import_rows": _positive_int,
     "page_size": _positive_int,
     "max_page_size": _positive_int,
     "timeout": _positive_float,
@@ -267,6 +294,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "target_allow_metadata": _bool,
     "api_rate_limit_per_minute": _non_negative_int,
     "api_rate_limit_burst": _positive_int,
+    "api_auth_failures_per_minute": _non_negative_int,
+    "api_auth_failure_burst": _positive_int,
+    "api_trusted_proxies": _networks,
     "hook_allow_loopback": _bool,
     "hook_allow_private": _bool,
     "hook_timeout": _positive_float,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from scanner.core.catalogue import CATALOGUE
 from scanner.core.import_rows import ImportReport
@@ -335,16 +336,23 @@ def schedule_json(s: ScheduleRecord, next_ticks: Iterable[datetime]) -> JSON:
 # -- alert hooks -----------------------------------------------------------------------
 
 
-def hook_json(hook: HookRecord, *, secret: str | None = None) -> JSON:
+def hook_json(hook: HookRecord, *, secret: str | None = None, full_url: bool = False) -> JSON:
     """A hook without its secrets (``secret_set`` says whether one is set).
 
     ``secret``: the one the hook was just given (created or rotated), shown this once.
+    ``full_url``: for admins (the scope that manages hooks) and the local command line.
+    Anyone else sees the URL as scheme and host only: receivers put credentials in the
+    path (Slack's ``/services/…``, others alike) and the query (``?token=…``).
     """
+    if full_url:
+        url = hook.url if hook.kind is not HookKind.SLACK else _masked_slack_url(hook.url)
+    else:
+        url = hook_origin(hook.url)
     doc: JSON = {
         "id": hook.id,
         "name": hook.name,
         "kind": hook.kind.value,
-        "url": hook.url if hook.kind is not HookKind.SLACK else _masked_slack_url(hook.url),
+        "url": url,
         "github_signature": hook.github_signature,
         "event_kinds": list(hook.event_kinds),
         "min_severity": hook.min_severity.value if hook.min_severity else None,
@@ -362,6 +370,16 @@ def hook_json(hook: HookRecord, *, secret: str | None = None) -> JSON:
     if secret is not None:
         doc["secret"] = secret
     return doc
+
+
+def hook_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a hook URL, with no user information, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else ""
 
 
 def _masked_slack_url(url: str) -> str:
@@ -432,6 +450,7 @@ def audit_entry_json(e: AuditRecord) -> JSON:
         "id": e.id,
         "at": iso_utc(e.at),
         "actor": e.actor,
+        "token_id": e.token_id,
         "action": e.action,
         "target_type": e.target_type,
         "target_id": e.target_id,

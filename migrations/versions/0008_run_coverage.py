@@ -7,7 +7,7 @@ informational alone): past drift events are relabelled so ``regressions list``
 shows only regressions.
 
 Revision ID: 0008_run_coverage
-Revises: 0005_dashboard_sessions
+Revises: 0007_audit_token_id
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_run_coverage"
-down_revision: str | Sequence[str] | None = "0005_dashboard_sessions"
+down_revision: str | Sequence[str] | None = "0007_audit_token_id"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,10 +22,17 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from scanner.api.auth import auth_middleware
+from scanner.api.connections import GuardedRunner, make_guarded_runner
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
-from scanner.api.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
+from scanner.api.ratelimit import (
+    AUTH_GUARD,
+    RATE_LIMITER,
+    FailedAuthGuard,
+    RateLimiter,
+    rate_limit_middleware,
+)
 from scanner.api.requestid import install_request_ids, request_id_middleware
 from scanner.api.routes import add_routes
 from scanner.api.schemas import BODY_LIMIT_KEY, IMPORT_LIMIT_KEY, PAGE_MAX_KEY
@@ -35,6 +42,7 @@ from scanner.db.engine import Database
 from scanner.engine import Engine, ScanOptions, scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.settings import Settings
+from scanner.throttle import trusted_networks
 from scanner.usecases import Context
 from scanner.worker import Worker
 from scanner.worker.loop import EngineFactory
@@ -59,10 +67,15 @@ MAX_REQUEST_LINE_BYTES = 65_536
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner every deployment of the API uses (``serve``, tests): our HTTP limits."""
-    return web.AppRunner(
-        app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_line_size=MAX_REQUEST_LINE_BYTES
+def make_runner(app: web.Application) -> GuardedRunner:
+    """The runner every deployment of the API uses (``serve``, tests): our HTTP limits, and
+    the connection limits of the app's settings (scanner.api.connections), or the defaults
+    for an app that has none (the demo target)."""
+    return make_guarded_runner(
+        app,
+        app.get(SETTINGS) or Settings(),
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        max_line_size=MAX_REQUEST_LINE_BYTES,
     )
 
 
@@ -84,11 +97,21 @@ def create_app(
     its worker as a separate runtime component instead.
     """
     allowlist = CorsAllowlist(settings.api_cors_origins)
+    guard: FailedAuthGuard | None = None
+    if settings.api_auth_failures_per_minute > 0:
+        guard = FailedAuthGuard(
+            settings.api_auth_failures_per_minute, settings.api_auth_failure_burst
+        )
     middlewares = [
         request_id_middleware,  # first: every later log line of the request carries its id
         cors_middleware(allowlist),
         problems_middleware,
-        auth_middleware(lambda: app[DATABASE]),
+        auth_middleware(
+            lambda: app[DATABASE],
+            guard=guard,
+            context=lambda: app[CONTEXT],
+            trusted_proxies=trusted_networks(settings.api_trusted_proxies),
+        ),
     ]
     limiter: RateLimiter | None = None
     if settings.api_rate_limit_per_minute > 0:
@@ -103,6 +126,8 @@ def create_app(
     app[SETTINGS] = settings
     if limiter is not None:
         app[RATE_LIMITER] = limiter
+    if guard is not None:
+        app[AUTH_GUARD] = guard
     install_request_ids(app)
     app[BODY_LIMIT_KEY] = settings.max_body_bytes
     app[IMPORT_LIMIT_KEY] = settings.max_import_bytes
@@ -114,7 +139,8 @@ def create_app(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)
         )
     add_routes(app)
-    setup_dashboard(app, context=CONTEXT, worker=WORKER)  # the web dashboard at /
+    # The web dashboard at /; its sign-in counts failures with the API's guard.
+    setup_dashboard(app, context=CONTEXT, worker=WORKER, auth_guard=AUTH_GUARD)
     return app
 
 

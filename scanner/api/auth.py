@@ -5,20 +5,31 @@ Each route's :class:`scanner.api.schemas.Operation` names the scope it needs
 audit log; admin includes write, write includes read) or ``None`` for public
 routes (health, the OpenAPI document, the docs page). A missing, unknown or
 revoked token is 401 with ``WWW-Authenticate: Bearer``; a valid token without
-the scope is 403.
+the scope is 403. Unknown and revoked tokens are failures counted per client
+address (``scanner.throttle.FailedAuthGuard``): past the address's budget,
+429 with ``Retry-After`` before any lookup, and audited, throttled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from scanner.api.problems import Problem
 from scanner.api.schemas import operation_of
+from scanner.db import audit
 from scanner.db.engine import Database
-from scanner.db.tokens import TokenRecord, authenticate
+from scanner.db.tokens import TokenRecord, authenticate, hash_secret
+from scanner.throttle import (
+    FailedAuthGuard,
+    Network,
+    admission,
+    client_address,
+    note_failure,
+)
+from scanner.usecases import Context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,8 +53,23 @@ def bearer_secret(header: str | None) -> str | None:
 
 def auth_middleware(
     database: Callable[[], Database],
+    *,
+    guard: FailedAuthGuard | None = None,
+    context: Callable[[], Context] | None = None,
+    trusted_proxies: Sequence[Network] = (),
 ) -> Middleware:
-    """Authenticate requests to scoped operations; ``database`` returns the app's handle."""
+    """Authenticate requests to scoped operations; ``database`` returns the app's handle.
+    With ``guard``, failures are limited per client address and audited through
+    ``context`` (module docstring)."""
+
+    async def failed(address: str, digest: str) -> Problem:
+        if guard is not None:
+            await note_failure(guard, context() if context else None, address, digest)
+        return Problem(
+            "unauthorized",
+            "the token is unknown or revoked",
+            headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -58,15 +84,27 @@ def auth_middleware(
                 "send Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": REALM},
             )
+        digest = hash_secret(secret)
+        address = client_address(
+            request.remote, request.headers.getall("X-Forwarded-For", []), trusted_proxies
+        )
+        if guard is not None:
+            seconds = await admission(guard, database(), address, digest)
+            if seconds:
+                raise Problem(
+                    "rate_limited",
+                    f"too many failed authentications from {address}; retry in {seconds} s",
+                    headers={"Retry-After": str(seconds)},
+                )
+            if guard.is_unknown(digest):
+                raise await failed(address, digest)
         db = database()
         async with db.session() as session, session.begin():
             token = await authenticate(session, secret)
         if token is None:
-            raise Problem(
-                "unauthorized",
-                "the token is unknown or revoked",
-                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
-            )
+            raise await failed(address, digest)
+        if guard is not None:
+            guard.succeeded(address, digest)
         if not token.allows(needed):
             raise Problem(
                 "forbidden",
@@ -78,7 +116,8 @@ def auth_middleware(
                 },
             )
         request[TOKEN_KEY] = token
-        return await handler(request)
+        with audit.acting_token(token.id):
+            return await handler(request)
 
     return middleware
 

@@ -12,74 +12,33 @@ The state is in-process (each API replica counts on its own: with N
 replicas a token gets up to N times the limit) and bounded: at most
 ``max_keys`` buckets, the least recently used dropped first. A dropped
 bucket comes back full, which only ever errs towards allowing.
+
+Failed authentication has its own limit per client address:
+``scanner.throttle.FailedAuthGuard``.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from scanner.api.auth import TOKEN_KEY
 from scanner.api.problems import Problem
-from scanner.errors import ConfigError
-
-DEFAULT_MAX_KEYS = 10_000
+from scanner.throttle import (
+    AUTH_AUDIT_WINDOW_S,
+    UNKNOWN_TOKEN_TTL_S,
+    FailedAuthGuard,
+    RateLimiter,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class RateLimiter:
-    """Token buckets keyed by anything hashable (the API uses token ids).
-
-    ``clock`` returns seconds (monotonic); it is a parameter so tests and
-    callers decide what time is.
-    """
-
-    def __init__(
-        self,
-        per_minute: int,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = DEFAULT_MAX_KEYS,
-    ) -> None:
-        if per_minute <= 0 or burst <= 0 or max_keys <= 0:
-            raise ConfigError(
-                f"rate limit: per_minute, burst and max_keys must be above 0, got "
-                f"{per_minute}, {burst}, {max_keys}"
-            )
-        self.per_minute = per_minute
-        self.burst = burst
-        self._rate = per_minute / 60.0  # requests per second
-        self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: Hashable) -> float:
-        """Spend one request of ``key``'s bucket: 0.0 if allowed, else seconds until it would be."""
-        now = self._clock()
-        tokens, updated = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + max(0.0, now - updated) * self._rate)
-        if tokens >= 1.0:
-            tokens -= 1.0
-            wait = 0.0
-        else:
-            wait = (1.0 - tokens) / self._rate
-        self._buckets[key] = (tokens, now)  # re-inserted last: most recently used
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-        return wait
-
-
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+AUTH_GUARD = web.AppKey("auth_guard", FailedAuthGuard)
 
 
 def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
@@ -102,3 +61,14 @@ def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
         return await handler(request)
 
     return middleware
+
+
+__all__ = [
+    "AUTH_AUDIT_WINDOW_S",
+    "AUTH_GUARD",
+    "RATE_LIMITER",
+    "UNKNOWN_TOKEN_TTL_S",
+    "FailedAuthGuard",
+    "RateLimiter",
+    "rate_limit_middleware",
+]

@@ -646,7 +646,13 @@ def decode_json(raw: bytes) -> Any:
             "invalid_json", f"the JSON nests {depth} levels deep; the limit is {MAX_JSON_DEPTH}"
         )
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as exc:
         raise Problem(
             "invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -681,6 +687,27 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constants(name: str) -> Any:
     raise _BadJSON(f"{name} is not valid JSON")
+
+
+# No field takes more than a 64-bit integer; Python itself refuses to convert beyond 4300
+# digits, with a ValueError that is not a JSON error (it was a 500).
+MAX_JSON_INT_DIGITS = 32
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise _BadJSON(
+            f"a {digits}-digit integer is out of range (at most {MAX_JSON_INT_DIGITS} digits)"
+        )
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _BadJSON(f"the number {text[:40]} is out of range")
+    return value
 
 
 def _max_depth(text: str) -> int:

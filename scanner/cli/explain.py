@@ -29,7 +29,7 @@ from scanner.core.browser import (
     preflight_request_headers,
     unsafe_request_header_names,
 )
-from scanner.core.headers import Headers
+from scanner.core.headers import MIN_ECHOED_SECRET, REDACTED, Headers
 from scanner.core.observation import Observation
 from scanner.core.origin import Origin
 from scanner.core.plan import PROBE_COOKIE, ProbeKind, ProbeRequest
@@ -316,6 +316,16 @@ def fixes(request: CorsRequest, reason: str) -> list[str]:
     return out
 
 
+def _scrub(request: CorsRequest, text: str) -> str:
+    """``text`` with the page's own header values (``--header``: credentials, API keys)
+    redacted, wherever a target that echoes them put them (a verdict quotes headers)."""
+    values = sorted({v for _, v in request.headers if len(v) >= MIN_ECHOED_SECRET}, key=len)
+    for value in reversed(values):
+        text = text.replace(value, REDACTED)
+        text = text.replace(json.dumps(value)[1:-1], REDACTED)  # as escaped in JSON
+    return text
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     request = build_request(args)
     if args.url:
@@ -324,7 +334,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = eventloop.run(explain_live(request, validate_url(args.url), args, settings))
         if isinstance(result, Observation):
             print(
-                f"cors-scanner: no response from {args.url}: {result.error}: {result.error_detail}",
+                _scrub(
+                    request,
+                    f"cors-scanner: no response from {args.url}: {result.error}: "
+                    f"{result.error_detail}",
+                ),
                 file=sys.stderr,
             )
             return EXIT_NOTHING_PROBED
@@ -332,9 +346,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         explanation = explain_offline(request, args)
     if args.format == "json":
-        print(json.dumps(_as_json(explanation), indent=2))
+        print(_scrub(request, json.dumps(_as_json(explanation), indent=2)))
     else:
-        print(_as_text(explanation))
+        print(_scrub(request, _as_text(explanation)))
     return EXIT_OK if explanation.verdict.readable else EXIT_FINDINGS
 
 

@@ -381,7 +381,7 @@ def _hooks_add(args: argparse.Namespace, settings: Settings) -> int:
         owners=tuple(args.owner),
     )
     made = run_use_cases(settings, lambda ctx: hooks.create_hook(ctx, data, actor=ACTOR))
-    doc = shapes.hook_json(made.hook, secret=made.secret)
+    doc = shapes.hook_json(made.hook, secret=made.secret, full_url=True)
     out = Output(settings)
     if args.format == "json":
         out.json(doc)
@@ -393,13 +393,15 @@ def _hooks_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _hooks_list(args: argparse.Namespace, settings: Settings) -> int:
-    docs = [shapes.hook_json(h) for h in run_use_cases(settings, hooks.list_hooks)]
+    docs = [shapes.hook_json(h, full_url=True) for h in run_use_cases(settings, hooks.list_hooks)]
     Output(settings).listing(args.format, docs, _HOOK_COLUMNS, empty="no hooks")
     return EXIT_OK
 
 
 def _hooks_show(args: argparse.Namespace, settings: Settings) -> int:
-    doc = shapes.hook_json(run_use_cases(settings, lambda ctx: hooks.get_hook(ctx, args.id)))
+    doc = shapes.hook_json(
+        run_use_cases(settings, lambda ctx: hooks.get_hook(ctx, args.id)), full_url=True
+    )
     Output(settings).show(args.format, doc, record_pairs(doc))
     return EXIT_OK
 

@@ -44,6 +44,7 @@ from aiohttp import web
 
 from scanner.alerts.dispatcher import Dispatcher
 from scanner.api.app import create_app, make_runner
+from scanner.api.connections import open_file_limit, raise_open_file_limit
 from scanner.cli import EXIT_OK
 from scanner.cli.database import connect, database_location
 from scanner.db.engine import Database
@@ -124,6 +125,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = True) -> int:
     """Run the API (and the scheduler and a worker, unless told not to) until stopped."""
     log.info("database: %s", database_location(settings))
+    # Each API connection is a descriptor: take the whole allowance the operator gave
+    # (LimitNOFILE / ulimit -Hn) before the connection budget is derived from it.
+    raise_open_file_limit()
     database = await connect(settings, create=True)
     try:
         await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
@@ -219,6 +223,15 @@ class ApiServer:
         app = create_app(self._settings, database=self._database, embedded_worker=False)
         runner = make_runner(app)
         await runner.setup()
+        limits = runner.guard.limits
+        log.info(
+            "API connections: at most %d open, %g s to send a request head, %g s idle "
+            "keep-alive (open-file limit %s)",
+            limits.max_connections,
+            limits.header_timeout,
+            limits.keepalive_timeout,
+            open_file_limit() or "unlimited",
+        )
         try:
             site = web.TCPSite(runner, self._settings.host, self._settings.port)
             await site.start()

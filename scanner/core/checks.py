@@ -184,7 +184,7 @@ def _evidence(result: ProbeResult, verdict: str = "") -> Evidence:
         status=obs.status,
         response_headers=obs.public_headers,
         error=obs.error.value if obs.error else None,
-        verdict=verdict + (_LENIENT_NOTE if obs.raw_lines else ""),
+        verdict=req.scrub(verdict + (_LENIENT_NOTE if obs.raw_lines else "")),
         response_raw_lines=obs.public_raw_lines,
     )
 

@@ -38,7 +38,7 @@ from scanner.core.browser import (
     normalize_method,
     preflight_request_headers,
 )
-from scanner.core.headers import Headers
+from scanner.core.headers import MIN_ECHOED_SECRET, REDACTED, Headers
 from scanner.core.origin import Origin
 from scanner.core.policy import Policy
 from scanner.core.variants import ProbeOrigin, VariantKind
@@ -130,6 +130,14 @@ class ProbeRequest:
     def public_headers(self) -> Headers:
         """``headers`` with secret values redacted: what reports and storage may show."""
         return self.headers.redacted(self.secret_headers, self.secret_values)
+
+    def scrub(self, text: str) -> str:
+        """``text`` (anything the target's answer went into: a reason phrase, an error, a
+        verdict quoting a header) with every secret value of this probe redacted."""
+        for secret in sorted(self.secret_values, key=len, reverse=True):
+            if len(secret) >= MIN_ECHOED_SECRET and secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
 
     @property
     def credentialed(self) -> bool:

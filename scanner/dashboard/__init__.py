@@ -33,6 +33,7 @@ from scanner.dashboard import formatting
 from scanner.dashboard.routes import add_routes
 from scanner.dashboard.security import CSP_REPORTS, MAX_KEPT_REPORTS, dashboard_middleware
 from scanner.dashboard.wiring import WIRING, Wiring
+from scanner.throttle import FailedAuthGuard
 from scanner.usecases import Context
 from scanner.worker import Worker
 
@@ -41,7 +42,11 @@ STATIC = files("scanner.dashboard") / "static"
 
 
 def setup_dashboard(
-    app: web.Application, *, context: web.AppKey[Context], worker: web.AppKey[Worker]
+    app: web.Application,
+    *,
+    context: web.AppKey[Context],
+    worker: web.AppKey[Worker],
+    auth_guard: web.AppKey[FailedAuthGuard] | None = None,
 ) -> None:
     """Mount the dashboard on ``app`` (before it starts), given the app's keys of its parts."""
     env = aiohttp_jinja2.setup(
@@ -55,7 +60,7 @@ def setup_dashboard(
     env.filters.update(formatting.FILTERS)
     env.globals.update(formatting.GLOBALS)
     app[CSP_REPORTS] = deque(maxlen=MAX_KEPT_REPORTS)
-    app[WIRING] = Wiring(context=context, worker=worker)
+    app[WIRING] = Wiring(context=context, worker=worker, auth_guard=auth_guard)
     app.middlewares.append(dashboard_middleware)
     add_routes(app, str(STATIC))
 

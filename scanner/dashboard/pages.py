@@ -272,17 +272,18 @@ async def list_regressions(ctx: Context, *, limit: int, cursor: str | None) -> L
     return ListPage(items, page.next_cursor)
 
 
-async def list_hooks(ctx: Context) -> list[JSON]:
-    """Every alert hook (never its secrets)."""
-    return [shapes.hook_json(h) for h in await hooks.list_hooks(ctx)]
+async def list_hooks(ctx: Context, *, full_url: bool) -> list[JSON]:
+    """Every alert hook (never its secrets; URLs in full for admins only)."""
+    return [shapes.hook_json(h, full_url=full_url) for h in await hooks.list_hooks(ctx)]
 
 
 async def hook_page(
-    ctx: Context, hook_id: int, *, limit: int, cursor: str | None
+    ctx: Context, hook_id: int, *, limit: int, cursor: str | None, full_url: bool
 ) -> tuple[JSON, ListPage]:
-    """A hook and one page of its deliveries, each with its attempts."""
+    """A hook (its URL in full for admins only) and one page of its deliveries, each with
+    its attempts."""
     hook = await hooks.get_hook(ctx, hook_id)
     page = await hooks.list_deliveries(ctx, hook_id, limit=limit, cursor=cursor)
-    return shapes.hook_json(hook), ListPage(
+    return shapes.hook_json(hook, full_url=full_url), ListPage(
         [shapes.delivery_json(d) for d in page.items], page.next_cursor
     )

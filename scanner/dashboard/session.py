@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from scanner.db import audit
 from scanner.db.sessions import DashboardSession
 from scanner.db.tokens import Scope
 from scanner.settings import Settings
@@ -221,7 +222,8 @@ def requires(scope: Scope) -> Callable[[Handler], Handler]:
             if request.method == "POST":
                 check_same_origin(request)
                 check_csrf(request, await request.post(), found)
-            return await handler(request)
+            with audit.acting_token(found.token.id):
+                return await handler(request)
 
         return guarded
 

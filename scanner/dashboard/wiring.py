@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from scanner.throttle import FailedAuthGuard
 from scanner.usecases import Context
 from scanner.worker import Worker
 
@@ -22,6 +23,8 @@ class Wiring:
 
     context: web.AppKey[Context]
     worker: web.AppKey[Worker]
+    # The API's failed-authentication guard, when it has one: sign-ins count there too.
+    auth_guard: web.AppKey[FailedAuthGuard] | None = None
 
 
 WIRING = web.AppKey("dashboard_wiring", Wiring)
@@ -30,6 +33,12 @@ WIRING = web.AppKey("dashboard_wiring", Wiring)
 def context(app: web.Application) -> Context:
     """What the use cases run against (database, settings, clock), set when the app starts."""
     return app[app[WIRING].context]
+
+
+def auth_guard(app: web.Application) -> FailedAuthGuard | None:
+    """The application's failed-authentication guard, or None (no limit configured)."""
+    key = app[WIRING].auth_guard
+    return app[key] if key is not None and key in app else None
 
 
 def wake_worker(app: web.Application) -> None:

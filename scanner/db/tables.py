@@ -186,13 +186,15 @@ class ApiTokenRow(Base):
 
 
 class AuditLogRow(Base):
-    """One write, by whom (token name or ``cli``), on what."""
+    """One write, by whom (token name or ``cli``, and the token's id), on what."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(TOKEN_NAME_LENGTH))
+    # The API token that made the change; None for the CLI, serve and anonymous clients.
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     action: Mapped[str] = mapped_column(String(100))
     target_type: Mapped[str] = mapped_column(String(50))
     target_id: Mapped[str | None] = mapped_column(String(200))

@@ -89,11 +89,24 @@ def _record(row: ApiTokenRow) -> TokenRecord:
     )
 
 
+# Actors the audit log names that are not tokens: a token by one of these names would pose
+# as the command line, `serve`, or an unauthenticated client there.
+RESERVED_NAMES = frozenset({"cli", "serve", "unauthenticated"})
+
+
 def _validate(name: object, scopes: Iterable[Scope | str]) -> tuple[str, frozenset[Scope]]:
     errors: list[FieldError] = []
     clean_name = name.strip() if isinstance(name, str) else ""
     if not clean_name:
         errors.append(FieldError("name", "a token needs a name (who or what uses it)"))
+    elif clean_name.casefold() in RESERVED_NAMES:
+        errors.append(
+            FieldError(
+                "name",
+                f"{clean_name!r} is reserved: the audit log uses it for "
+                f"{'the command line' if clean_name.casefold() == 'cli' else 'the service itself'}",
+            )
+        )
     elif len(clean_name) > TOKEN_NAME_LENGTH:
         errors.append(FieldError("name", f"at most {TOKEN_NAME_LENGTH} characters"))
     elif not clean_name.isprintable():
@@ -171,6 +184,14 @@ async def authenticate(
         )
         await session.refresh(row)
     return _record(row)
+
+
+async def active_token_hashes(session: AsyncSession) -> frozenset[str]:
+    """The hashes of every token not revoked (a handful of rows: one per issued token)."""
+    rows = await session.scalars(
+        select(ApiTokenRow.token_hash).where(ApiTokenRow.revoked_at.is_(None))
+    )
+    return frozenset(rows)
 
 
 async def list_tokens(session: AsyncSession) -> list[TokenRecord]:

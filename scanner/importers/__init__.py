@@ -72,12 +72,17 @@ def parse_import(
     fmt: ImportFormat | str,
     *,
     max_bytes: int,
+    max_rows: int,
     base_url: str | None = None,
 ) -> ParsedImport:
     """Parse an import file. ``base_url`` resolves relative OpenAPI server URLs.
 
     A JSON or YAML file that turns out to be an OpenAPI document (it has an
-    ``openapi`` key) is read as one.
+    ``openapi`` key) is read as one. Every format has the same two caps: at most
+    ``max_bytes`` bytes (checked before anything is decoded) and at most ``max_rows``
+    rows (records of a CSV file, items of a JSON or YAML list, endpoints an OpenAPI
+    document yields: servers x operations), counted while reading, so an oversized file
+    is refused before its rows are built. Over either: ``InputError`` saying which cap.
     """
     try:
         kind = ImportFormat(fmt)
@@ -86,13 +91,15 @@ def parse_import(
     check_size(data, max_bytes)
     text = decode(data)
     if kind is ImportFormat.CSV:
-        rows, errors = tabular.parse_csv(text)
+        rows, errors = tabular.parse_csv(text, max_rows=max_rows)
     elif kind is ImportFormat.OPENAPI:
-        rows, errors = openapi.parse_openapi(openapi.load_openapi(text), base_url=base_url)
+        rows, errors = openapi.parse_openapi(
+            openapi.load_openapi(text), base_url=base_url, max_rows=max_rows
+        )
     else:
         document = load_json(text) if kind is ImportFormat.JSON else load_yaml(text)
         if isinstance(document, dict) and "openapi" in document:
-            rows, errors = openapi.parse_openapi(document, base_url=base_url)
+            rows, errors = openapi.parse_openapi(document, base_url=base_url, max_rows=max_rows)
         else:
-            rows, errors = tabular.parse_objects(document, kind.value.upper())
+            rows, errors = tabular.parse_objects(document, kind.value.upper(), max_rows=max_rows)
     return ParsedImport(rows=tuple(rows), errors=tuple(errors))

@@ -44,11 +44,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ";".join(value)
     if isinstance(value, dict):  # request headers: a JSON object in one cell
         return json.dumps(value, ensure_ascii=False) if value else ""
-    text = str(value)
+    # A joined list is one cell too: "-X;GET" (allowed_methods) runs as a formula as well.
+    text = ";".join(value) if isinstance(value, list | tuple) else str(value)
     if text.startswith(_FORMULA_START):
         return "'" + text
     return text

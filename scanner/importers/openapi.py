@@ -29,7 +29,7 @@ from scanner.core.endpoints import canonical_url
 from scanner.core.import_rows import ImportRow, RowError
 from scanner.errors import InputError, InvalidURL
 from scanner.hostnames import uts46_host_encoder
-from scanner.importers.documents import load_json, load_yaml
+from scanner.importers.documents import load_json, load_yaml, too_many_rows
 from scanner.importers.tabular import build_row
 
 OPERATION_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
@@ -45,12 +45,13 @@ def load_openapi(text: str) -> Any:
 
 
 def parse_openapi(
-    document: Any, *, base_url: str | None = None
+    document: Any, *, base_url: str | None = None, max_rows: int | None = None
 ) -> tuple[list[ImportRow], list[RowError]]:
     """The endpoints of an OpenAPI 3.x document (see module docstring).
 
-    ``InputError`` when the document is not OpenAPI 3.x or ``base_url`` is
-    not an absolute http(s) URL; per-operation problems are row errors.
+    ``InputError`` when the document is not OpenAPI 3.x, ``base_url`` is not an
+    absolute http(s) URL, or it yields more than ``max_rows`` endpoints (a few servers
+    times many operations multiply); per-operation problems are row errors.
     """
     if not isinstance(document, dict):
         raise InputError("an OpenAPI document is an object with 'openapi', 'info' and 'paths'")
@@ -74,6 +75,7 @@ def parse_openapi(
     rows: list[ImportRow] = []
     errors: list[RowError] = []
     number = 0
+    yielded = 0
     for path, raw_item in paths.items():
         item = resolver.resolve(raw_item)
         if not isinstance(item, dict):
@@ -97,6 +99,9 @@ def parse_openapi(
             except _OperationError as exc:
                 errors.append(RowError(number, exc.field, f"{label}: {exc.message}"))
                 continue
+            yielded += len(urls)
+            if max_rows is not None and yielded > max_rows:
+                raise too_many_rows(max_rows, "endpoints (servers x operations)")
             for url in urls:
                 values: dict[str, Any] = {"method": method.upper(), "url": url}
                 name = operation.get("operationId") or operation.get("summary")

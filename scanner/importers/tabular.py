@@ -42,7 +42,7 @@ from scanner.core.import_rows import ImportRow, RowError
 from scanner.core.policy_layers import POLICY_FIELDS, PolicyFields
 from scanner.errors import InputError, ValidationError
 from scanner.hostnames import uts46_host_encoder
-from scanner.importers.documents import load_json, load_yaml
+from scanner.importers.documents import load_json, load_yaml, too_many_rows
 
 COLUMNS: tuple[str, ...] = ENDPOINT_FIELDS + POLICY_FIELDS
 _LIST_COLUMNS = frozenset(
@@ -136,8 +136,9 @@ def build_row(row: int, values: Mapping[str, Any]) -> tuple[ImportRow | None, li
 # -- CSV ---------------------------------------------------------------------
 
 
-def parse_csv(text: str) -> tuple[list[ImportRow], list[RowError]]:
-    """Rows of a CSV inventory (see module docstring)."""
+def parse_csv(text: str, *, max_rows: int | None = None) -> tuple[list[ImportRow], list[RowError]]:
+    """Rows of a CSV inventory (see module docstring); ``InputError`` past ``max_rows``
+    records (blank lines do not count)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
@@ -160,6 +161,7 @@ def parse_csv(text: str) -> tuple[list[ImportRow], list[RowError]]:
 
     rows: list[ImportRow] = []
     errors: list[RowError] = []
+    records = 0
     while True:
         # A quoted cell can span lines: name the line the record starts on.
         line = reader.line_num + 1
@@ -171,6 +173,9 @@ def parse_csv(text: str) -> tuple[list[ImportRow], list[RowError]]:
             raise InputError(f"invalid CSV at line {reader.line_num}: {exc}") from None
         if not any(c.strip() for c in cells):
             continue
+        records += 1
+        if max_rows is not None and records > max_rows:
+            raise too_many_rows(max_rows)
         if len(cells) != len(columns):
             errors.append(
                 RowError(
@@ -239,11 +244,17 @@ def _typed_object(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_objects(document: Any, what: str) -> tuple[list[ImportRow], list[RowError]]:
-    """Rows of a parsed JSON or YAML inventory (``what`` names the format in errors)."""
+def parse_objects(
+    document: Any, what: str, *, max_rows: int | None = None
+) -> tuple[list[ImportRow], list[RowError]]:
+    """Rows of a parsed JSON or YAML inventory (``what`` names the format in errors);
+    ``InputError`` when the list has more than ``max_rows`` items."""
     rows: list[ImportRow] = []
     errors: list[RowError] = []
-    for number, item in enumerate(_items(document, what), start=1):
+    items = _items(document, what)
+    if max_rows is not None and len(items) > max_rows:
+        raise too_many_rows(max_rows)
+    for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             errors.append(RowError(number, None, f"expected an object, not {type(item).__name__}"))
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -75,6 +75,24 @@ def finding_to_json(f: Finding) -> JSON:
 
 
 def probe_to_json(result: ProbeResult) -> JSON:
+    """One probe as reports and storage show it: every text the target's answer went into
+    (reason phrase, errors, verdicts) with the probe's secret header values redacted."""
+    doc = _probe_doc(result)
+    secrets = result.observation.request.secret_values
+    return _scrubbed(doc, result.observation.request.scrub) if secrets else doc
+
+
+def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
+
+
+def _probe_doc(result: ProbeResult) -> JSON:
     obs = result.observation
     req = obs.request
     verdict: JSON | None

@@ -193,7 +193,12 @@ async def import_endpoints(
     """
     # Parsing a large YAML document takes a while: keep the event loop free.
     parsed = await asyncio.to_thread(
-        parse_import, data, fmt, max_bytes=ctx.settings.max_import_bytes, base_url=base_url
+        parse_import,
+        data,
+        fmt,
+        max_bytes=ctx.settings.max_import_bytes,
+        max_rows=ctx.settings.max_import_rows,
+        base_url=base_url,
     )
     async with ctx.transaction() as session:
         applied = await _apply_rows(session, parsed.rows, dry_run=dry_run)

@@ -45,6 +45,7 @@ async def sign_in(ctx: Context, token_secret: str) -> SignedIn | None:
             target_type="token",
             target_id=str(token.id),
             detail={"session": opened.id, "expires_at": opened.expires_at.isoformat()},
+            token_id=token.id,
         )
     return SignedIn(opened, secret)
 

@@ -91,6 +91,24 @@ async def first_admin_token(ctx: Context, *, actor: str, mint: bool = True) -> F
     return FirstStart(TokenTable.EMPTY, NewToken(record, secret))
 
 
+AUTH_FAILURE_ACTOR = "unauthenticated"
+
+
+async def record_auth_failures(ctx: Context, *, address: str, failures: int) -> None:
+    """Audit failed authentication from ``address`` as ``auth.failure``: ``failures``
+    unknown or revoked tokens since its previous entry (the API writes at most one entry
+    per address a minute)."""
+    async with ctx.transaction() as session:
+        await audit.record(
+            session,
+            actor=AUTH_FAILURE_ACTOR,
+            action="auth.failure",
+            target_type="client",
+            target_id=address,
+            detail={"failures": failures, "reason": "unknown or revoked token"},
+        )
+
+
 async def list_tokens(ctx: Context) -> list[TokenRecord]:
     """Every token, revoked ones included, oldest first (never their secrets)."""
     async with ctx.transaction() as session:

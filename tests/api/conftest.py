@@ -28,8 +28,12 @@ async def serve_api(database: Database) -> AsyncIterator[ApiFactory]:
     stack: list[tuple[TestServer, TestClient[web.Request, web.Application]]] = []
     tokens = await make_tokens(database)
 
-    async def start(*, engine_factory: Any = None, **overrides: Any) -> Api:
-        extra = {} if engine_factory is None else {"engine_factory": engine_factory}
+    async def start(
+        *, engine_factory: Any = None, embedded_worker: bool = True, **overrides: Any
+    ) -> Api:
+        extra: dict[str, Any] = {"embedded_worker": embedded_worker}
+        if engine_factory is not None:
+            extra["engine_factory"] = engine_factory
         app = create_app(api_settings(database, **overrides), database=database, **extra)
         server = TestServer(app, host="127.0.0.1")
         client: TestClient[web.Request, web.Application] = TestClient(server)

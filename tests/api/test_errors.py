@@ -51,8 +51,30 @@ async def test_semantic_and_structural_errors_are_reported_together(api: Api) ->
         (b"[" * 10_000 + b"]" * 10_000, "invalid_json", "nests 10000 levels"),
         (b'{"url": "https://a.test/\xff"}', "invalid_encoding", "not UTF-8"),
         (b"", "invalid_json", "Expecting value"),
+        # Python refuses int() past 4300 digits with a ValueError: this was a 500.
+        (
+            b'{"url": "https://a.test/", "max_age": ' + b"9" * 5000 + b"}",
+            "invalid_json",
+            "5000-digit integer is out of range",
+        ),
+        (
+            b'{"url": "https://a.test/", "max_age": -' + b"9" * 5000 + b"}",
+            "invalid_json",
+            "5000-digit",
+        ),
+        (b'{"url": "https://a.test/", "max_age": 1e999}', "invalid_json", "out of range"),
     ],
-    ids=["truncated", "duplicate-key", "nan", "deep", "bad-utf8", "empty"],
+    ids=[
+        "truncated",
+        "duplicate-key",
+        "nan",
+        "deep",
+        "bad-utf8",
+        "empty",
+        "huge-int",
+        "huge-negative-int",
+        "infinite-float",
+    ],
 )
 async def test_unreadable_bodies_are_400(api: Api, body: bytes, code: str, detail: str) -> None:
     reply = await api.call(

@@ -205,3 +205,21 @@ async def test_openapi_documents_the_hook_routes(api: Api) -> None:
         "/api/v1/deliveries/{id}/redeliver",
     ):
         assert path in doc["paths"], path
+
+
+async def test_only_admins_see_a_hook_url_beyond_its_scheme_and_host(serve_api: Any) -> None:
+    api: Api = await serve_api(hook_allow_loopback=True)
+    secret_url = "http://127.0.0.1:9/hooks/T0K3N-in-path?token=s3cr3t&x=1"
+    made = await api.post("/api/v1/hooks", {"name": "ci", "kind": "webhook", "url": secret_url})
+    assert made.status == 201, made.text
+    assert made.body["url"] == secret_url  # the admin who made it
+    hook_id = made.body["id"]
+    for who in ("read", "write"):
+        listed = await api.get("/api/v1/hooks", token=who)
+        one = await api.get(f"/api/v1/hooks/{hook_id}", token=who)
+        assert [h["url"] for h in listed.body["items"]] == ["http://127.0.0.1:9"], who
+        assert one.body["url"] == "http://127.0.0.1:9", who
+        for reply in (listed, one):
+            assert "T0K3N" not in reply.text
+            assert "s3cr3t" not in reply.text
+    assert (await api.get(f"/api/v1/hooks/{hook_id}", token="admin")).body["url"] == secret_url

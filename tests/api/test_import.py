@@ -173,6 +173,24 @@ async def test_import_refusals(serve_api: Any) -> None:
     yaml_alias = await send(api, "- &a {url: 'https://a.test/'}\n- *a\n", "application/yaml")
     assert yaml_alias.status == 400
 
+    yaml_merge = await send(api, "- url: https://a.test/\n  <<: {name: n}\n", "application/yaml")
+    assert yaml_merge.status == 400
+    assert "merge keys (<<) are not allowed" in yaml_merge.problem["detail"]
+
     denied = await send(api, "url\nhttps://a.acme.test/\n", "text/csv", token="read")
     assert denied.status == 403
     assert (await api.get("/api/v1/endpoints")).body["items"] == []
+
+
+async def test_an_import_over_the_row_cap_is_refused_as_a_whole(serve_api: Any) -> None:
+    api = await serve_api(max_import_rows=2)
+    three = "url\nhttps://a.acme.test/\nhttps://b.acme.test/\nhttps://c.acme.test/\n"
+    refused = await send(api, three, "text/csv")
+    assert refused.status == 400
+    assert refused.problem["code"] == "invalid_input"
+    assert "more than 2 rows" in refused.problem["detail"]
+    assert "CORS_SCANNER_MAX_IMPORT_ROWS" in refused.problem["detail"]
+    assert (await api.get("/api/v1/endpoints")).body["items"] == []  # nothing half-imported
+    two = await send(api, three.rsplit("https://c", 1)[0], "text/csv")
+    assert two.status == 200
+    assert two.body["summary"]["created"] == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -134,3 +135,38 @@ async def test_readyz_fails_when_the_database_is_unreachable(unused_tcp_port: in
     assert reply.status == 503
     assert reply.problem["code"] == "not_ready"
     assert reply.problem["checks"] == {"database": "unreachable"}
+
+
+async def test_readyz_shows_anyone_generic_text_and_logs_the_cause(
+    tmp_path: Path, unused_tcp_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scanner.db.engine import create_engine
+
+    # A database that is down, and a "database" file that is not one (its error has SQL).
+    garbage = tmp_path / "not-a-database.db"
+    garbage.write_bytes(b"this is not SQLite" * 1000)
+    urls = [
+        f"postgresql+asyncpg://postgres@127.0.0.1:{unused_tcp_port}/gone",
+        f"sqlite+aiosqlite:///{garbage}",
+    ]
+    for url in urls:
+        broken = Database(create_engine(url), url)
+        app = create_app(api_settings(broken), database=broken, embedded_worker=False)
+        caplog.clear()
+        try:
+            async with (
+                TestServer(app, host="127.0.0.1") as server,
+                TestClient(server) as client,
+                client.get("/readyz") as response,
+            ):
+                reply = await read(response)
+        finally:
+            await broken.close()
+        assert reply.status == 503
+        detail = reply.problem["detail"]
+        assert detail == "the database is unreachable; the service's log says why"
+        for leak in ("SQL", "SELECT", "alembic", str(unused_tcp_port), "Errno", "file is not"):
+            assert leak not in reply.text, (url, leak)
+        logged = [r.getMessage() for r in caplog.records if r.name == "scanner.api.system"]
+        assert len(logged) == 1
+        assert logged[0].startswith("not ready: cannot read the schema version")

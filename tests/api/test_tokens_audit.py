@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tests.api.client import Api
 
@@ -73,3 +74,45 @@ async def test_audit_pagination(api: Api) -> None:
     assert len(every) == 7
     assert all(e["at"].endswith("Z") for e in every)
     assert every[0]["detail"] == {"method": "GET", "url": "https://a.acme.test/6"}
+
+
+async def test_audit_entries_name_the_token_by_id_and_cli_is_reserved(serve_api: Any) -> None:
+    api: Api = await serve_api(hook_allow_loopback=True)
+    # Two tokens with one name: only the id tells them apart.
+    first = (await api.post(TOKENS, {"name": "deploy", "scopes": ["admin"]})).body
+    second = (await api.post(TOKENS, {"name": "deploy", "scopes": ["admin"]})).body
+    for made in (first, second):
+        reply = await api.post(
+            "/api/v1/endpoints",
+            {"url": f"https://t{made['token']['id']}.acme.test/"},
+            token=made["secret"],
+        )
+        assert reply.status == 201
+    hook = await api.post(
+        "/api/v1/hooks",
+        {"name": "h", "kind": "webhook", "url": "http://127.0.0.1:9/h"},
+        token=second["secret"],
+    )
+    assert hook.status == 201
+    tested = await api.post(f"/api/v1/hooks/{hook.body['id']}/test", token=second["secret"])
+    assert tested.status in (200, 201, 202), tested.text
+    entries = (await api.get("/api/v1/audit")).body["items"]
+    by_action = [(e["action"], e["actor"], e["token_id"]) for e in entries[:4]]
+    assert by_action == [
+        ("hook.test", "deploy", second["token"]["id"]),
+        ("hook.create", "deploy", second["token"]["id"]),
+        ("endpoint.create", "deploy", second["token"]["id"]),
+        ("endpoint.create", "deploy", first["token"]["id"]),
+    ]
+    admin_id = next(
+        t["id"] for t in (await api.get(TOKENS)).body["items"] if t["name"] == "admin-bot"
+    )
+    created_entry = next(e for e in entries if e["action"] == "token.create")
+    assert created_entry["token_id"] == admin_id
+
+    # A token may not take a name the audit log uses for something that is not a token.
+    for name in ("cli", "CLI", " cli ", "serve", "unauthenticated"):
+        refused = await api.post(TOKENS, {"name": name, "scopes": ["read"]})
+        assert refused.status == 422, name
+        assert refused.fields() == ["name"]
+        assert "reserved" in refused.text

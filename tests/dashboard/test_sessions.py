@@ -112,6 +112,26 @@ async def test_a_wrong_token_is_refused_and_makes_no_session(
         assert page.headers["Location"] == "/login?next=/"
 
 
+async def test_wrong_tokens_at_sign_in_share_the_api_failure_budget_of_their_address(
+    dash: Dashboard, http: aiohttp.ClientSession
+) -> None:
+    # The API's default budget: 30 failures per address, then 429 before any lookup.
+    statuses = [(await sign_in(http, f"csk_{n:043d}")).status for n in range(31)]
+    assert statuses == [401] * 30 + [429]
+    refused = await sign_in(http, "csk_" + "y" * 43)
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    # The API answers that address the same way now, without a lookup...
+    async with http.get(
+        "/api/v1/endpoints", headers={"Authorization": "Bearer csk_" + "z" * 43}
+    ) as api:
+        assert api.status == 429
+    # ...and a token that exists still signs in from it.
+    signed = await sign_in(http, dash.tokens["read"])
+    assert signed.status == 303
+    assert COOKIE in {c.key for c in http.cookie_jar}
+
+
 async def test_sign_in_needs_its_form_csrf_value(
     dash: Dashboard, http: aiohttp.ClientSession
 ) -> None:

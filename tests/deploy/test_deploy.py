@@ -95,6 +95,8 @@ def test_compose_runs_real_commands_with_real_settings(compose: dict[str, Any]) 
         assert url.startswith("postgresql+asyncpg://"), name
         assert "@postgres:5432/" in url, name
         assert "${POSTGRES_PASSWORD" in url, "the password comes from the environment"
+        # Docker's default soft limit (1024) is what 1100 slow clients exhaust (issue 13).
+        assert service["ulimits"]["nofile"]["soft"] >= 65536, name
     assert compose["services"]["serve"]["environment"]["CORS_SCANNER_HOST"] == "0.0.0.0"
 
 
@@ -240,6 +242,8 @@ def test_the_units_cover_migrations_serve_and_workers() -> None:
         assert "cors-scanner-migrate.service" in " ".join(unit["Unit"]["Requires"]), name
         assert "cors-scanner-migrate.service" in " ".join(unit["Unit"]["After"]), name
         assert unit["Service"]["Restart"] == ["on-failure"], name
+        # The distribution default (1024) is what 1100 slow clients exhaust (issue 13).
+        assert int(unit["Service"]["LimitNOFILE"][0]) >= 65536, name
     serve = read_unit(SYSTEMD / "cors-scanner.service")
     assert serve["Service"]["ExecStart"][0].split()[1:] == ["serve", "--no-worker"]
     # Without a worker of its own, serve brings up at least one worker unit.

@@ -220,12 +220,12 @@ def test_bad_base_url() -> None:
 
 def test_json_and_yaml_documents_through_parse_import() -> None:
     as_json = json.dumps(DOC).encode()
-    from_json = parse_import(as_json, "openapi", max_bytes=1_000_000)
+    from_json = parse_import(as_json, "openapi", max_bytes=1_000_000, max_rows=100_000)
     # A .json inventory that is really an OpenAPI document is read as one.
-    sniffed = parse_import(as_json, "json", max_bytes=1_000_000)
+    sniffed = parse_import(as_json, "json", max_bytes=1_000_000, max_rows=100_000)
     yaml_doc = (
         b"openapi: 3.0.0\nservers: [{url: 'https://a.example'}]\npaths:\n  /x:\n    get: {}\n"
     )
-    from_yaml = parse_import(yaml_doc, "openapi", max_bytes=1_000_000)
+    from_yaml = parse_import(yaml_doc, "openapi", max_bytes=1_000_000, max_rows=100_000)
     assert len(from_json.rows) == len(sniffed.rows) == 8
     assert [r.endpoint.url for r in from_yaml.rows] == ["https://a.example/x"]

@@ -16,7 +16,7 @@ line",,,,,,
 
 
 def parse(text: str, fmt: str) -> ParsedImport:
-    return parse_import(text.encode(), fmt, max_bytes=1_000_000)
+    return parse_import(text.encode(), fmt, max_bytes=1_000_000, max_rows=100_000)
 
 
 def test_csv_columns_and_types() -> None:

@@ -182,6 +182,25 @@ async def test_export_imports_back_unchanged(ctx: Context, fmt: str) -> None:
     assert any(e.name == "=cmd|' /C calc'!A0" for e in await everything(ctx))
 
 
+async def test_joined_list_cells_are_defused_in_a_csv_export_and_read_back(ctx: Context) -> None:
+    # Methods and header names may start with - or + (both are token characters), and a
+    # spreadsheet runs "-2+3;GET" as a formula just as it would "=cmd".
+    data = (
+        b"url,allowed_methods,allowed_headers,exposed_headers\n"
+        b"https://api.acme.com/lists,-2+3;GET,+cmd;x-a,-sum\n"
+    )
+    await run_import(ctx, data, "csv")
+    text, _ = await inventory.export_endpoints(ctx, EndpointFilter(), "csv")
+    header, row = text.splitlines()
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert cells["allowed_methods"] == "'-2+3;GET"
+    assert cells["allowed_headers"] == "'+cmd;x-a"
+    assert cells["exposed_headers"] == "'-sum"
+    again = await run_import(ctx, text.encode(), "csv")
+    assert again.created == again.changed == ()
+    assert len(again.unchanged) == 1
+
+
 # -- endpoint changes ----------------------------------------------------------------------
 
 

@@ -17,12 +17,18 @@ ENTRY = Ref(
             "id": Int(),
             "at": Str(format="date-time"),
             "actor": Str(description="The token's name, or `cli`."),
+            "token_id": Int(
+                nullable=True,
+                description="The API token that made the change; null for the command line.",
+            ),
             "action": Str(description="What was done, e.g. `endpoint.create`."),
             "target_type": Str(),
             "target_id": Str(nullable=True),
             "detail": Obj(additional=AnyJSON()),
         },
-        required=frozenset({"id", "at", "actor", "action", "target_type", "target_id", "detail"}),
+        required=frozenset(
+            {"id", "at", "actor", "token_id", "action", "target_type", "target_id", "detail"}
+        ),
     ),
 )
 AUDIT_PAGE = page_schema("AuditPage", ENTRY)

@@ -184,7 +184,7 @@ async def create_hook(call: Call) -> web.Response:
     )
     made = await hooks.create_hook(call.context, data, actor=current_token(call.request).name)
     return web.json_response(
-        shapes.hook_json(made.hook, secret=made.secret),
+        shapes.hook_json(made.hook, secret=made.secret, full_url=True),
         status=201,
         headers={"Location": f"/api/v1/hooks/{made.hook.id}"},
     )
@@ -201,7 +201,8 @@ async def create_hook(call: Call) -> web.Response:
 )
 async def list_hooks(call: Call) -> web.Response:
     found = await hooks.list_hooks(call.context)
-    return web.json_response({"items": [shapes.hook_json(h) for h in found]})
+    full = current_token(call.request).allows(Scope.ADMIN)
+    return web.json_response({"items": [shapes.hook_json(h, full_url=full) for h in found]})
 
 
 @operation(
@@ -216,7 +217,8 @@ async def list_hooks(call: Call) -> web.Response:
 )
 async def get_hook(call: Call) -> web.Response:
     hook = await hooks.get_hook(call.context, call.path["id"])
-    return web.json_response(shapes.hook_json(hook))
+    full = current_token(call.request).allows(Scope.ADMIN)
+    return web.json_response(shapes.hook_json(hook, full_url=full))
 
 
 @operation(
@@ -237,7 +239,7 @@ async def update_hook(call: Call) -> web.Response:
     hook = await hooks.update_hook(
         call.context, call.path["id"], changes, actor=current_token(call.request).name
     )
-    return web.json_response(shapes.hook_json(hook))
+    return web.json_response(shapes.hook_json(hook, full_url=True))
 
 
 @operation(
@@ -277,7 +279,7 @@ async def rotate_secret(call: Call) -> web.Response:
     rotated = await hooks.rotate_secret(
         call.context, call.path["id"], actor=current_token(call.request).name
     )
-    return web.json_response(shapes.hook_json(rotated.hook, secret=rotated.secret))
+    return web.json_response(shapes.hook_json(rotated.hook, secret=rotated.secret, full_url=True))
 
 
 @operation(

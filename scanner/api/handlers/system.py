@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,8 @@ from scanner.api.schemas import (
     problem_reply,
 )
 from scanner.errors import DatabaseError
+
+log = logging.getLogger("scanner.api.system")
 
 HEALTH = Ref(
     name="Health",
@@ -76,9 +79,15 @@ async def readyz(call: Call) -> web.Response:
     database = call.request.app[DATABASE]
     try:
         status = await database.schema_status()
-    except DatabaseError as exc:
+    except Exception as exc:  # whatever it is, the service is not ready
+        # The cause (driver text, addresses, SQL) is for the operator's log: /readyz
+        # answers anyone, without a token.
+        cause = exc.message if isinstance(exc, DatabaseError) else f"{type(exc).__name__}: {exc}"
+        log.warning("not ready: %s", cause)
         raise Problem(
-            "not_ready", exc.message, extra={"checks": {"database": "unreachable"}}
+            "not_ready",
+            "the database is unreachable; the service's log says why",
+            extra={"checks": {"database": "unreachable"}},
         ) from None
     if not status.is_current:
         raise Problem(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from scanner.dashboard import session as cookies
+from scanner.dashboard import wiring
 from scanner.dashboard.views.context import render, settings, use_cases
+from scanner.db.tokens import hash_secret
+from scanner.throttle import admission, client_address, note_failure, trusted_networks
 from scanner.usecases import sessions
 
 MAX_TOKEN_LENGTH = 256
@@ -39,11 +42,37 @@ async def login(request: web.Request) -> web.StreamResponse:
     secret = _text(form.get("token")).strip()
     if not secret or len(secret) > MAX_TOKEN_LENGTH:
         return await _render(request, target, error="Paste an API token to sign in.", status=400)
-    signed = await sessions.sign_in(use_cases(request), secret)
+    ctx = use_cases(request)
+    guard = wiring.auth_guard(request.app)
+    # The API's failure budget per client address (scanner.throttle) applies here too.
+    address = client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        trusted_networks(ctx.settings.api_trusted_proxies),
+    )
+    digest = hash_secret(secret)
+    if guard is not None:
+        seconds = await admission(guard, ctx.database, address, digest)
+        if seconds:
+            response = await _render(
+                request,
+                target,
+                error=f"Too many failed sign-ins from this address. Try again in {seconds} s.",
+                status=429,
+            )
+            response.headers["Retry-After"] = str(seconds)
+            return response
+    signed = None
+    if guard is None or not guard.is_unknown(digest):
+        signed = await sessions.sign_in(ctx, secret)
     if signed is None:
+        if guard is not None:
+            await note_failure(guard, ctx, address, digest)
         return await _render(
             request, target, error="That token is unknown or has been revoked.", status=401
         )
+    if guard is not None:
+        guard.succeeded(address, digest)
     response = web.HTTPSeeOther(target)
     cookies.set_session_cookie(request, response, settings(request), signed)
     raise response
