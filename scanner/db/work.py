@@ -340,6 +340,20 @@ async def worker_heartbeat(session: AsyncSession, worker_id: str) -> None:
     )
 
 
+async def prune_dead_workers(session: AsyncSession, *, older_than: float) -> int:
+    """Remove workers silent for over ``older_than`` seconds (database clock); how many.
+
+    A worker killed without its graceful stop never deregisters; after this
+    retention it no longer clutters the list. Its leases expired long before.
+    """
+    result = await session.execute(
+        delete(WorkerRow)
+        .where(WorkerRow.last_heartbeat < db_now(session, -older_than))
+        .returning(WorkerRow.id)
+    )
+    return len(result.scalars().all())
+
+
 async def deregister_worker(session: AsyncSession, worker_id: str) -> None:
     """Remove the worker (graceful stop)."""
     await session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
