@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from scanner.api.auth import auth_middleware
+from scanner.api.auth import TokenUse, auth_middleware
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
@@ -84,11 +84,12 @@ def create_app(
     its worker as a separate runtime component instead.
     """
     allowlist = CorsAllowlist(settings.api_cors_origins)
+    token_uses = TokenUse(lambda: app[DATABASE])
     middlewares = [
         request_id_middleware,  # first: every later log line of the request carries its id
         cors_middleware(allowlist),
         problems_middleware,
-        auth_middleware(lambda: app[DATABASE]),
+        auth_middleware(lambda: app[DATABASE], token_uses),
     ]
     limiter: RateLimiter | None = None
     if settings.api_rate_limit_per_minute > 0:
@@ -109,6 +110,7 @@ def create_app(
     app[PAGE_MAX_KEY] = settings.max_page_size
     app[OPENAPI_CACHE] = {}
     app.cleanup_ctx.append(_database_context(database))
+    app.on_shutdown.append(lambda _app: token_uses.drain())
     if embedded_worker:
         app.cleanup_ctx.append(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)

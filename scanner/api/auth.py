@@ -6,11 +6,21 @@ audit log; admin includes write, write includes read) or ``None`` for public
 routes (health, the OpenAPI document, the docs page). A missing, unknown or
 revoked token is 401 with ``WWW-Authenticate: Bearer``; a valid token without
 the scope is 403.
+
+The check is a read transaction (``Database.read_session``: on SQLite it
+never waits for the write lock), so requests keep being authenticated while
+an import or a run holds it. A token's ``last_used_at`` is written at most
+once a minute per token, by a background task (:class:`TokenUse`), never by
+the request itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -18,13 +28,58 @@ from aiohttp.typedefs import Middleware
 from scanner.api.problems import Problem
 from scanner.api.schemas import operation_of
 from scanner.db.engine import Database
-from scanner.db.tokens import TokenRecord, authenticate
+from scanner.db.tables import utc_now
+from scanner.db.tokens import (
+    LAST_USED_PRECISION,
+    TokenRecord,
+    authenticate,
+    record_token_use,
+    use_is_stale,
+)
+from scanner.db.transient import describe
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TOKEN_KEY = web.RequestKey("token", TokenRecord)
 REALM = 'Bearer realm="cors-scanner"'
 MAX_TOKEN_LENGTH = 200  # ours are ~47 characters; longer is not a token of ours
+
+log = logging.getLogger("scanner.api")
+
+
+class TokenUse:
+    """Records tokens' ``last_used_at`` off the request path, at most once a minute each."""
+
+    def __init__(self, database: Callable[[], Database]) -> None:
+        self._database = database
+        self._noted: dict[int, float] = {}  # token id -> monotonic time of the last write
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def used(self, token: TokenRecord) -> None:
+        """``token`` authenticated a request: write its use if that is due."""
+        now = utc_now()
+        if not use_is_stale(token, now):
+            return
+        clock = time.monotonic()
+        if clock - self._noted.get(token.id, -1e9) < LAST_USED_PRECISION.total_seconds():
+            return  # written (or being written) by this process within the minute
+        self._noted[token.id] = clock
+        task = asyncio.create_task(self._write(token.id, now), name=f"token-use-{token.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, token_id: int, now: datetime) -> None:
+        try:
+            async with self._database().session() as session, session.begin():
+                await record_token_use(session, token_id, now=now)
+        except Exception as exc:  # bookkeeping: never worth an error, retried next minute
+            self._noted.pop(token_id, None)
+            log.debug("recording the use of token %s failed: %s", token_id, describe(exc))
+
+    async def drain(self) -> None:
+        """Wait for the writes in flight (the app is stopping)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def bearer_secret(header: str | None) -> str | None:
@@ -40,10 +95,10 @@ def bearer_secret(header: str | None) -> str | None:
     return secret
 
 
-def auth_middleware(
-    database: Callable[[], Database],
-) -> Middleware:
-    """Authenticate requests to scoped operations; ``database`` returns the app's handle."""
+def auth_middleware(database: Callable[[], Database], uses: TokenUse | None = None) -> Middleware:
+    """Authenticate requests to scoped operations; ``database`` returns the app's handle,
+    ``uses`` records when each token was last used."""
+    recorder = uses or TokenUse(database)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -59,8 +114,10 @@ def auth_middleware(
                 headers={"WWW-Authenticate": REALM},
             )
         db = database()
-        async with db.session() as session, session.begin():
-            token = await authenticate(session, secret)
+        async with db.read_session() as session, session.begin():
+            token = await authenticate(session, secret, touch=False)
+        if token is not None:
+            recorder.used(token)
         if token is None:
             raise Problem(
                 "unauthorized",

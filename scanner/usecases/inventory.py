@@ -61,19 +61,19 @@ async def list_endpoints(
     ctx: Context, flt: EndpointFilter, *, limit: int, cursor: str | None = None
 ) -> Page[EndpointRecord]:
     """One page of endpoints matching ``flt``, in id order."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await inventory.list_endpoints(session, flt, limit=limit, cursor=cursor)
 
 
 async def get_endpoint(ctx: Context, endpoint_id: int) -> EndpointRecord:
     """One endpoint; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await inventory.get_endpoint(session, endpoint_id)
 
 
 async def show_endpoint(ctx: Context, endpoint_id: int) -> EndpointView:
     """One endpoint with its policy layer and effective policy; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         endpoint = await inventory.get_endpoint(session, endpoint_id)
         return (await _views(session, [endpoint]))[0]
 
@@ -83,7 +83,7 @@ async def list_endpoint_views(
 ) -> Page[EndpointView]:
     """One page of endpoints, each with its policy layer and effective policy (a few queries
     per page, whatever its size)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         page = await inventory.list_endpoints(session, flt, limit=limit, cursor=cursor)
         return Page(tuple(await _views(session, page.items)), page.next_cursor)
 
@@ -299,7 +299,7 @@ async def export_endpoints(ctx: Context, flt: EndpointFilter, fmt: str) -> tuple
     ``fmt`` (csv, json, yaml) that imports back unchanged; and how many there are."""
     items: list[EndpointRecord] = []
     cursor: str | None = None
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         while True:
             page = await inventory.list_endpoints(session, flt, limit=EXPORT_PAGE, cursor=cursor)
             items.extend(page.items)

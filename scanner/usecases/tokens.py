@@ -93,13 +93,13 @@ async def first_admin_token(ctx: Context, *, actor: str, mint: bool = True) -> F
 
 async def list_tokens(ctx: Context) -> list[TokenRecord]:
     """Every token, revoked ones included, oldest first (never their secrets)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await tokens.list_tokens(session)
 
 
 async def get_token(ctx: Context, token_id: int) -> TokenRecord:
     """One token; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await tokens.get_token(session, token_id)
 
 
@@ -121,7 +121,7 @@ async def revoke_token(ctx: Context, token_id: int, *, actor: str) -> TokenRecor
 
 async def list_audit(ctx: Context, *, limit: int, cursor: str | None = None) -> Page[AuditRecord]:
     """The audit log, newest first."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await audit.list_audit(session, limit=limit, cursor=cursor)
 
 
