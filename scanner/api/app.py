@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from scanner.api.auth import TokenUse, auth_middleware
+from scanner.api.auth import TOKEN_USES, TokenUse, auth_middleware
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
 from scanner.api.problems import problems_middleware
@@ -102,6 +102,7 @@ def create_app(
         client_max_size=max(settings.max_body_bytes, settings.max_import_bytes) + 1,
     )
     app[SETTINGS] = settings
+    app[TOKEN_USES] = token_uses
     if limiter is not None:
         app[RATE_LIMITER] = limiter
     install_request_ids(app)

@@ -95,6 +95,9 @@ def bearer_secret(header: str | None) -> str | None:
     return secret
 
 
+TOKEN_USES = web.AppKey("token_uses", TokenUse)
+
+
 def auth_middleware(database: Callable[[], Database], uses: TokenUse | None = None) -> Middleware:
     """Authenticate requests to scoped operations; ``database`` returns the app's handle,
     ``uses`` records when each token was last used."""
