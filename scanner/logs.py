@@ -59,7 +59,7 @@ _RUN_ID: ContextVar[str | None] = ContextVar("cors_scanner_run_id", default=None
 
 # Order matters: header values first (they may hold a bearer token), then the
 # token shapes on their own, wherever they appear (a repr, a URL, an error).
-_SECRET_HEADER = r"(?:proxy-)?authorization|(?:set-)?cookie|x-api-key"
+_SECRET_HEADER = r"(?:proxy-)?authorization|(?:set-)?cookie|x-api-key"  # noqa: S105 - header names
 # A quote as it appears in a repr, in JSON, or in JSON inside a string (\\").
 _QUOTE = r"""\\*['"]"""
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -82,9 +82,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # "Authorization: Bearer x", "'cookie': 'a=b; c=d'", "Set-Cookie=...", "\"Cookie\": \"x\""
     (
-        re.compile(
-            rf"(?i)\b({_SECRET_HEADER})((?:{_QUOTE})?\s*[:=]\s*(?:{_QUOTE})?)[^'\"\r\n]+"
-        ),
+        re.compile(rf"(?i)\b({_SECRET_HEADER})((?:{_QUOTE})?\s*[:=]\s*(?:{_QUOTE})?)[^'\"\r\n]+"),
         rf"\1\2{REDACTED}",
     ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
