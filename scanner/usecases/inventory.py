@@ -305,7 +305,27 @@ def _plan_rows(
 
 
 async def _apply_chunk(session: AsyncSession, writes: Sequence[_Write], applied: _Applied) -> None:
+    # New endpoints without a policy layer (most of a bulk import) in a few statements;
+    # should one have been created meanwhile, the savepoint undoes them and each is
+    # written on its own below, the one that exists becoming that row's error.
+    simple = [
+        w for w in writes if w.current is None and (w.row.policy is None or w.row.policy.is_empty)
+    ]
+    done: set[int] = set()
+    if simple:
+        try:
+            async with session.begin_nested():
+                records = await inventory.create_endpoints(
+                    session, [w.row.endpoint for w in simple]
+                )
+        except IntegrityError:
+            pass
+        else:
+            applied.created_ids.extend(r.id for r in records)
+            done = {w.row.row for w in simple}
     for write in writes:
+        if write.row.row in done:
+            continue
         item, current = write.row, write.current
         try:
             # A savepoint per row: one failing row (changed concurrently) rolls back alone.
