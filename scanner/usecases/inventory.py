@@ -305,52 +305,61 @@ def _plan_rows(
 
 
 async def _apply_chunk(session: AsyncSession, writes: Sequence[_Write], applied: _Applied) -> None:
-    # New endpoints without a policy layer (most of a bulk import) in a few statements;
-    # should one have been created meanwhile, the savepoint undoes them and each is
-    # written on its own below, the one that exists becoming that row's error.
-    simple = [
-        w for w in writes if w.current is None and (w.row.policy is None or w.row.policy.is_empty)
-    ]
-    done: set[int] = set()
-    if simple:
-        try:
-            async with session.begin_nested():
-                records = await inventory.create_endpoints(
-                    session, [w.row.endpoint for w in simple]
-                )
-        except IntegrityError:
-            pass
-        else:
-            applied.created_ids.extend(r.id for r in records)
-            done = {w.row.row for w in simple}
-    for write in writes:
-        if write.row.row in done:
+    # Runs of new endpoints without a policy layer (most of a bulk import) take a few
+    # statements each, in row order (ids follow the file). Should one of a run have
+    # been created meanwhile, its savepoint undoes the run and each row is written on
+    # its own, the one that exists becoming that row's error.
+    pending: list[_Write] = []
+    for write in [*writes, None]:
+        if write is not None and write.current is None and _no_policy(write.row):
+            pending.append(write)
             continue
-        item, current = write.row, write.current
-        try:
-            # A savepoint per row: one failing row (changed concurrently) rolls back alone.
-            async with session.begin_nested():
-                if current is None:
-                    record = await inventory.create_endpoint(session, item.endpoint)
-                    if item.policy is not None and not item.policy.is_empty:
-                        await policies.put_policy(
-                            session, PolicyScope.ENDPOINT, endpoint_id=record.id, fields=item.policy
-                        )
-                    applied.created_ids.append(record.id)
-                    continue
-                if any(f != "policy" for f in write.fields):
-                    wanted = {
-                        f: getattr(item.endpoint, f) for f in ENDPOINT_FIELDS if f in item.given
-                    }
-                    data = EndpointInput(**{**_input_fields(current.as_input()), **wanted})
-                    await inventory.update_endpoint(session, current.id, data)
-                if write.policy_changed and item.policy is not None:
+        if pending and not await _create_run(session, pending, applied):
+            for single in pending:
+                await _apply_one(session, single, applied)
+        pending = []
+        if write is not None:
+            await _apply_one(session, write, applied)
+
+
+def _no_policy(row: ImportRow) -> bool:
+    return row.policy is None or row.policy.is_empty
+
+
+async def _create_run(session: AsyncSession, writes: Sequence[_Write], applied: _Applied) -> bool:
+    try:
+        async with session.begin_nested():
+            records = await inventory.create_endpoints(session, [w.row.endpoint for w in writes])
+    except IntegrityError:
+        return False
+    applied.created_ids.extend(r.id for r in records)
+    return True
+
+
+async def _apply_one(session: AsyncSession, write: _Write, applied: _Applied) -> None:
+    item, current = write.row, write.current
+    try:
+        # A savepoint per row: one failing row (changed concurrently) rolls back alone.
+        async with session.begin_nested():
+            if current is None:
+                record = await inventory.create_endpoint(session, item.endpoint)
+                if item.policy is not None and not item.policy.is_empty:
                     await policies.put_policy(
-                        session, PolicyScope.ENDPOINT, endpoint_id=current.id, fields=item.policy
+                        session, PolicyScope.ENDPOINT, endpoint_id=record.id, fields=item.policy
                     )
-        except (ScannerError, IntegrityError) as exc:
-            message = exc.message if isinstance(exc, ScannerError) else "changed concurrently"
-            applied.errors.append(RowError(item.row, None, message))
+                applied.created_ids.append(record.id)
+                return
+            if any(f != "policy" for f in write.fields):
+                wanted = {f: getattr(item.endpoint, f) for f in ENDPOINT_FIELDS if f in item.given}
+                data = EndpointInput(**{**_input_fields(current.as_input()), **wanted})
+                await inventory.update_endpoint(session, current.id, data)
+            if write.policy_changed and item.policy is not None:
+                await policies.put_policy(
+                    session, PolicyScope.ENDPOINT, endpoint_id=current.id, fields=item.policy
+                )
+    except (ScannerError, IntegrityError) as exc:
+        message = exc.message if isinstance(exc, ScannerError) else "changed concurrently"
+        applied.errors.append(RowError(item.row, None, message))
 
 
 def _input_fields(data: EndpointInput) -> dict[str, Any]:
