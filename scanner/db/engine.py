@@ -249,7 +249,7 @@ class Database:
             async with self.engine.connect() as conn:
                 rev = await conn.run_sync(current)
         except (SQLAlchemyError, OSError) as exc:
-            raise DatabaseError(f"cannot read the schema version: {exc}") from None
+            raise DatabaseError(f"cannot read the schema version: {exc}") from exc
         return SchemaStatus(current=rev, head=head, is_current=rev == head)
 
     async def upgrade(self, revision: str = "head") -> None:

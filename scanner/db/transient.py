@@ -65,6 +65,10 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "the database cannot answer now" (retry later), not a bug."""
     if isinstance(exc, _PERMANENT) and not getattr(exc, "connection_invalidated", False):
         return _transient_sqlstate(exc)
+    if isinstance(exc, DatabaseError):
+        # Ours: transient only when it wraps a transient cause (a schema that is not
+        # current, or a wrong URL, stays wrong however often it is retried).
+        return exc.__cause__ is not None and is_transient(exc.__cause__)
     if isinstance(
         exc,
         sa.OperationalError
@@ -72,7 +76,6 @@ def is_transient(exc: BaseException) -> bool:
         | sa.InternalError
         | sa.TimeoutError  # the pool had no connection to give
         | sa.DisconnectionError
-        | DatabaseError
         | OSError
         | TimeoutError,
     ):
@@ -126,7 +129,7 @@ class Outage:
         logger: logging.Logger,
         *,
         base: float = 0.2,
-        cap: float = 30.0,
+        cap: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         self.what = what
