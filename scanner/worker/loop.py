@@ -367,3 +367,10 @@ class Worker:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A task cancelled before it ever ran (claimed in the round the stop came in)
+        # never reached its own release: give those items back here, attempt refunded.
+        unstarted = [lease for lease, _task in self._active.values()]
+        self._active.clear()
+        for lease in unstarted:
+            with contextlib.suppress(Exception):
+                await self._after_cancel(lease, "shutdown")
