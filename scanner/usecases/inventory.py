@@ -209,7 +209,13 @@ async def import_endpoints(
     applied = _Applied()
     if not dry_run:
         writes = plan.writes
+        pause = IMPORT_PAUSE_S if ctx.database.dialect == "sqlite" else 0.0
         for start in range(0, len(writes), IMPORT_CHUNK_ROWS):
+            if start and pause:
+                # SQLite hands its write lock to whoever asks first after a commit, and
+                # a waiting writer only asks again every few tens of milliseconds: without
+                # a pause the next chunk would always win and the workers would starve.
+                await asyncio.sleep(pause)
             async with ctx.transaction() as session:
                 await _apply_chunk(session, writes[start : start + IMPORT_CHUNK_ROWS], applied)
     errors = tuple(sorted((*parsed.errors, *row_errors, *applied.errors), key=lambda e: e.row))
@@ -252,6 +258,9 @@ async def import_endpoints(
 # Rows written per transaction by an import: a few hundred milliseconds of SQLite's
 # write lock, after which every other writer waiting for it gets its turn.
 IMPORT_CHUNK_ROWS = 1000
+# Seconds an import leaves SQLite's write lock free between two chunks (see above):
+# longer than the longest sleep of SQLite's busy handler (100 ms).
+IMPORT_PAUSE_S = 0.15
 
 
 @dataclass(frozen=True, slots=True)
