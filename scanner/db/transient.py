@@ -158,7 +158,7 @@ class Outage:
         else:
             self._log.debug("%s: still failing (%s)", self.what, describe(exc))
         self.failures += 1
-        ceiling = min(self._cap, self._base * 2 ** min(self.failures - 1, 30))
+        ceiling: float = min(self._cap, self._base * 2.0 ** min(self.failures - 1, 30))
         # Jitter in [ceiling/2, ceiling]: processes that failed together retry apart.
         return ceiling * self._rng.uniform(0.5, 1.0)
 
