@@ -15,7 +15,10 @@ task started from there, and no call in between has to pass it along.
 Secrets are removed from every record before it is written
 (:class:`RedactingFilter`, and the formatters once more on the final text,
 tracebacks included): bearer tokens, our API tokens (``csk_``), webhook
-secrets (``whsec_``), ``Authorization``/``Cookie`` header values and
+secrets (``whsec_``), ``Authorization``/``Cookie``/``Set-Cookie``/``X-Api-Key``
+header values in every form a header takes (``Name: value``, ``name=value``,
+a ``("Name", "value")`` or ``["Name", "value"]`` pair, bytes pairs, a
+``{"name": …, "value": …}`` object, JSON escaped inside a string) and
 passwords in URLs.
 """
 
@@ -56,13 +59,30 @@ _RUN_ID: ContextVar[str | None] = ContextVar("cors_scanner_run_id", default=None
 
 # Order matters: header values first (they may hold a bearer token), then the
 # token shapes on their own, wherever they appear (a repr, a URL, an error).
+_SECRET_HEADER = r"(?:proxy-)?authorization|(?:set-)?cookie|x-api-key"  # noqa: S105 - header names
+# A quote as it appears in a repr, in JSON, or in JSON inside a string (\\").
+_QUOTE = r"""\\*['"]"""
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # "Authorization: Bearer x", "'cookie': 'a=b; c=d'", "Set-Cookie=..."
+    # A header as an object: {"name": "Cookie", "value": "a=b"}.
     (
         re.compile(
-            r"(?i)\b((?:proxy-)?authorization|(?:set-)?cookie|x-api-key)"
-            r"""(['"]?\s*[:=]\s*['"]?)[^'"\r\n]+"""
+            rf"(?i)({_QUOTE}name{_QUOTE}\s*:\s*{_QUOTE}(?:{_SECRET_HEADER}){_QUOTE}\s*,\s*"
+            rf"{_QUOTE}value{_QUOTE}\s*:\s*{_QUOTE})[^'\"\\\r\n]+"
         ),
+        rf"\1{REDACTED}",
+    ),
+    # A header as a pair: ["Cookie", "a=b"] (stored probe headers, JSON),
+    # ('Authorization', 'Bearer x') and (b'Cookie', b'a=b') (aiohttp's raw headers).
+    (
+        re.compile(
+            rf"(?i)(b?({_QUOTE})(?:{_SECRET_HEADER})\2\s*,\s*b?{_QUOTE})"
+            rf"[^'\"\\\r\n]++(?!{_QUOTE}\s*:)"  # not {"name": "cookie", "value": ...}
+        ),
+        rf"\1{REDACTED}",
+    ),
+    # "Authorization: Bearer x", "'cookie': 'a=b; c=d'", "Set-Cookie=...", "\"Cookie\": \"x\""
+    (
+        re.compile(rf"(?i)\b({_SECRET_HEADER})((?:{_QUOTE})?\s*[:=]\s*(?:{_QUOTE})?)[^'\"\r\n]+"),
         rf"\1\2{REDACTED}",
     ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),

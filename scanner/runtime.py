@@ -5,6 +5,11 @@ worker. Each is a :class:`Component` (``async run(stop)``, returning once
 ``stop`` is set and its work is released); :func:`run_components` starts them
 together, sets ``stop`` on SIGINT/SIGTERM, and if one fails stops the others.
 Adding a background part (issue 5's alert dispatcher) = one more component.
+
+Components ride out database outages themselves (``scanner.db.transient``).
+Should a transient database error still escape one, it is not a failure of
+the process: the component is started again after a capped, jittered
+backoff, and the others keep running.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 import signal
 from collections.abc import Sequence
 from typing import Protocol
+
+from scanner.db.transient import Outage, is_transient, wait
 
 log = logging.getLogger("scanner.runtime")
 
@@ -35,7 +42,7 @@ async def run_components(
     handled = (signal.SIGINT, signal.SIGTERM) if signals else ()
     for sig in handled:
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(c.run(stop), name=type(c).__name__) for c in components]
+    tasks = [asyncio.create_task(_supervised(c, stop), name=type(c).__name__) for c in components]
     try:
         done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop.set()  # one ended (normally only on stop): the others follow
@@ -50,3 +57,18 @@ async def run_components(
             loop.remove_signal_handler(sig)
         for task in tasks:
             task.cancel()
+
+
+async def _supervised(component: Component, stop: asyncio.Event) -> None:
+    """``component.run(stop)``, started again whenever a transient database error ends it."""
+    outage = Outage(type(component).__name__, log)
+    while True:
+        try:
+            await component.run(stop)
+            return
+        except Exception as exc:
+            if stop.is_set() or not is_transient(exc):
+                raise
+            delay = outage.failed(exc)
+        if await wait(delay, stop):
+            return

@@ -162,6 +162,8 @@ class Settings:
     max_attempts: int = 3  # claims of one work item before it is marked dead
     worker_concurrency: int = 4  # work items one worker process runs at once
     poll_seconds: float = 2.0  # idle workers look for work about this often (jittered)
+    # Seconds after its last heartbeat that a dead worker stays listed in /api/v1/workers.
+    worker_retention_seconds: float = 3600.0
     catch_up_grace: float = 21_600.0  # seconds: a missed tick this recent is still planned
     schedule_jitter: float = 30.0  # seconds: spread schedules so they do not fire together
     schedule_reload_seconds: float = 60.0  # how often schedulers re-read the schedules table
@@ -282,6 +284,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_attempts": _positive_int,
     "worker_concurrency": _positive_int,
     "poll_seconds": _positive_float,
+    "worker_retention_seconds": _positive_float,
     "catch_up_grace": _positive_float,
     "schedule_jitter": _non_negative_float,
     "schedule_reload_seconds": _positive_float,

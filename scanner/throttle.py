@@ -265,7 +265,7 @@ async def admission(guard: FailedAuthGuard, database: Database, address: str, di
     if wait > 0 and guard.known_due():
         async with guard.refreshing:
             if guard.known_due():
-                async with database.session() as session, session.begin():
+                async with database.read_session() as session, session.begin():
                     guard.known(await active_token_hashes(session))
         wait = guard.admit(address, digest)
     return max(1, math.ceil(wait)) if wait > 0 else 0

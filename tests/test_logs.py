@@ -7,16 +7,21 @@ import io
 import json
 import logging
 import re
+import traceback
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from scanner.api import create_app
 from scanner.cli import EXIT_OK, main
 from scanner.db.engine import Database
+from scanner.db.tables import ApiTokenRow
 from scanner.logs import (
     REDACTED,
     bind_run_id,
@@ -134,6 +139,14 @@ async def test_run_ids_follow_tasks_started_inside_the_scan() -> None:
         ("set-cookie=sid=hunter2", "set-cookie="),
         ("Proxy-Authorization: Basic aHVudGVyMg==", "Proxy-Authorization: "),
         ("connecting to postgresql+asyncpg://scanner:hunter2@db:5432/cors", "@db:5432/cors"),
+        # Every form a header takes: stored probe headers are JSON pairs, aiohttp's raw
+        # headers are (bytes) tuples, and JSON inside a parameter string is escaped.
+        ('[["Cookie", "sid=hunter2"], ["Vary", "Origin"]]', '["Vary", "Origin"]'),
+        ("(('Authorization', 'Bearer abc.def'), ('Accept', '*/*'))", "('Accept', '*/*')"),
+        ("((b'Set-Cookie', b'sid=hunter2; Path=/'), (b'Vary', b'Origin'))", "b'Vary'"),
+        ('{"name": "Cookie", "value": "sid=hunter2"}', '"name": "Cookie", "value": '),
+        ('\'[[\\"X-Api-Key\\", \\"hunter2\\"]]\'', "X-Api-Key"),
+        ('{\\"cookie\\": \\"sid=hunter2\\"}', "cookie"),
     ],
 )
 def test_redact_removes_secret_shapes(text: str, kept: str) -> None:
@@ -143,6 +156,35 @@ def test_redact_removes_secret_shapes(text: str, kept: str) -> None:
     assert kept in cleaned
     for secret in (*SECRETS, "abc.def", "aHVudGVyMg=="):
         assert secret not in cleaned
+
+
+def test_prose_that_names_a_header_is_left_alone() -> None:
+    text = "the cookie, the authorization and the session are fine"
+    assert redact(text) == text
+
+
+async def test_database_errors_name_the_statement_but_never_its_parameters(
+    database: Database,
+) -> None:
+    row = {
+        "name": "x",
+        "token_prefix": "csk_1234",
+        "token_hash": "h" * 64,
+        "scopes": ["read"],
+        "created_at": datetime.now(UTC),
+        "created_by": "first",
+    }
+    cookie = "sid=" + "hunter2"  # not in the source line a traceback shows
+    async with database.session() as session, session.begin():
+        await session.execute(insert(ApiTokenRow), [row])
+    with pytest.raises(IntegrityError) as caught:
+        async with database.session() as session, session.begin():
+            await session.execute(insert(ApiTokenRow), [{**row, "created_by": cookie}])
+
+    text = str(caught.value)
+    assert "INSERT INTO" in text  # the statement is still named
+    assert "hunter2" not in text
+    assert "hunter2" not in "".join(traceback.format_exception(caught.value))
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -16,6 +16,11 @@ cancels sends in flight and gives their deliveries back at once; a killed
 process leaves leases that expire after ``hook_lease_seconds``, and the next
 claim sends those deliveries again with the same id. Nothing is lost: the
 outbox row exists from the diff's commit until it is delivered or dead.
+
+Transient database errors (``scanner.db.transient``) stop nothing: the claim
+loop backs off (capped, jittered) and logs one line per outage, and a send
+whose bookkeeping transaction failed retries it, so an attempt that was made
+is logged once the database answers (a delivery's attempts are only its sends).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from scanner.db.leases import (
     database_time,
     release_deliveries,
 )
+from scanner.db.transient import Outage, is_transient, retry
 from scanner.errors import ScannerError
 from scanner.settings import Settings
 from scanner.ssrf import AddressPolicy
@@ -150,6 +156,10 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._claims = Outage("hook dispatcher claim", log)
+        self._sweeps = Outage("hook dispatcher triage sweep", log)
+        self._sends = Outage("hook dispatcher delivery", log)
+        self._stop_event = asyncio.Event()  # set with _stopping: ends retries of sends
 
     @classmethod
     def from_settings(cls, database: Database, settings: Settings) -> Dispatcher:
@@ -180,6 +190,7 @@ class Dispatcher:
         it first (a transaction is milliseconds, a receiver can take its timeout).
         """
         self._stopping = True
+        self._stop_event.set()
         self._wake.set()
         if self._loop_task is not None:
             try:
@@ -241,21 +252,31 @@ class Dispatcher:
                 swept = loop.time()
                 try:
                     await self.sweep_triage()
-                except Exception:  # the sweep failing must not stop alerting
-                    log.exception("hook dispatcher: triage sweep failed")
+                except Exception as exc:  # the sweep failing must not stop alerting
+                    if is_transient(exc):
+                        self._sweeps.failed(exc)  # the next sweep is the retry
+                    else:
+                        log.exception("hook dispatcher: triage sweep failed")
+                else:
+                    self._sweeps.recovered()
+            pause = self.config.poll_seconds
             try:
                 claimed = await self.run_once()
-            except (ScannerError, OSError) as exc:
-                log.warning("hook dispatcher: claim failed: %s", exc)
+            except Exception as exc:  # a bug must not stop alerting for good
                 claimed = 0
-            except Exception:  # a bug must not stop alerting for good
-                log.exception("hook dispatcher: claim failed")
-                claimed = 0
+                if is_transient(exc):
+                    pause = self._claims.failed(exc)
+                elif isinstance(exc, ScannerError | OSError):
+                    log.warning("hook dispatcher: claim failed: %s", exc)
+                else:
+                    log.exception("hook dispatcher: claim failed")
+            else:
+                self._claims.recovered()
             if claimed:
                 continue
             self._wake.clear()
             try:
-                async with asyncio.timeout(self.config.poll_seconds):
+                async with asyncio.timeout(pause):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -299,9 +320,14 @@ class Dispatcher:
         return self._http
 
     async def _send(self, claimed: ClaimedDelivery) -> None:
-        async with self.database.session() as session, session.begin():
-            started_at = await database_time(session)
-            hook, secrets = await hook_secrets(session, claimed.hook_id)
+        async def prepare() -> tuple[datetime, HookRecord, HookSecrets]:
+            async with self.database.session() as session, session.begin():
+                started_at = await database_time(session)
+                hook, secrets = await hook_secrets(session, claimed.hook_id)
+            return started_at, hook, secrets
+
+        # Until stop(): the lease expires meanwhile at worst, and the delivery is sent later.
+        started_at, hook, secrets = await retry(prepare, self._sends, stop=self._stop_event)
         if self._stopping:
             return  # still leased: stop() gives it back
         loop = asyncio.get_running_loop()
@@ -328,10 +354,14 @@ class Dispatcher:
             policy=self.config.retry,
             rng=self._rng,
         )
-        async with self.database.session() as session, session.begin():
-            owned = await complete_delivery(
-                session, claimed, result, decision, started_at=started_at, now=now
-            )
+
+        async def complete() -> bool:
+            async with self.database.session() as session, session.begin():
+                return await complete_delivery(
+                    session, claimed, result, decision, started_at=started_at, now=now
+                )
+
+        owned = await retry(complete, self._sends, stop=self._stop_event)
         if not owned:
             log.warning("hook dispatcher: lost the lease of delivery %s", claimed.id)
         log.info(

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from scanner.api.auth import auth_middleware
+from scanner.api.auth import TOKEN_USES, TokenUse, auth_middleware
 from scanner.api.connections import GuardedRunner, make_guarded_runner
 from scanner.api.cors import CorsAllowlist, cors_middleware
 from scanner.api.keys import CONTEXT, DATABASE, OPENAPI_CACHE, SETTINGS, WORKER
@@ -102,12 +102,14 @@ def create_app(
         guard = FailedAuthGuard(
             settings.api_auth_failures_per_minute, settings.api_auth_failure_burst
         )
+    token_uses = TokenUse(lambda: app[DATABASE])
     middlewares = [
         request_id_middleware,  # first: every later log line of the request carries its id
         cors_middleware(allowlist),
         problems_middleware,
         auth_middleware(
             lambda: app[DATABASE],
+            token_uses,
             guard=guard,
             context=lambda: app[CONTEXT],
             trusted_proxies=trusted_networks(settings.api_trusted_proxies),
@@ -124,6 +126,7 @@ def create_app(
         client_max_size=max(settings.max_body_bytes, settings.max_import_bytes) + 1,
     )
     app[SETTINGS] = settings
+    app[TOKEN_USES] = token_uses
     if limiter is not None:
         app[RATE_LIMITER] = limiter
     if guard is not None:
@@ -134,6 +137,7 @@ def create_app(
     app[PAGE_MAX_KEY] = settings.max_page_size
     app[OPENAPI_CACHE] = {}
     app.cleanup_ctx.append(_database_context(database))
+    app.on_shutdown.append(lambda _app: token_uses.drain())
     if embedded_worker:
         app.cleanup_ctx.append(
             _worker_context(suffixes, options or scan_options(settings), engine_factory)

@@ -21,8 +21,8 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import InterfaceError, OperationalError
 
+from scanner.db.transient import describe, is_transient
 from scanner.errors import (
     Conflict,
     DatabaseError,
@@ -34,6 +34,9 @@ from scanner.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client is asked to wait after a database outage: outages we ride out
+# (a dropped connection, a lock) last about that long.
+DATABASE_RETRY_AFTER_S = 5
 DOCS_PATH = "/api/v1/docs"
 
 log = logging.getLogger("scanner.api")
@@ -138,7 +141,8 @@ CODES: dict[str, ProblemCode] = {
             "database_unavailable",
             503,
             "The database is unavailable",
-            "The database cannot be reached or its schema is not current.",
+            "The database cannot be reached, dropped the connection, is locked by a long "
+            "write, or its schema is not current; retry after the `Retry-After` seconds.",
         ),
         ProblemCode(
             "not_ready",
@@ -209,7 +213,11 @@ def from_scanner_error(exc: ScannerError) -> Problem:
     if isinstance(exc, DatabaseError):
         # The message names the database and the fix; it carries no secret
         # (Database hides passwords in URLs).
-        return Problem("database_unavailable", exc.message)
+        return Problem(
+            "database_unavailable",
+            exc.message,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     log.error("unmapped scanner error: %r", exc)
     return Problem("internal_error", "the server failed to handle this request")
 
@@ -259,16 +267,24 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         if exc.status < 400:
             raise  # redirects and successes raised as exceptions pass through
         return problem_response(from_http_exception(exc))
-    except (OSError, TimeoutError, OperationalError, InterfaceError):
-        # The database connection failed (refused, dropped, timed out, locked too
-        # long): retryable, and not a bug. The cause goes to the log only.
-        log.warning(
-            "database unavailable in %s %s", request.method, request.rel_url.path, exc_info=True
-        )
-        return problem_response(
-            Problem("database_unavailable", "the database is unavailable; retry later")
-        )
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            # The database connection failed (refused, dropped, timed out, locked too
+            # long): retryable, and not a bug. The cause goes to the log only, as one
+            # line without the statement or its parameters.
+            log.warning(
+                "database unavailable in %s %s: %s",
+                request.method,
+                request.rel_url.path,
+                describe(exc),
+            )
+            return problem_response(
+                Problem(
+                    "database_unavailable",
+                    "the database is unavailable; retry later",
+                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+                )
+            )
         log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
         return problem_response(
             Problem("internal_error", "the server failed to handle this request")

@@ -48,6 +48,7 @@ from scanner.api.connections import open_file_limit, raise_open_file_limit
 from scanner.cli import EXIT_OK
 from scanner.cli.database import connect, database_location
 from scanner.db.engine import Database
+from scanner.db.transient import Outage, retry
 from scanner.engine import scan_options
 from scanner.errors import ConfigError
 from scanner.hostnames import default_public_suffixes
@@ -130,14 +131,26 @@ async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = Tr
     raise_open_file_limit()
     database = await connect(settings, create=True)
     try:
-        await database.ensure_current(auto_upgrade=database.dialect == "sqlite")
-        await _first_admin_token(database, settings)
+        # The database answered once: a connection lost now (a restart, a failover)
+        # is waited out for a while rather than ending the start.
+        startup = Outage("serve start-up", log)
+        await retry(
+            lambda: database.ensure_current(auto_upgrade=database.dialect == "sqlite"),
+            startup,
+            give_up_after=STARTUP_PATIENCE_S,
+        )
+        await retry(
+            lambda: _first_admin_token(database, settings),
+            startup,
+            give_up_after=STARTUP_PATIENCE_S,
+        )
         await _run(settings, database, worker=worker, scheduler=scheduler)
     finally:
         await database.close()
     return EXIT_OK
 
 
+STARTUP_PATIENCE_S = 60.0  # seconds of transient database errors a start waits out
 _MINT_BY_HAND = "cors-scanner tokens create NAME --scope admin"
 
 

@@ -3,10 +3,17 @@
 Two backends, one code path: SQLite through aiosqlite (the embedded default)
 and PostgreSQL through asyncpg. On SQLite we check the library version
 (``RETURNING`` needs 3.35), switch on WAL, foreign keys and a busy timeout on
-every connection, and take over ``BEGIN`` so every transaction is
-``BEGIN IMMEDIATE``: SQLite serializes writers, and a transaction that reads
-then writes must hold the write lock from the start or it can fail with
-"database is locked" however long the busy timeout is.
+every connection, and take over ``BEGIN`` so every transaction of
+:meth:`Database.session` is ``BEGIN IMMEDIATE``: SQLite serializes writers,
+and a transaction that reads then writes must hold the write lock from the
+start or it can fail with "database is locked" however long the busy timeout
+is. :meth:`Database.read_session` transactions begin DEFERRED instead: with
+WAL they read a snapshot and never wait for (or block) the writer, so token
+checks and GETs keep answering while an import or a run commits.
+
+Both engines are created with ``hide_parameters=True``: an error's text (and
+so every log line and traceback that shows it) names the statement but never
+its parameters, which can be a thousand rows of target headers.
 
 Migrations are Alembic revisions under ``migrations/`` at the repository
 root, installed as the ``scanner.migrations`` package; ``Database.upgrade()`` runs them programmatically on this handle's own
@@ -40,6 +47,9 @@ from scanner.errors import DatabaseError
 MIN_SQLITE_VERSION = (3, 35, 0)  # UPDATE/INSERT ... RETURNING
 SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for SQLite's one write lock
 CONNECT_TIMEOUT_S = 10.0  # PostgreSQL: fail fast with a clear message instead of hanging
+
+# Execution option marking the read-only session kind (see Database.read_session).
+READ_ONLY_OPTION = "scanner_read_only"
 
 _MIGRATION_LOCK = threading.Lock()
 
@@ -118,7 +128,10 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")  # DEFERRED: a reader takes no write lock
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -148,7 +161,7 @@ def create_engine(url: str) -> AsyncEngine:
                 f"cannot reach the database at {_safe_url(url)}: the folder {folder} does not "
                 "exist (create it, or point CORS_SCANNER_DATABASE_URL elsewhere)"
             )
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, hide_parameters=True)
         _install_sqlite_hooks(engine)
         return engine
     if backend == "postgresql":
@@ -160,6 +173,7 @@ def create_engine(url: str) -> AsyncEngine:
         return create_async_engine(
             parsed,
             pool_pre_ping=True,
+            hide_parameters=True,
             connect_args={"timeout": CONNECT_TIMEOUT_S},
         )
     raise DatabaseError(
@@ -171,7 +185,8 @@ def create_engine(url: str) -> AsyncEngine:
 class Database:
     """One database: an engine, a session factory, and the schema's migrations.
 
-    Use ``async with db.session() as s, s.begin(): ...`` for a transaction.
+    Use ``async with db.session() as s, s.begin(): ...`` for a transaction
+    (it may write), ``db.read_session()`` the same way for one that only reads.
     Close with ``await db.close()``.
     """
 
@@ -183,6 +198,10 @@ class Database:
         self.url = url
         self.dialect = engine.dialect.name
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # The same pool; only how a transaction begins differs (SQLite: DEFERRED).
+        self._read_sessions = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @classmethod
     async def connect(cls, url: str) -> Database:
@@ -203,6 +222,15 @@ class Database:
         """A new session; it does not touch the database until used."""
         return self._sessions()
 
+    def read_session(self) -> AsyncSession:
+        """A new session for transactions that only read (never write in one).
+
+        On SQLite its transactions begin DEFERRED: they read a WAL snapshot
+        without waiting for the write lock, however long a writer holds it. A
+        write inside one could fail with "database is locked" at once.
+        """
+        return self._read_sessions()
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
@@ -221,7 +249,7 @@ class Database:
             async with self.engine.connect() as conn:
                 rev = await conn.run_sync(current)
         except (SQLAlchemyError, OSError) as exc:
-            raise DatabaseError(f"cannot read the schema version: {exc}") from None
+            raise DatabaseError(f"cannot read the schema version: {exc}") from exc
         return SchemaStatus(current=rev, head=head, is_current=rev == head)
 
     async def upgrade(self, revision: str = "head") -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, or_, select, tuple_
+from sqlalchemy import ColumnElement, delete, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ __all__ = [
     "EndpointFilter",
     "EndpointRecord",
     "create_endpoint",
+    "create_endpoints",
     "delete_endpoint",
     "endpoints_by_key",
     "get_endpoint",
@@ -280,6 +281,60 @@ async def create_endpoint(session: AsyncSession, data: EndpointInput) -> Endpoin
     except IntegrityError:
         raise _conflict(data.method, data.url, None) from None
     return _record(row, data.tags)
+
+
+async def create_endpoints(
+    session: AsyncSession, items: Sequence[EndpointInput]
+) -> list[EndpointRecord]:
+    """Store many new endpoints at once (an import's chunk), in order.
+
+    A few statements whatever the count. ``IntegrityError`` when one of them
+    exists already (created concurrently): run it in a savepoint and fall back
+    to :func:`create_endpoint` row by row.
+    """
+    if not items:
+        return []
+    now = utc_now()
+    ids = list(
+        (
+            await session.scalars(
+                insert(EndpointRow).returning(EndpointRow.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "method": d.method,
+                        "url": d.url,
+                        "name": d.name,
+                        "owner": d.owner,
+                        "enabled": d.enabled,
+                        "notes": d.notes,
+                        "request_headers": _headers_column(d.request_headers),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for d in items
+                ],
+            )
+        ).all()
+    )
+    tags = [{"endpoint_id": i, "tag": t} for i, d in zip(ids, items, strict=True) for t in d.tags]
+    if tags:
+        await session.execute(insert(EndpointTagRow), tags)
+    return [
+        EndpointRecord(
+            id=i,
+            method=d.method,
+            url=d.url,
+            name=d.name,
+            owner=d.owner,
+            enabled=d.enabled,
+            notes=d.notes,
+            request_headers=d.request_headers,
+            tags=tuple(sorted(d.tags)),
+            created_at=now,
+            updated_at=now,
+        )
+        for i, d in zip(ids, items, strict=True)
+    ]
 
 
 async def update_endpoint(

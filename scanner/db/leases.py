@@ -96,6 +96,8 @@ class Lease:
     worker_id: str
     attempts: int
     max_attempts: int
+    # Who held the item before this claim, when it was re-claimed from an expired lease.
+    previous_holder: str | None = None
 
     @property
     def endpoint_ids(self) -> tuple[int, ...]:
@@ -184,23 +186,23 @@ async def claim_work(
     # skipped, not waited for (SKIP LOCKED; on SQLite the IMMEDIATE write lock
     # already excludes everyone).
     candidates = await session.execute(
-        select(WorkItemRow.id, WorkItemRow.host_key)
+        select(WorkItemRow.id, WorkItemRow.host_key, WorkItemRow.status, WorkItemRow.leased_by)
         .where(_claimable(session), ~host_busy)
         .order_by(WorkItemRow.priority.desc(), WorkItemRow.id)
         .limit(limit * _CANDIDATES_PER_SLOT)
         .with_for_update(skip_locked=True, of=WorkItemRow)
     )
-    chosen: list[int] = []
+    chosen: dict[int, str | None] = {}  # item id -> the holder of its expired lease
     hosts: set[str] = set()
-    for item_id, host_key in candidates.all():
+    for item_id, host_key, status, holder in candidates.all():
         if host_key in hosts:
             continue  # one item per host at a time: per-host politeness
         hosts.add(host_key)
-        chosen.append(item_id)
+        chosen[item_id] = holder if status == WorkStatus.LEASED.value else None
         if len(chosen) == limit:
             break
     leases: list[Lease] = []
-    for item_id in chosen:
+    for item_id, previous_holder in chosen.items():
         token = new_lease_token()
         # Guarantee: the row becomes ours under a fresh token with an expiry on the
         # database clock; the claimable predicate is re-checked so a row that
@@ -240,9 +242,47 @@ async def claim_work(
                 worker_id=worker_id,
                 attempts=row.attempts,
                 max_attempts=row.max_attempts,
+                previous_holder=previous_holder,
             )
         )
     return leases
+
+
+async def release_unknown_leases(
+    session: AsyncSession, worker_id: str, *, known: Sequence[int]
+) -> int:
+    """Put back, attempt refunded, items leased to ``worker_id`` other than ``known``; how many.
+
+    For a worker whose claim failed after it may have committed (the reply was
+    lost with the connection): it holds leases it never heard of, which would
+    otherwise sit until they expire and then cost their items an attempt.
+    """
+    # Guarantee: only the named worker's leases on items it does not work on
+    # are touched, and the attempt the lost claim counted is given back.
+    result = await session.execute(
+        update(WorkItemRow)
+        .where(
+            WorkItemRow.status == WorkStatus.LEASED.value,
+            WorkItemRow.leased_by == worker_id,
+            WorkItemRow.id.not_in(list(known)),
+        )
+        .values(
+            status=WorkStatus.QUEUED.value,
+            lease_token=None,
+            lease_expires_at=None,
+            leased_by=None,
+            available_at=db_now(session),
+            attempts=_minus_one(session, WorkItemRow.attempts),
+        )
+        .returning(WorkItemRow.id)
+    )
+    return len(result.scalars().all())
+
+
+def _minus_one(session: AsyncSession, column: Any) -> ColumnElement[int]:
+    if _is_sqlite(session):
+        return cast("ColumnElement[int]", func.max(column - 1, 0))
+    return cast("ColumnElement[int]", func.greatest(column - 1, 0))
 
 
 async def renew_leases(
@@ -344,11 +384,7 @@ async def release_lease(
     if error is not None:
         values["last_error"] = error[:ERROR_LIMIT]
     if refund_attempt:
-        values["attempts"] = (
-            func.max(WorkItemRow.attempts - 1, 0)
-            if _is_sqlite(session)
-            else func.greatest(WorkItemRow.attempts - 1, 0)
-        )
+        values["attempts"] = _minus_one(session, WorkItemRow.attempts)
     # Guarantee: only the holder releases, and at most once (the token is cleared).
     return await _update_held(session, lease, values)
 

@@ -153,13 +153,16 @@ async def create_token(
 
 
 async def authenticate(
-    session: AsyncSession, secret: str, *, now: datetime | None = None
+    session: AsyncSession, secret: str, *, now: datetime | None = None, touch: bool = True
 ) -> TokenRecord | None:
     """The active token whose secret this is, or None (unknown, malformed or revoked).
 
     The lookup is by hash, so it takes the same path whatever the secret
-    looks like; the final comparison is ``hmac.compare_digest``. Records
-    ``last_used_at`` at most once a minute (``now`` defaults to the clock).
+    looks like; the final comparison is ``hmac.compare_digest``. With
+    ``touch``, records ``last_used_at`` at most once a minute (``now``
+    defaults to the clock); without it the call only reads (a read session),
+    and the caller records the use with :func:`record_token_use` when
+    :func:`use_is_stale` says so.
     """
     if not isinstance(secret, str) or len(secret) > MAX_SECRET_LENGTH:
         return None
@@ -169,21 +172,33 @@ async def authenticate(
         return None
     if row.revoked_at is not None:
         return None
+    record = _record(row)
     moment = now or utc_now()
-    stale = moment - LAST_USED_PRECISION
-    if row.last_used_at is None or row.last_used_at <= stale:
-        # Conditional, so concurrent requests with one token write at most once.
-        await session.execute(
-            update(ApiTokenRow)
-            .where(
-                ApiTokenRow.id == row.id,
-                (ApiTokenRow.last_used_at.is_(None)) | (ApiTokenRow.last_used_at <= stale),
-            )
-            .values(last_used_at=moment)
-            .execution_options(synchronize_session=False)
-        )
+    if touch and use_is_stale(record, moment):
+        await record_token_use(session, row.id, now=moment)
         await session.refresh(row)
-    return _record(row)
+        record = _record(row)
+    return record
+
+
+def use_is_stale(token: TokenRecord, now: datetime) -> bool:
+    """Whether ``token``'s ``last_used_at`` is old enough to be written again at ``now``."""
+    return token.last_used_at is None or token.last_used_at <= now - LAST_USED_PRECISION
+
+
+async def record_token_use(session: AsyncSession, token_id: int, *, now: datetime) -> None:
+    """Set ``last_used_at`` to ``now`` unless it was written within the last minute."""
+    stale = now - LAST_USED_PRECISION
+    # Conditional, so concurrent requests with one token write at most once.
+    await session.execute(
+        update(ApiTokenRow)
+        .where(
+            ApiTokenRow.id == token_id,
+            (ApiTokenRow.last_used_at.is_(None)) | (ApiTokenRow.last_used_at <= stale),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def active_token_hashes(session: AsyncSession) -> frozenset[str]:

@@ -99,7 +99,9 @@ async def plan_run(
     for endpoint in endpoints:
         by_host.setdefault(host_key(endpoint.url), []).append(endpoint.id)
     rows: list[dict[str, Any]] = []
-    created = _now()
+    # The database's clock, like every lease timestamp: claims compare available_at
+    # with the database's now(), and an app clock ahead of it would delay the items.
+    created = await database_time(session)
     size = max(1, batching.batch_size)
     for host, ids in by_host.items():
         for start in range(0, len(ids), size):
@@ -132,7 +134,7 @@ async def plan_run(
 
 async def enqueue_finalize(session: AsyncSession, run_id: int) -> None:
     """Insert the run's ``finalize_run`` item unless it exists (it is unique per run)."""
-    now = _now()
+    now = db_now(session)  # the database's clock, which claims compare with
     await session.execute(
         _insert(session, WorkItemRow)
         .values(
@@ -338,6 +340,20 @@ async def worker_heartbeat(session: AsyncSession, worker_id: str) -> None:
     await session.execute(
         update(WorkerRow).where(WorkerRow.id == worker_id).values(last_heartbeat=db_now(session))
     )
+
+
+async def prune_dead_workers(session: AsyncSession, *, older_than: float) -> int:
+    """Remove workers silent for over ``older_than`` seconds (database clock); how many.
+
+    A worker killed without its graceful stop never deregisters; after this
+    retention it no longer clutters the list. Its leases expired long before.
+    """
+    result = await session.execute(
+        delete(WorkerRow)
+        .where(WorkerRow.last_heartbeat < db_now(session, -older_than))
+        .returning(WorkerRow.id)
+    )
+    return len(result.scalars().all())
 
 
 async def deregister_worker(session: AsyncSession, worker_id: str) -> None:

@@ -8,6 +8,12 @@ processes may run. Jobs are re-synchronised with the ``schedules`` table
 every ``schedule_reload_seconds``; missed ticks within ``catch_up_grace`` are
 planned on start-up. The same periodic pass prunes probe details older than
 ``retention_days``.
+
+Transient database errors (``scanner.db.transient``) never lose a tick: the
+catch-up is retried until it succeeds, a tick whose planning failed is
+retried with backoff for as long as it is within ``catch_up_grace``
+(planning is idempotent per tick), and the periodic pass logs one line per
+outage instead of one traceback per round.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from apscheduler.triggers.date import DateTrigger
 from scanner.db import schedules, work
 from scanner.db.engine import Database
 from scanner.db.runs import RunRecord
+from scanner.db.transient import Outage, is_transient, retry
 from scanner.db.work import RunBatching
 from scanner.errors import InputError
 from scanner.scheduler.cron import CrontabTrigger, cron_trigger, latest_tick, next_ticks
@@ -44,6 +51,9 @@ class Scheduler:
         self._loaded: dict[int, tuple[str, str, float]] = {}
         self.planned: list[RunRecord] = []  # runs this process created (observability, tests)
         self._unusable: set[tuple[int, str, str]] = set()  # (id, cron, zone) already logged
+        self._reloads = Outage("scheduler reload", log)
+        self._ticks = Outage("scheduler tick", log)
+        self._stop: asyncio.Event | None = None
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -59,22 +69,34 @@ class Scheduler:
             },
         )
         self._aps.start()
+        self._stop = stop
         try:
             grace = timedelta(seconds=self._settings.catch_up_grace)
             try:
-                self.planned += await catch_up(
-                    self._db, self._now(), grace=grace, batching=self._plan
+                self.planned += await retry(
+                    lambda: catch_up(self._db, self._now(), grace=grace, batching=self._plan),
+                    Outage("scheduler catch-up", log),
+                    stop=stop,
                 )
-            except Exception:
-                log.exception("catching up missed ticks failed")
+            except Exception as exc:
+                if not stop.is_set():
+                    log.error("catching up missed ticks failed: %s", exc)
             while not stop.is_set():
+                pause = self._settings.schedule_reload_seconds
                 try:
                     await self.reload()
                     await self._prune()
-                except Exception:
-                    log.exception("reloading schedules failed; will retry")
+                except Exception as exc:
+                    if is_transient(exc):
+                        # Sooner than the next reload: a deleted or changed schedule
+                        # must not keep firing for a whole period.
+                        pause = min(pause, self._reloads.failed(exc))
+                    else:
+                        log.exception("reloading schedules failed; will retry")
+                else:
+                    self._reloads.recovered()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._settings.schedule_reload_seconds)
+                    await asyncio.wait_for(stop.wait(), pause)
         finally:
             self._aps.shutdown(wait=False)
             self._aps = None
@@ -164,8 +186,16 @@ class Scheduler:
         self._aps.add_job(self._tick, DateTrigger(run_date=nominal), args=[schedule_id, nominal])
 
     async def _tick(self, schedule_id: int, nominal: datetime) -> None:
+        # Planning a tick twice plans it once, so a retry after a reply lost with
+        # its connection is safe; past the grace the tick would not be planned anyway.
+        left = self._settings.catch_up_grace - (self._now() - nominal).total_seconds()
         try:
-            run = await plan_tick(self._db, schedule_id, nominal, self._plan)
+            run = await retry(
+                lambda: plan_tick(self._db, schedule_id, nominal, self._plan),
+                self._ticks,
+                stop=self._stop,
+                give_up_after=max(0.0, left),
+            )
         except Exception:
             log.exception("schedule %s: planning the tick of %s failed", schedule_id, nominal)
             return

@@ -44,3 +44,11 @@ class Context:
         together or not at all."""
         async with self.database.session() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """One transaction that only reads (never write in it): on SQLite it does not wait
+        for, or hold, the write lock, so reads keep answering while a run or an import
+        writes (``Database.read_session``)."""
+        async with self.database.read_session() as session, session.begin():
+            yield session

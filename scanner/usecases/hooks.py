@@ -46,13 +46,13 @@ async def check_url(settings: Settings, url: str) -> None:
 
 async def list_hooks(ctx: Context) -> list[HookRecord]:
     """Every hook, by id (never their secrets)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.list_hooks(session)
 
 
 async def get_hook(ctx: Context, hook_id: int) -> HookRecord:
     """One hook; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.get_hook(session, hook_id)
 
 
@@ -65,7 +65,7 @@ async def list_deliveries(
     cursor: str | None = None,
 ) -> Page[DeliveryRecord]:
     """A hook's deliveries, newest first, each with its attempts; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.list_deliveries(
             session, hook_id, status=status, limit=limit, cursor=cursor
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -61,19 +61,19 @@ async def list_endpoints(
     ctx: Context, flt: EndpointFilter, *, limit: int, cursor: str | None = None
 ) -> Page[EndpointRecord]:
     """One page of endpoints matching ``flt``, in id order."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await inventory.list_endpoints(session, flt, limit=limit, cursor=cursor)
 
 
 async def get_endpoint(ctx: Context, endpoint_id: int) -> EndpointRecord:
     """One endpoint; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await inventory.get_endpoint(session, endpoint_id)
 
 
 async def show_endpoint(ctx: Context, endpoint_id: int) -> EndpointView:
     """One endpoint with its policy layer and effective policy; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         endpoint = await inventory.get_endpoint(session, endpoint_id)
         return (await _views(session, [endpoint]))[0]
 
@@ -83,7 +83,7 @@ async def list_endpoint_views(
 ) -> Page[EndpointView]:
     """One page of endpoints, each with its policy layer and effective policy (a few queries
     per page, whatever its size)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         page = await inventory.list_endpoints(session, flt, limit=limit, cursor=cursor)
         return Page(tuple(await _views(session, page.items)), page.next_cursor)
 
@@ -190,8 +190,16 @@ async def import_endpoints(
     audited; otherwise the import is audited once as ``endpoint.import``
     (``source`` names the file, when there is one). ``InputError`` when the
     file as a whole cannot be read.
+
+    Every row is validated and compared with what is stored before anything
+    is written; the writes then commit in chunks of ``IMPORT_CHUNK_ROWS`` rows,
+    each its own short transaction, so the API's other writers and the
+    workers get the database between two chunks (SQLite has one write lock)
+    however large the file. A crash mid-import leaves the chunks committed
+    so far, and no audit entry; importing the same file again applies the
+    rest and changes nothing else.
     """
-    # Parsing a large YAML document takes a while: keep the event loop free.
+    # Parsing and validating 100 000 rows takes seconds: keep the event loop free.
     parsed = await asyncio.to_thread(
         parse_import,
         data,
@@ -200,19 +208,46 @@ async def import_endpoints(
         max_rows=ctx.settings.max_import_rows,
         base_url=base_url,
     )
-    async with ctx.transaction() as session:
-        applied = await _apply_rows(session, parsed.rows, dry_run=dry_run)
-        errors = tuple(sorted((*parsed.errors, *applied.errors), key=lambda e: e.row))
-        report = ImportReport(
-            created=applied.created,
-            changed=applied.changed,
-            unchanged=applied.unchanged,
-            errors=errors,
-            changes=applied.changes,
-            dry_run=dry_run,
-            created_ids=applied.created_ids,
-        )
-        if not dry_run:
+    accepted, row_errors = await asyncio.to_thread(
+        check_rows, parsed.rows, encode_host=uts46_host_encoder
+    )
+    async with ctx.read() as session:
+        existing = await inventory.endpoints_by_key(session, [r.endpoint.key for r in accepted])
+        overrides = await policies.endpoint_overrides(session, [e.id for e in existing.values()])
+    plan = _plan_rows(accepted, existing, overrides)
+    applied = _Applied()
+    if not dry_run:
+        writes = plan.writes
+        pause = IMPORT_PAUSE_S if ctx.database.dialect == "sqlite" else 0.0
+        for start in range(0, len(writes), IMPORT_CHUNK_ROWS):
+            if start and pause:
+                # SQLite hands its write lock to whoever asks first after a commit, and
+                # a waiting writer only asks again every few tens of milliseconds: without
+                # a pause the next chunk would always win and the workers would starve.
+                await asyncio.sleep(pause)
+            async with ctx.transaction() as session:
+                await _apply_chunk(session, writes[start : start + IMPORT_CHUNK_ROWS], applied)
+    errors = tuple(
+        sorted((*parsed.errors, *row_errors, *plan.errors, *applied.errors), key=lambda e: e.row)
+    )
+    failed = {e.row for e in applied.errors}
+    report = ImportReport(
+        created=tuple(w.key for w in plan.writes if w.current is None and w.row.row not in failed),
+        changed=tuple(
+            w.key for w in plan.writes if w.current is not None and w.row.row not in failed
+        ),
+        unchanged=tuple(plan.unchanged),
+        errors=errors,
+        changes=tuple(
+            RowChange(w.key[0], w.key[1], tuple(w.fields))
+            for w in plan.writes
+            if w.current is not None and w.row.row not in failed
+        ),
+        dry_run=dry_run,
+        created_ids=tuple(applied.created_ids),
+    )
+    if not dry_run:
+        async with ctx.transaction() as session:
             await audit.record(
                 session,
                 actor=actor,
@@ -231,74 +266,129 @@ async def import_endpoints(
     return report
 
 
-async def _apply_rows(
-    session: AsyncSession, rows: Sequence[ImportRow], *, dry_run: bool
-) -> ImportReport:
-    accepted, errors = check_rows(rows, encode_host=uts46_host_encoder)
-    existing = await inventory.endpoints_by_key(session, [r.endpoint.key for r in accepted])
-    overrides = await policies.endpoint_overrides(session, [e.id for e in existing.values()])
-    created: list[tuple[str, str]] = []
-    created_ids: list[int] = []
-    changed: list[tuple[str, str]] = []
-    changes: list[RowChange] = []
+# Rows written per transaction by an import: a few hundred milliseconds of SQLite's
+# write lock, after which every other writer waiting for it gets its turn.
+IMPORT_CHUNK_ROWS = 1000
+# Seconds an import leaves SQLite's write lock free between two chunks (see above):
+# longer than the longest sleep of SQLite's busy handler (100 ms).
+IMPORT_PAUSE_S = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One row to write: a new endpoint (``current`` None) or changes to a stored one."""
+
+    row: ImportRow
+    current: EndpointRecord | None
+    fields: tuple[str, ...] = ()
+    policy_changed: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.row.endpoint.key
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    writes: list[_Write]
+    unchanged: list[tuple[str, str]]
+    errors: list[RowError]
+
+
+@dataclass
+class _Applied:
+    created_ids: list[int] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _plan_rows(
+    accepted: Sequence[ImportRow],
+    existing: Mapping[tuple[str, str], EndpointRecord],
+    overrides: Mapping[int, PolicyRecord],
+) -> _Plan:
+    """What the import will write, from the rows and what is stored now (nothing written)."""
+    writes: list[_Write] = []
     unchanged: list[tuple[str, str]] = []
+    errors: list[RowError] = []
     for item in accepted:
-        key = item.endpoint.key
-        current = existing.get(key)
+        current = existing.get(item.endpoint.key)
         try:
+            # "[redacted]" (what every output shows) keeps the stored value of that header.
             stored = () if current is None else current.request_headers
             item = replace(item, endpoint=item.endpoint.with_stored_headers(stored))
+        except InputError as exc:
+            errors.append(RowError(item.row, "request_headers", exc.message))
+            continue
+        if current is None:
+            writes.append(_Write(item, None))
+            continue
+        override = overrides.get(current.id)
+        fields, policy_changed = row_changes(
+            item, current.as_input(), None if override is None else override.fields
+        )
+        if not fields:
+            unchanged.append(item.endpoint.key)
+            continue
+        writes.append(_Write(item, current, tuple(fields), policy_changed))
+    return _Plan(writes, unchanged, errors)
+
+
+async def _apply_chunk(session: AsyncSession, writes: Sequence[_Write], applied: _Applied) -> None:
+    # Runs of new endpoints without a policy layer (most of a bulk import) take a few
+    # statements each, in row order (ids follow the file). Should one of a run have
+    # been created meanwhile, its savepoint undoes the run and each row is written on
+    # its own, the one that exists becoming that row's error.
+    pending: list[_Write] = []
+    for write in [*writes, None]:
+        if write is not None and write.current is None and _no_policy(write.row):
+            pending.append(write)
+            continue
+        if pending and not await _create_run(session, pending, applied):
+            for single in pending:
+                await _apply_one(session, single, applied)
+        pending = []
+        if write is not None:
+            await _apply_one(session, write, applied)
+
+
+def _no_policy(row: ImportRow) -> bool:
+    return row.policy is None or row.policy.is_empty
+
+
+async def _create_run(session: AsyncSession, writes: Sequence[_Write], applied: _Applied) -> bool:
+    try:
+        async with session.begin_nested():
+            records = await inventory.create_endpoints(session, [w.row.endpoint for w in writes])
+    except IntegrityError:
+        return False
+    applied.created_ids.extend(r.id for r in records)
+    return True
+
+
+async def _apply_one(session: AsyncSession, write: _Write, applied: _Applied) -> None:
+    item, current = write.row, write.current
+    try:
+        # A savepoint per row: one failing row (changed concurrently) rolls back alone.
+        async with session.begin_nested():
             if current is None:
-                if not dry_run:
-                    # A savepoint per row: one failing row rolls back alone.
-                    async with session.begin_nested():
-                        record = await inventory.create_endpoint(session, item.endpoint)
-                        if item.policy is not None and not item.policy.is_empty:
-                            await policies.put_policy(
-                                session,
-                                PolicyScope.ENDPOINT,
-                                endpoint_id=record.id,
-                                fields=item.policy,
-                            )
-                    created_ids.append(record.id)
-                created.append(key)
-                continue
-            override = overrides.get(current.id)
-            fields, policy_changed = row_changes(
-                item, current.as_input(), None if override is None else override.fields
-            )
-            if not fields:
-                unchanged.append(key)
-                continue
-            if not dry_run:
-                async with session.begin_nested():
-                    if any(f != "policy" for f in fields):
-                        wanted = {
-                            f: getattr(item.endpoint, f) for f in ENDPOINT_FIELDS if f in item.given
-                        }
-                        data = EndpointInput(**{**_input_fields(current.as_input()), **wanted})
-                        await inventory.update_endpoint(session, current.id, data)
-                    if policy_changed and item.policy is not None:
-                        await policies.put_policy(
-                            session,
-                            PolicyScope.ENDPOINT,
-                            endpoint_id=current.id,
-                            fields=item.policy,
-                        )
-            changed.append(key)
-            changes.append(RowChange(key[0], key[1], tuple(fields)))
-        except (ScannerError, IntegrityError) as exc:
-            message = exc.message if isinstance(exc, ScannerError) else "changed concurrently"
-            errors.append(RowError(item.row, None, message))
-    return ImportReport(
-        created=tuple(created),
-        changed=tuple(changed),
-        unchanged=tuple(unchanged),
-        errors=tuple(sorted(errors, key=lambda e: e.row)),
-        changes=tuple(changes),
-        dry_run=dry_run,
-        created_ids=tuple(created_ids),
-    )
+                record = await inventory.create_endpoint(session, item.endpoint)
+                if item.policy is not None and not item.policy.is_empty:
+                    await policies.put_policy(
+                        session, PolicyScope.ENDPOINT, endpoint_id=record.id, fields=item.policy
+                    )
+                applied.created_ids.append(record.id)
+                return
+            if any(f != "policy" for f in write.fields):
+                wanted = {f: getattr(item.endpoint, f) for f in ENDPOINT_FIELDS if f in item.given}
+                data = EndpointInput(**{**_input_fields(current.as_input()), **wanted})
+                await inventory.update_endpoint(session, current.id, data)
+            if write.policy_changed and item.policy is not None:
+                await policies.put_policy(
+                    session, PolicyScope.ENDPOINT, endpoint_id=current.id, fields=item.policy
+                )
+    except (ScannerError, IntegrityError) as exc:
+        message = exc.message if isinstance(exc, ScannerError) else "changed concurrently"
+        applied.errors.append(RowError(item.row, None, message))
 
 
 def _keep_stored(data: EndpointInput, stored: tuple[tuple[str, str], ...]) -> EndpointInput:
@@ -319,7 +409,7 @@ async def export_endpoints(ctx: Context, flt: EndpointFilter, fmt: str) -> tuple
     ``fmt`` (csv, json, yaml) that imports back unchanged; and how many there are."""
     items: list[EndpointRecord] = []
     cursor: str | None = None
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         while True:
             page = await inventory.list_endpoints(session, flt, limit=EXPORT_PAGE, cursor=cursor)
             items.extend(page.items)

@@ -85,7 +85,7 @@ async def overview(ctx: Context, *, days: int) -> Overview:
     now = ctx.now()
     first_day = (now - timedelta(days=days - 1)).date()
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         live = await findings.count_by_severity(session)
         spans = await findings.finding_spans(session, since=since)
         results = await runs.latest_endpoint_results(session, finished_since=now - COVERAGE_WINDOW)
@@ -108,7 +108,7 @@ async def overview(ctx: Context, *, days: int) -> Overview:
 
 async def endpoint_facts(ctx: Context, endpoint_ids: Sequence[int]) -> EndpointFacts:
     """Live findings and latest result of each of ``endpoint_ids`` (a page of them)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         live = await findings.count_by_endpoint(session, endpoint_ids)
         latest = await runs.latest_endpoint_results(session, endpoint_ids=endpoint_ids)
     return EndpointFacts(live, latest)
@@ -118,14 +118,14 @@ async def endpoints_by_id(ctx: Context, endpoint_ids: Sequence[int]) -> dict[int
     """The endpoints of ``endpoint_ids`` that are still in the inventory (disabled ones too)."""
     if not endpoint_ids:
         return {}
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         found = await inventory.select_endpoints(session, EndpointFilter(), endpoint_ids)
     return {e.id: e for e in found}
 
 
 async def owners_and_tags(ctx: Context) -> tuple[list[str], list[str]]:
     """Every owner and every tag of the inventory, sorted (what filters can choose from)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await inventory.owners_and_tags(session)
 
 

@@ -27,13 +27,13 @@ def validate_fields(values: Mapping[str, Any]) -> PolicyFields:
 
 async def list_policies(ctx: Context) -> list[PolicyRecord]:
     """Every layer: the default first, then tags by name, then endpoints by id."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await policies.list_policies(session)
 
 
 async def get_policy(ctx: Context, policy_id: int) -> PolicyRecord:
     """One layer; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await policies.get_policy(session, policy_id)
 
 

@@ -108,7 +108,7 @@ async def list_runs(
     ctx: Context, *, status: RunStatus | None = None, limit: int, cursor: str | None = None
 ) -> Page[RunRecord]:
     """Runs, newest first, each with its findings counted by severity."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         page = await runs.list_runs(session, limit=limit, cursor=cursor, status=status)
         counts = await runs.severity_counts(session, [r.id for r in page.items])
     items = tuple(replace(r, severity_counts=counts.get(r.id, {})) for r in page.items)
@@ -117,7 +117,7 @@ async def list_runs(
 
 async def show_run(ctx: Context, run_id: int) -> RunView:
     """One run with its progress and ETA; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         run = await runs.get_run(session, run_id)
         progress = await work.run_progress(
             session, run, stale_after=ctx.settings.worker_stale_after
@@ -129,7 +129,7 @@ async def list_run_findings(
     ctx: Context, run_id: int, flt: FindingFilter, *, limit: int, cursor: str | None = None
 ) -> Page[RunFindingRecord]:
     """The findings one run stored, filtered; ``NotFound`` for an unknown run."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await runs.list_run_findings(session, run_id, flt, limit=limit, cursor=cursor)
 
 
@@ -142,7 +142,7 @@ async def list_run_probes(
     cursor: str | None = None,
 ) -> Page[RunProbeRecord]:
     """Every exchange one run stored (of one endpoint, when given); ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await runs.list_run_probes(
             session, run_id, endpoint_id=endpoint_id, limit=limit, cursor=cursor
         )
@@ -157,7 +157,7 @@ async def list_run_events(
     cursor: str | None = None,
 ) -> Page[EventRecord]:
     """The regressions one run found (every event of it with ``regressions_only=False``)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         await runs.get_run(session, run_id)
         return await list_events(
             session,
@@ -173,13 +173,13 @@ async def load_report(ctx: Context, run_id: int) -> StoredRun:
 
     ``NotFound``; ``Conflict`` while the run is queued or running.
     """
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await load_run(session, run_id)
 
 
 async def list_workers(ctx: Context) -> list[WorkerRecord]:
     """Every registered worker process, oldest first, live or stale."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await work.list_workers(session, stale_after=ctx.settings.worker_stale_after)
 
 

@@ -83,7 +83,7 @@ async def list_schedules(
 ) -> Page[ScheduleView]:
     """Schedules by id: one page of ``limit``, or all of them when ``limit`` is None."""
     now = ctx.now()
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         if limit is None:
             page = Page(tuple(await store.list_schedules(session)), None)
         else:
@@ -93,7 +93,7 @@ async def list_schedules(
 
 async def get_schedule(ctx: Context, schedule_id: int) -> ScheduleView:
     """One schedule with its next ticks; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         record = await store.get_schedule(session, schedule_id)
     return await _view(record, ctx.now())
 

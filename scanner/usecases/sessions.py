@@ -53,7 +53,7 @@ async def sign_in(ctx: Context, token_secret: str) -> SignedIn | None:
 async def resume(ctx: Context, secret: str) -> DashboardSession | None:
     """The live session of this cookie secret, or None; records its use once a minute."""
     now = ctx.now()
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:  # every page view: never wait for the write lock
         found = await sessions.resume_session(session, secret, now=now)
     if found is not None and found.stale(now):
         # Its own short write: page views are reads.

@@ -111,13 +111,13 @@ async def record_auth_failures(ctx: Context, *, address: str, failures: int) -> 
 
 async def list_tokens(ctx: Context) -> list[TokenRecord]:
     """Every token, revoked ones included, oldest first (never their secrets)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await tokens.list_tokens(session)
 
 
 async def get_token(ctx: Context, token_id: int) -> TokenRecord:
     """One token; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await tokens.get_token(session, token_id)
 
 
@@ -139,7 +139,7 @@ async def revoke_token(ctx: Context, token_id: int, *, actor: str) -> TokenRecor
 
 async def list_audit(ctx: Context, *, limit: int, cursor: str | None = None) -> Page[AuditRecord]:
     """The audit log, newest first."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await audit.list_audit(session, limit=limit, cursor=cursor)
 
 

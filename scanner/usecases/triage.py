@@ -45,19 +45,19 @@ async def list_findings(
     ctx: Context, query: FindingQuery, *, limit: int, cursor: str | None = None
 ) -> Page[FindingRecord]:
     """Tracked findings matching ``query``, by id."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.list_findings(session, query, limit=limit, cursor=cursor)
 
 
 async def get_finding(ctx: Context, finding_id: int) -> FindingRecord:
     """One tracked finding; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.get_finding(session, finding_id)
 
 
 async def finding_history(ctx: Context, finding_id: int) -> FindingHistory:
     """A finding with its states, triage decisions and severity changes; ``NotFound``."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         record = await store.get_finding(session, finding_id)
         events = await store.finding_history(session, finding_id)
     return FindingHistory(record, tuple(events))
@@ -124,7 +124,7 @@ async def list_regressions(
     cursor: str | None = None,
 ) -> Page[EventRecord]:
     """Regressions, newest first (``since`` inclusive; of one run when ``run_id`` is given)."""
-    async with ctx.transaction() as session:
+    async with ctx.read() as session:
         return await store.list_events(
             session, since=since, run_id=run_id, limit=limit, cursor=cursor
         )

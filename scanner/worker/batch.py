@@ -8,6 +8,14 @@ endpoint) — if the token no longer matches, the transaction rolls back and
 nothing is stored: a stalled worker's late results are never committed twice.
 Lock order everywhere is run row, then item row, so completions, dead-letters
 and cancels of one run cannot deadlock each other.
+
+A transient database error in any of these transactions (the connection
+dropped, SQLite's lock held too long) is retried with backoff
+(``scanner.db.transient``) until it succeeds or the item is cancelled: the
+probes already made are committed once the database answers, never made
+again, and the item's attempts are not touched (only a target-side failure
+may use one up). A retried commit whose first try did land finds its lease
+done and reports it lost, which is harmless.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from scanner.db.inventory import EndpointFilter, EndpointRecord, select_endpoint
 from scanner.db.leases import Lease, WorkKind
 from scanner.db.policies import effective_policies, effective_policy
 from scanner.db.runs import RunStatus
+from scanner.db.transient import Outage, retry
 from scanner.engine import Engine, Target
 from scanner.errors import ScannerError
 from scanner.worker.finalize import finalize_run
@@ -55,18 +64,25 @@ def describe(exc: BaseException) -> str:
 
 
 async def execute(
-    database: Database, engine: Engine | None, lease: Lease, *, public_url: str | None = None
+    database: Database,
+    engine: Engine | None,
+    lease: Lease,
+    *,
+    public_url: str | None = None,
+    outage: Outage | None = None,
 ) -> Outcome:
     """Run one claimed item to its committed end; exceptions mean "retry or dead-letter".
 
-    ``public_url`` makes the links in the run's alerts absolute.
+    ``public_url`` makes the links in the run's alerts absolute. ``outage``
+    paces and logs the retries of transient database errors (one per worker).
     """
+    db_outage = outage or Outage(f"work item {lease.item_id}", log)
     if lease.kind is WorkKind.FINALIZE_RUN:
-        return await _finalize(database, lease, public_url)
+        return await retry(lambda: _finalize(database, lease, public_url), db_outage)
     assert engine is not None, "probe batches need a scan engine"
-    resolved = await _resolve(database, lease.endpoint_ids)
+    resolved = await retry(lambda: _resolve(database, lease.endpoint_ids), db_outage)
     results = await _assess_all(engine, resolved)
-    return await _commit(database, lease, resolved, results)
+    return await retry(lambda: _commit(database, lease, resolved, results), db_outage)
 
 
 async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:

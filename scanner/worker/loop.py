@@ -17,6 +17,15 @@ is committed), one whose run was cancelled is abandoned.
 On stop (SIGTERM): claim nothing more, cancel in-flight items and release
 them back to ``queued`` (the attempt is refunded: the item was not at fault),
 deregister, return.
+
+The database may fail under any of these steps (a restart, dropped
+connections, SQLite's write lock held by an import): every step catches
+transient errors (``scanner.db.transient``), waits with capped, jittered
+backoff and tries again, logging one line when the outage starts and one when
+it ends. Nothing of that costs an item an attempt: an item whose own
+transaction failed is retried in place, and a claim whose answer was lost
+(the leases committed, the reply did not arrive) is followed by releasing,
+refunded, every lease the database says we hold but we do not know of.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from scanner.core.variants import PublicSuffixes
 from scanner.db import leases, work
 from scanner.db.engine import Database
 from scanner.db.leases import Lease, WorkKind
+from scanner.db.transient import Outage, is_transient, retry, wait
 from scanner.engine import Engine, ScanOptions
 from scanner.errors import ConfigError, ScannerError
 from scanner.logs import bind_run_id, log_context
@@ -75,6 +85,14 @@ class Worker:
         self._registered = False
         # Its own generator: poll jitter must not touch the global random state.
         self._jitter = random.Random()
+        self._claims = Outage("worker claim", log)
+        self._upkeep = Outage("worker maintenance", log)
+        self._beats = Outage("worker heartbeat", log)
+        self._items = Outage("work item", log)
+        # Runs claimed whose "running" mark has not been committed yet.
+        self._unstarted: set[int] = set()
+        # A claim failed after it may have committed: leases of ours we may not know.
+        self._orphans_possible = False
 
     def wake(self) -> None:
         """Look for work now (new work was just planned in this process)."""
@@ -85,10 +103,16 @@ class Worker:
         """Seconds after which a silent worker is considered gone."""
         return self._settings.worker_stale_after
 
-    async def register(self) -> None:
-        """Register in ``workers``; on SQLite refuse a second live worker process (``Conflict``)."""
+    async def register(self, stop: asyncio.Event | None = None) -> None:
+        """Register in ``workers``; on SQLite refuse a second live worker process (``Conflict``).
+
+        Waits out an unreachable database (until ``stop`` is set).
+        """
         if self._registered:
             return
+        await retry(self._register, Outage("worker registration", log), stop=stop)
+
+    async def _register(self) -> None:
         async with self._db.session() as session, session.begin():
             dead = await work.register_worker(
                 session,
@@ -104,7 +128,12 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then release what is in hand and deregister."""
-        await self.register()
+        try:
+            await self.register(stop)
+        except Exception as exc:
+            if stop.is_set() and is_transient(exc):
+                return  # stopped before the database ever answered
+            raise
         log.info("worker %s started (pid %d)", self.id, os.getpid())
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -141,7 +170,15 @@ class Worker:
                 if loop.time() - self._last_maintenance >= MAINTENANCE_EVERY_S:
                     self._last_maintenance = loop.time()
                     await self._maintenance()
-                claimed = await self._claim()
+                try:
+                    claimed = await self._claim()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    self._orphans_possible = True
+                    await wait(self._claims.failed(exc), stop)
+                    continue
+                self._claims.recovered()
                 for lease in claimed:
                     task = asyncio.create_task(
                         self._work(engine, lease), name=f"item-{lease.item_id}"
@@ -160,19 +197,47 @@ class Worker:
             stopper.cancel()
 
     async def _claim(self) -> list[Lease]:
-        free = self._settings.worker_concurrency - len(self._active)
-        if free <= 0:
-            return []
-        async with self._db.session() as session, session.begin():
-            claimed = await leases.claim_work(
-                session,
-                worker_id=self.id,
-                limit=free,
-                lease_seconds=self._settings.lease_seconds,
-            )
-        if claimed:
+        if self._orphans_possible:
             async with self._db.session() as session, session.begin():
-                await work.mark_run_started(session, sorted({c.run_id for c in claimed}))
+                orphans = await leases.release_unknown_leases(
+                    session, self.id, known=list(self._active)
+                )
+            self._orphans_possible = False
+            if orphans:
+                log.info("released %d item(s) a claim leased to us whose answer was lost", orphans)
+        claimed: list[Lease] = []
+        free = self._settings.worker_concurrency - len(self._active)
+        if free > 0:
+            async with self._db.session() as session, session.begin():
+                claimed = await leases.claim_work(
+                    session,
+                    worker_id=self.id,
+                    limit=free,
+                    lease_seconds=self._settings.lease_seconds,
+                )
+            for lease in claimed:
+                if lease.previous_holder is not None:
+                    with log_context(run_id=lease.run_id):
+                        log.info(
+                            "work item %s: the lease of worker %s expired; re-claimed "
+                            "(attempt %d of %d)",
+                            lease.item_id,
+                            lease.previous_holder,
+                            lease.attempts,
+                            lease.max_attempts,
+                        )
+            self._unstarted.update(c.run_id for c in claimed)
+        if self._unstarted:
+            # Idempotent, and never allowed to lose the leases just taken: on a
+            # failure the runs stay in the set and the next round marks them.
+            try:
+                async with self._db.session() as session, session.begin():
+                    await work.mark_run_started(session, sorted(self._unstarted))
+                self._unstarted.clear()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.debug("marking runs started failed; next round: %s", exc)
         return claimed
 
     async def _maintenance(self) -> None:
@@ -182,8 +247,23 @@ class Worker:
                 log.warning("%d work item(s) died after their last attempt", reaped)
             async with self._db.session() as session, session.begin():
                 await work.sweep_unfinalized(session)
-        except Exception:
-            log.exception("worker maintenance failed; will retry")
+                pruned = await work.prune_dead_workers(
+                    session, older_than=self._settings.worker_retention_seconds
+                )
+            if pruned:
+                log.info(
+                    "removed %d worker(s) silent for over %.0f s",
+                    pruned,
+                    self._settings.worker_retention_seconds,
+                )
+        except Exception as exc:
+            if is_transient(exc):
+                # Retried at the next maintenance round: a few seconds is backoff enough.
+                self._upkeep.failed(exc)
+            else:
+                log.exception("worker maintenance failed; will retry")
+            return
+        self._upkeep.recovered()
 
     async def _work(self, engine: Engine | None, lease: Lease) -> None:
         # Each item runs in its own task (its own context copy): every log line
@@ -197,7 +277,7 @@ class Worker:
                 assert self._engine_error is not None
                 raise self._engine_error
             outcome = await batch.execute(
-                self._db, engine, lease, public_url=self._settings.public_url
+                self._db, engine, lease, public_url=self._settings.public_url, outage=self._items
             )
             if outcome is not Outcome.DONE:
                 log.info("work item %s: %s", lease.item_id, outcome.value)
@@ -208,13 +288,26 @@ class Worker:
             raise
         except Exception as exc:
             error = batch.describe(exc)
-            log.exception("work item %s failed (attempt %d)", lease.item_id, lease.attempts)
-            with contextlib.suppress(Exception):
-                # A configuration error fails every attempt alike: no point retrying.
-                await self._failed(lease, error, final=isinstance(exc, ConfigError))
+            if is_transient(exc):
+                # The database's fault, not the item's: back to the queue, attempt refunded.
+                log.warning("work item %s: released after a database error", lease.item_id)
+                with contextlib.suppress(Exception):
+                    await retry(lambda: self._release_refunded(lease, error), self._items)
+            else:
+                log.exception("work item %s failed (attempt %d)", lease.item_id, lease.attempts)
+                with contextlib.suppress(Exception):
+                    # A configuration error fails every attempt alike: no point retrying.
+                    final = isinstance(exc, ConfigError)
+                    await retry(lambda: self._failed(lease, error, final=final), self._items)
         finally:
             self._active.pop(lease.item_id, None)
             self._wake.set()
+
+    async def _release_refunded(self, lease: Lease, error: str) -> None:
+        async with self._db.session() as session, session.begin():
+            await leases.release_lease(
+                session, lease, error=error, delay_seconds=RETRY_DELAY_S, refund_attempt=True
+            )
 
     async def _after_cancel(self, lease: Lease, reason: str) -> None:
         async with self._db.session() as session, session.begin():
@@ -236,12 +329,20 @@ class Worker:
             )
 
     async def _heartbeat_loop(self) -> None:
+        delay = self._settings.heartbeat_seconds
         while True:
-            await asyncio.sleep(self._settings.heartbeat_seconds)
+            await asyncio.sleep(delay)
+            delay = self._settings.heartbeat_seconds
             try:
                 await self._heartbeat()
-            except Exception:
-                log.exception("heartbeat failed; leases may expire")
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("heartbeat failed; leases may expire")
+                    continue
+                # Sooner than the next beat: the leases expire if this goes on.
+                delay = min(delay, self._beats.failed(exc))
+                continue
+            self._beats.recovered()
 
     async def _heartbeat(self) -> None:
         held = [lease for lease, _task in self._active.values()]
@@ -266,3 +367,10 @@ class Worker:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A task cancelled before it ever ran (claimed in the round the stop came in)
+        # never reached its own release: give those items back here, attempt refunded.
+        unstarted = [lease for lease, _task in self._active.values()]
+        self._active.clear()
+        for lease in unstarted:
+            with contextlib.suppress(Exception):
+                await self._after_cancel(lease, "shutdown")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scanner.db.tokens import Scope, create_token
@@ -84,9 +86,14 @@ async def test_last_used_is_recorded(api: Api) -> None:
         record, secret = await create_token(session, "probe", [Scope.READ], created_by=None)
     assert record.last_used_at is None
     assert (await api.get("/api/v1/scans", token=secret)).status == 200
-    tokens = (await api.get("/api/v1/tokens")).body["items"]
-    used = next(t for t in tokens if t["name"] == "probe")
-    assert used["last_used_at"] is not None
+    # Written by a background task, off the request's path: it lands right after.
+    async with asyncio.timeout(5):
+        while True:
+            tokens = (await api.get("/api/v1/tokens")).body["items"]
+            used = next(t for t in tokens if t["name"] == "probe")
+            if used["last_used_at"] is not None:
+                break
+            await asyncio.sleep(0.02)
 
 
 async def test_public_routes_need_no_token(api: Api) -> None:

@@ -31,7 +31,7 @@ _REPLY = Reply(200, "The metrics.", Str(), media_type="text/plain")
 
 async def _metrics(call: Call) -> web.Response:
     app = call.request.app
-    async with app[DATABASE].session() as session, session.begin():
+    async with app[DATABASE].read_session() as session, session.begin():
         facts = await fleet_facts(
             session,
             worker_stale_after=app[SETTINGS].worker_stale_after,
