@@ -168,10 +168,9 @@ async def test_a_row_queued_before_the_upgrade_is_still_sent_as_it_was(
     receiver.secret = secret
     body = webhook_payload(make_event()).decode("ascii")
     msg_id = new_message_id()
-    table = HookDeliveryRow.__table__
     async with db.engine.begin() as conn:  # the columns of 0008: no events
         await conn.execute(
-            sa.insert(table).values(
+            sa.insert(HookDeliveryRow).values(
                 hook_id=created.id,
                 event_type="finding.new",
                 msg_id=msg_id,
