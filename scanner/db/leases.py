@@ -654,6 +654,8 @@ async def complete_delivery(
         final=status.value if owned and status is not DeliveryStatus.QUEUED else None,
     )
     if owned and disable_hook_reason is not None:
+        # Guarantee: only the delivery's current holder disables the hook (a fenced
+        # late attempt cannot undo a re-enable made meanwhile).
         await disable_hook(session, claimed.hook_id, disable_hook_reason, now=now)
     return owned
 
