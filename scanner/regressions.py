@@ -30,6 +30,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.alerts.envelope import AlertEvent, EndpointRef, EventType, api_links
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events
 from scanner.core.diff import (
     EndpointSnapshot,
     HeaderLines,
@@ -42,7 +43,6 @@ from scanner.core.headers import Headers
 from scanner.core.lifecycle import ENDPOINT_KINDS, Event, EventKind
 from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.db import findings as store
-from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.leases import database_time
 from scanner.db.runs import RunStatus, stored_finding
 from scanner.db.tables import (

@@ -50,20 +50,6 @@ FUNCTION_IMPORTS_ALLOWED = frozenset({"cli"})
 
 # Violations of streams that are removing them (issue 10), exactly as reported below.
 PENDING: dict[str, str] = {
-    "scanner/alerts/dispatcher.py: function-level import of scanner.db.findings": "pipeline",
-    "scanner/alerts/dispatcher.py: function-level import of scanner.db.hooks": "pipeline",
-    "scanner/alerts/dispatcher.py: function-level import of scanner.regressions": "pipeline",
-    "scanner/db/hooks.py: db imports scanner.alerts.envelope": "pipeline",
-    "scanner/db/hooks.py: db imports scanner.alerts.pagerduty": "pipeline",
-    "scanner/db/hooks.py: db imports scanner.alerts.signing": "pipeline",
-    "scanner/db/hooks.py: db imports scanner.alerts.slack": "pipeline",
-    "scanner/db/hooks.py: db imports scanner.alerts.webhook": "pipeline",
-    "scanner/db/leases.py: db imports scanner.alerts.retry": "pipeline",
-    "scanner/db/leases.py: db imports scanner.alerts.sender": "pipeline",
-    "scanner/db/leases.py: function-level import of scanner.alerts.retry": "pipeline",
-    "scanner/db/leases.py: function-level import of scanner.alerts.sender": "pipeline",
-    "scanner/db/leases.py: function-level import of scanner.db.hooks": "pipeline",
-    "scanner/db/leases.py: function-level import of scanner.db.tables": "pipeline",
     "scanner/db/runs.py: db imports scanner.reports.json": "pipeline",
     "scanner/db/work.py: function-level import of scanner.db.leases": "pipeline",
     "scanner/db/work.py: function-level import of scanner.db.runs": "pipeline",

@@ -26,7 +26,6 @@ is logged once the database answers (a delivery's attempts are only its sends).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -36,20 +35,28 @@ from datetime import datetime, timedelta
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from scanner.alerts.envelope import AlertEvent
-from scanner.alerts.retry import Classification, Outcome, RetryPolicy, decide
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events, render_request
+from scanner.alerts.retry import Action, Classification, Decision, Outcome, RetryPolicy, decide
 from scanner.alerts.sender import (
-    DEFAULT_USER_AGENT,
+    MAX_EXCERPT_BYTES,
     AttemptResult,
-    Channel,
     PreparedRequest,
     build_hook_session,
     deliver,
 )
-from scanner.alerts.webhook import WebhookTarget, build_webhook_request
 from scanner.db.engine import Database
-from scanner.db.hooks import ClaimedDelivery, HookKind, HookRecord, HookSecrets, hook_secrets
+from scanner.db.findings import expire_triage_decisions
+from scanner.db.hooks import (
+    AttemptLog,
+    ClaimedDelivery,
+    DeliveryStatus,
+    HookRecord,
+    HookSecrets,
+    hook_secrets,
+)
 from scanner.db.leases import (
     claim_deliveries,
     complete_delivery,
@@ -58,6 +65,7 @@ from scanner.db.leases import (
 )
 from scanner.db.transient import Outage, is_transient, retry
 from scanner.errors import ScannerError
+from scanner.regressions import endpoint_refs
 from scanner.settings import Settings
 from scanner.ssrf import AddressPolicy
 
@@ -116,19 +124,57 @@ def _failure(reason: str) -> AttemptResult:
 def build_request(
     hook: HookRecord, secrets: HookSecrets, claimed: ClaimedDelivery, now: datetime
 ) -> PreparedRequest:
-    """The request for one attempt of ``claimed`` (re-signed with this attempt's timestamp)."""
-    body = claimed.body.encode("utf-8")
-    if hook.kind is HookKind.WEBHOOK:
-        target = WebhookTarget(hook.url, secrets.signing_secrets(now), hook.github_signature)
-        return build_webhook_request(
-            target, body, message_id=claimed.msg_id, timestamp=int(now.timestamp())
-        )
-    headers = (("Content-Type", "application/json"), ("User-Agent", DEFAULT_USER_AGENT))
-    if hook.kind is HookKind.SLACK:
-        return PreparedRequest(Channel.SLACK, hook.url, headers, body)
-    message = {"routing_key": secrets.routing_key or "", **json.loads(body)}
-    wire = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    return PreparedRequest(Channel.PAGERDUTY, hook.url, headers, wire)
+    """The request for one attempt of ``claimed``: rendered now from its events and ``hook``.
+
+    Re-signed with this attempt's timestamp; the body is the same on every attempt.
+    """
+    return render_request(hook, secrets, claimed, now)
+
+
+# Where a delivery goes after each of the retry policy's decisions.
+_STATUS_AFTER = {
+    Action.DELIVERED: DeliveryStatus.DELIVERED,
+    Action.RETRY: DeliveryStatus.QUEUED,
+    Action.DEAD: DeliveryStatus.DEAD,
+    Action.DISABLE_HOOK: DeliveryStatus.CANCELLED,
+}
+
+
+def attempt_log(result: AttemptResult, started_at: datetime) -> AttemptLog:
+    """What the delivery log keeps of one attempt."""
+    return AttemptLog(
+        started_at=started_at,
+        duration_ms=result.duration_ms,
+        status=result.status,
+        outcome=result.classification.outcome.value,
+        reason=result.classification.reason,
+        response_excerpt=result.response_excerpt[:MAX_EXCERPT_BYTES],
+        error=result.error.value if result.error else None,
+        error_detail=result.error_detail or None,
+    )
+
+
+async def record_attempt(
+    session: AsyncSession,
+    claimed: ClaimedDelivery,
+    result: AttemptResult,
+    decision: Decision,
+    *,
+    started_at: datetime,
+    now: datetime,
+) -> bool:
+    """Store one attempt and the retry policy's decision; False when the lease was lost."""
+    delivered = decision.action is Action.DELIVERED
+    return await complete_delivery(
+        session,
+        claimed,
+        attempt_log(result, started_at),
+        status=_STATUS_AFTER[decision.action],
+        next_attempt_at=decision.next_attempt_at,
+        last_error=None if delivered else decision.reason,
+        disable_hook_reason=decision.reason if decision.action is Action.DISABLE_HOOK else None,
+        now=now,
+    )
 
 
 class Dispatcher:
@@ -225,10 +271,6 @@ class Dispatcher:
 
     async def sweep_triage(self) -> int:
         """End expired triage decisions now; how many (their events go to hooks that want them)."""
-        from scanner.db.findings import expire_triage_decisions
-        from scanner.db.hooks import OutgoingEvent, enqueue_events
-        from scanner.regressions import endpoint_refs
-
         async with self.database.session() as session, session.begin():
             now = await database_time(session)
             events = await expire_triage_decisions(session, now)
@@ -357,7 +399,7 @@ class Dispatcher:
 
         async def complete() -> bool:
             async with self.database.session() as session, session.begin():
-                return await complete_delivery(
+                return await record_attempt(
                     session, claimed, result, decision, started_at=started_at, now=now
                 )
 

@@ -19,12 +19,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from scanner.core.catalogue import CATALOGUE
-from scanner.core.lifecycle import REGRESSION_KINDS, Event, EventKind, JSONObject
+from scanner.core.hooks import MONITORING_TYPES, EventType
+from scanner.core.lifecycle import Event, EventKind, JSONObject
 from scanner.core.severity import Severity
 from scanner.errors import InputError
 
@@ -38,6 +38,8 @@ __all__ = [
     "Link",
     "api_links",
     "bounded_json",
+    "event_document",
+    "event_from_document",
     "iso_timestamp",
     "truncate",
     "webhook_payload",
@@ -54,55 +56,6 @@ _CAPS = {"title": 300, "url": 2048, "owner": 200, "tag": 100, "tags": 50, "json"
 # them (by these divisors) until this much room is left for it.
 _MIN_SUMMARY_BYTES = 512
 _SHRINK = (1, 4, 16, 64)
-
-
-class EventType(StrEnum):
-    """Event types on the wire: dot-separated, ``[a-z0-9_]`` (Standard Webhooks).
-
-    Every ``scanner.core.lifecycle.EventKind`` (same value), plus the events
-    the service itself raises.
-    """
-
-    # From the diff (scanner.core.lifecycle.EventKind).
-    FINDING_NEW = "finding.new"
-    FINDING_REOPENED = "finding.reopened"
-    FINDING_RESOLVED = "finding.resolved"
-    SEVERITY_RAISED = "finding.severity_raised"
-    SEVERITY_LOWERED = "finding.severity_lowered"
-    TRIAGE_EXPIRED = "finding.triage_expired"
-    NOT_VERIFIED = "finding.not_verified"
-    RULE_CHANGE = "finding.rule_change"
-    SUPPRESSED = "finding.suppressed"
-    UNSUPPRESSED = "finding.unsuppressed"
-    LEGIT_ORIGIN_BLOCKED = "regression.legit_origin_blocked"  # retired: see EventKind
-    HEADER_DRIFT = "regression.header_drift"
-    ENDPOINT_UNREACHABLE = "endpoint.unreachable"
-    ENDPOINT_REACHABLE = "endpoint.reachable"
-    # From the service.
-    SLA_BREACHED = "finding.sla_breached"
-    SCAN_COMPLETED = "scan.completed"
-    SCAN_FAILED = "scan.failed"
-    HOOK_TEST = "hook.test"
-
-    @property
-    def is_regression_kind(self) -> bool:
-        """True for the kinds the diff may flag as regressions (``REGRESSION_KINDS``)."""
-        return self.value in _REGRESSION_VALUES
-
-
-_REGRESSION_VALUES = frozenset(kind.value for kind in REGRESSION_KINDS)
-
-# Events about seeing the API at all, not about a finding of some severity:
-# a hook's min_severity never holds them back.
-MONITORING_TYPES = frozenset(
-    {
-        EventType.ENDPOINT_UNREACHABLE,
-        EventType.ENDPOINT_REACHABLE,
-        EventType.SCAN_FAILED,
-        EventType.SCAN_COMPLETED,
-        EventType.HOOK_TEST,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +172,76 @@ class AlertEvent:
     def link(self, rel: str) -> str | None:
         """The href of the first link with this ``rel``, or None."""
         return next((link.href for link in self.links if link.rel == rel), None)
+
+
+def event_document(event: AlertEvent) -> dict[str, Any]:
+    """``event`` as a JSON document (what an outbox row stores), lossless.
+
+    Unlike the channel payloads nothing is cut: every channel renders its
+    body from this at send time, so the body follows the hook's current
+    configuration and a retry sends what the first attempt sent.
+    """
+    endpoint = event.endpoint
+    return {
+        "type": event.type.value,
+        "occurred_at": event.occurred_at.isoformat(),
+        "title": event.title,
+        "summary": event.summary,
+        "endpoint": None
+        if endpoint is None
+        else {
+            "id": endpoint.id,
+            "method": endpoint.method,
+            "url": endpoint.url,
+            "owner": endpoint.owner,
+            "tags": list(endpoint.tags),
+        },
+        "rule_id": event.rule_id,
+        "severity": event.severity.value if event.severity is not None else None,
+        "fingerprint": event.fingerprint,
+        "before": event.before,
+        "after": event.after,
+        "is_regression": event.is_regression,
+        "transition": event.transition.value if event.transition is not None else None,
+        "scan_id": event.scan_id,
+        "finding_id": event.finding_id,
+        "event_id": event.event_id,
+        "links": [{"rel": link.rel, "href": link.href} for link in event.links],
+    }
+
+
+def event_from_document(doc: Mapping[str, Any]) -> AlertEvent:
+    """The event :func:`event_document` wrote; InputError when ``doc`` is not one."""
+    try:
+        endpoint = doc["endpoint"]
+        return AlertEvent(
+            type=EventType(doc["type"]),
+            occurred_at=datetime.fromisoformat(doc["occurred_at"]),
+            title=doc["title"],
+            summary=doc["summary"],
+            endpoint=None
+            if endpoint is None
+            else EndpointRef(
+                id=endpoint["id"],
+                method=endpoint["method"],
+                url=endpoint["url"],
+                owner=endpoint["owner"],
+                tags=tuple(endpoint["tags"]),
+            ),
+            rule_id=doc["rule_id"],
+            severity=Severity(doc["severity"]) if doc["severity"] is not None else None,
+            fingerprint=doc["fingerprint"],
+            before=doc["before"],
+            after=doc["after"],
+            is_regression=doc["is_regression"],
+            transition=EventType(doc["transition"]) if doc["transition"] is not None else None,
+            scan_id=doc["scan_id"],
+            finding_id=doc["finding_id"],
+            event_id=doc["event_id"],
+            links=tuple(Link(link["rel"], link["href"]) for link in doc["links"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"alert event: not an event document ({exc})") from None
 
 
 def _default_title(event: Event) -> str:

@@ -42,8 +42,8 @@ from scanner.alerts.envelope import (
     truncate,
 )
 from scanner.alerts.sender import DEFAULT_USER_AGENT, Channel, PreparedRequest
+from scanner.core.hooks import EVENTS_URL, check_routing_key
 from scanner.core.severity import Severity
-from scanner.errors import InputError
 
 __all__ = [
     "EVENTS_URL",
@@ -53,13 +53,12 @@ __all__ = [
     "PagerDutyTarget",
     "build_pagerduty_request",
     "dedup_key",
+    "pagerduty_sends",
     "pagerduty_severity",
 ]
 
-EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 MAX_DEDUP_KEY = 255
 MAX_SUMMARY = 1024
-MAX_ROUTING_KEY = 64
 CLIENT = "cors-scanner"
 # Short enough that custom_details never approach PagerDuty's 512 KB limit.
 _DETAIL_CAPS = {"summary": 4000, "url": 2048, "text": 500, "json": 8192}
@@ -96,17 +95,7 @@ class PagerDutyTarget:
     url: str = EVENTS_URL
 
     def __post_init__(self) -> None:
-        key = self.routing_key
-        if (
-            not isinstance(key, str)
-            or not key
-            or len(key) > MAX_ROUTING_KEY
-            or not key.isascii()
-            or not key.isalnum()
-        ):
-            raise InputError(
-                "pagerduty: routing_key must be the integration key (32 letters/digits)"
-            )
+        check_routing_key(self.routing_key)
 
 
 def pagerduty_severity(severity: Severity | None) -> str:
@@ -134,20 +123,25 @@ def dedup_key(event: AlertEvent) -> str:
     return key
 
 
+def pagerduty_sends(event: AlertEvent) -> bool:
+    """PagerDuty acts on ``event``: it resolves an incident, or is a regression that pages."""
+    return event.type in RESOLVE_TYPES or event.is_regression or event.type in _ALWAYS_TRIGGER
+
+
 def build_pagerduty_request(
     target: PagerDutyTarget, event: AlertEvent, *, user_agent: str = DEFAULT_USER_AGENT
 ) -> PreparedRequest | None:
     """The Events API v2 request for ``event``, or None when PagerDuty has no use for it."""
+    if not pagerduty_sends(event):
+        return None
     if event.type in RESOLVE_TYPES:
         message: dict[str, Any] = {
             "routing_key": target.routing_key,
             "event_action": "resolve",
             "dedup_key": dedup_key(event),
         }
-    elif event.is_regression or event.type in _ALWAYS_TRIGGER:
-        message = _trigger(target, event)
     else:
-        return None
+        message = _trigger(target, event)
     body = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     headers = (("Content-Type", "application/json"), ("User-Agent", user_agent))
     return PreparedRequest(Channel.PAGERDUTY, target.url, headers, body)

@@ -15,7 +15,6 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,6 +29,7 @@ from scanner.alerts.retry import (
     classify_response,
     parse_retry_after,
 )
+from scanner.core.hooks import Channel
 from scanner.ssrf import BLOCKED_MARKER, AddressPolicy, BlockedAddress, guarded_connector
 
 __all__ = [
@@ -52,19 +52,6 @@ READ_BUFFER_BYTES = 16384
 # Shown instead of secrets when request headers go to the delivery log.
 REDACTED = "[redacted]"
 _SECRET_HEADERS = frozenset({"webhook-signature", "x-hub-signature-256", "authorization"})
-
-
-class Channel(StrEnum):
-    """The kinds of receivers we deliver to."""
-
-    WEBHOOK = "webhook"
-    SLACK = "slack"
-    PAGERDUTY = "pagerduty"
-
-    @property
-    def success(self) -> SuccessRule:
-        """What this channel's receiver answers on success."""
-        return _SUCCESS[self]
 
 
 _SUCCESS = {
@@ -218,7 +205,7 @@ async def deliver(
     return AttemptResult(
         status=status,
         duration_ms=elapsed_ms(),
-        classification=classify_response(status, excerpt, request.channel.success),
+        classification=classify_response(status, excerpt, _SUCCESS[request.channel]),
         response_excerpt=excerpt.decode("utf-8", "replace"),
         retry_after=parse_retry_after(retry_after_header, now=clock()),
     )

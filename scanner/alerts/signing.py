@@ -22,13 +22,20 @@ Everything here is pure and synchronous; the clock (``now``) is a parameter.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from secrets import token_bytes
 
+from scanner.core.hooks import (
+    MAX_SECRET_BYTES,
+    MIN_SECRET_BYTES,
+    SECRET_PREFIX,
+    check_secret_key,
+    parse_secret,
+    serialize_secret,
+)
 from scanner.errors import InputError
 
 __all__ = [
@@ -44,9 +51,6 @@ __all__ = [
     "verify_standard",
 ]
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
-MIN_SECRET_BYTES = 24  # 192 bits, the spec's minimum
-MAX_SECRET_BYTES = 64  # 512 bits, the spec's maximum
 DEFAULT_SECRET_BYTES = 32
 DEFAULT_TOLERANCE = 300  # seconds either side of the receiver's clock
 SIGNATURE_VERSION = "v1"
@@ -64,13 +68,7 @@ class WebhookSecret:
     key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes):
-            raise InputError("webhook secret: expected bytes")
-        if not MIN_SECRET_BYTES <= len(self.key) <= MAX_SECRET_BYTES:
-            raise InputError(
-                f"webhook secret: expected {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes, "
-                f"got {len(self.key)}"
-            )
+        check_secret_key(self.key)
 
     @classmethod
     def generate(cls, size: int = DEFAULT_SECRET_BYTES) -> WebhookSecret:
@@ -84,23 +82,11 @@ class WebhookSecret:
         Standard base64 with padding, as the spec's libraries print it;
         surrounding whitespace (a copy-paste) is ignored.
         """
-        if not isinstance(text, str):
-            raise InputError("webhook secret: expected a string like 'whsec_...'")
-        value = text.strip()
-        if not value.startswith(SECRET_PREFIX):
-            raise InputError("webhook secret: expected the 'whsec_' prefix followed by base64")
-        encoded = value[len(SECRET_PREFIX) :]
-        try:
-            key = base64.b64decode(encoded.encode("ascii"), validate=True)
-        except (UnicodeEncodeError, binascii.Error):
-            raise InputError(
-                "webhook secret: the part after 'whsec_' is not valid base64"
-            ) from None
-        return cls(key)
+        return cls(parse_secret(text))
 
     def serialize(self) -> str:
         """The secret as users see and paste it: ``whsec_`` + base64. Handle as a secret."""
-        return SECRET_PREFIX + base64.b64encode(self.key).decode("ascii")
+        return serialize_secret(self.key)
 
     @property
     def github_key(self) -> bytes:

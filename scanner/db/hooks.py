@@ -6,9 +6,10 @@ owners). Secrets (the webhook signing secret, the previous one during a
 rotation's grace period, PagerDuty's routing key) are stored as given and
 never leave this module except to the dispatcher (:class:`HookSecrets`).
 
-Deliveries are the outbox: :func:`enqueue_events` writes them in the caller's
-transaction (the diff's), one per (event, matching hook), one per run for
-Slack (a batch). Dispatchers claim due deliveries with a lease
+Deliveries are the outbox: :func:`add_deliveries` writes them in the caller's
+transaction (the diff's); which hooks hear which event, and what each channel
+sends, is alerting's (``scanner.alerts.outbox``): a row holds the events, and
+the body is rendered at send time. Dispatchers claim due deliveries with a lease
 (:func:`claim_deliveries`: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
 write lock of ``BEGIN IMMEDIATE`` on SQLite), send, and report with
 :func:`finish_attempt`, which changes the delivery only while the lease token
@@ -19,8 +20,8 @@ same ``msg_id`` (``webhook-id``) on every attempt.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,18 +31,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scanner.alerts.envelope import MONITORING_TYPES, AlertEvent, EventType, webhook_payload
-from scanner.alerts.pagerduty import (
+from scanner.core.hooks import (
     EVENTS_URL,
-    RESOLVE_TYPES,
-    PagerDutyTarget,
-    build_pagerduty_request,
+    Channel,
+    EventType,
+    check_routing_key,
+    parse_secret,
+    serialize_secret,
 )
-from scanner.alerts.signing import WebhookSecret
-from scanner.alerts.slack import build_slack_request
-from scanner.alerts.webhook import new_message_id
-from scanner.core.diff import LEGIT_RULE
-from scanner.core.lifecycle import REGRESSION_KINDS
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
 from scanner.db.tables import (
@@ -57,29 +54,10 @@ from scanner.errors import Conflict, FieldError, InputError, NotFound, Validatio
 _MAX_ID = 2**31 - 1
 MAX_FILTER_ITEMS = 100
 
-# What a hook hears when it names no event kinds: every regression, the good
-# news that closes them, losing and regaining sight of an endpoint, a run that
-# measured nothing, and tests. Not header drift alone, nor the rest of the
-# log (not_verified, rule_change...): a hook asks for those by name.
-DEFAULT_EVENT_TYPES = frozenset(
-    {
-        *(EventType(k.value) for k in REGRESSION_KINDS),
-        EventType.FINDING_RESOLVED,
-        EventType.ENDPOINT_UNREACHABLE,
-        EventType.ENDPOINT_REACHABLE,
-        EventType.SCAN_FAILED,
-    }
-)
-_FINDING_APPEARS = frozenset({EventType.FINDING_NEW, EventType.FINDING_REOPENED})
-_SCAN_TYPES = frozenset({EventType.SCAN_FAILED, EventType.SCAN_COMPLETED})
-
-
-class HookKind(StrEnum):
-    """The channel a hook delivers to."""
-
-    WEBHOOK = "webhook"
-    SLACK = "slack"
-    PAGERDUTY = "pagerduty"
+# One enum: a hook's kind is the channel it delivers to.
+HookKind = Channel
+# Bytes of a generated signing secret (Standard Webhooks allows 24 to 64).
+GENERATED_SECRET_BYTES = 32
 
 
 class DeliveryStatus(StrEnum):
@@ -124,12 +102,12 @@ class HookInput:
                 errors.append(FieldError("secret", "only webhooks are signed"))
             else:
                 try:
-                    WebhookSecret.parse(self.secret)
+                    parse_secret(self.secret)
                 except InputError as exc:
                     errors.append(FieldError("secret", exc.message))
         if self.kind is HookKind.PAGERDUTY:
             try:
-                PagerDutyTarget(self.routing_key or "")
+                check_routing_key(self.routing_key or "")
             except InputError as exc:
                 errors.append(FieldError("routing_key", exc.message))
         elif self.routing_key is not None:
@@ -181,67 +159,15 @@ class HookRecord:
     created_at: datetime
     updated_at: datetime
 
-    def wants(self, event: AlertEvent) -> bool:
-        """This hook's filters let ``event`` through (hook tests always pass).
-
-        ``min_severity`` filters what carries a severity (findings, and drift
-        riding in a finding's event) and holds back informational events
-        without one (header drift alone); monitoring events (``endpoint.*``,
-        ``scan.*``) pass it. A PagerDuty hook gets every resolution of the
-        endpoints it covers, whatever its kinds and severity say: its triggers
-        must be resolvable even after a finding's severity changed.
-        """
-        if event.type is EventType.HOOK_TEST:
-            return True
-        closes = self.kind is HookKind.PAGERDUTY and event.type in RESOLVE_TYPES
-        if not closes and not self._wants_type(event):
-            return False
-        if self.min_severity is not None and not closes:
-            if event.severity is None:
-                if event.type not in MONITORING_TYPES:
-                    return False
-            elif event.severity < self.min_severity:
-                return False
-        if event.type in _SCAN_TYPES:
-            return True  # a run's failure concerns every team it scanned
-        endpoint = event.endpoint
-        if self.tags and (endpoint is None or not set(self.tags) & set(endpoint.tags)):
-            return False
-        return not (self.owners and (endpoint is None or endpoint.owner not in self.owners))
-
-    def _wants_type(self, event: AlertEvent) -> bool:
-        kinds = set(self.event_kinds) or {t.value for t in DEFAULT_EVENT_TYPES}
-        if event.type.value in kinds:
-            return True
-        # The retired regression.legit_origin_blocked: its subscribers still hear it.
-        return (
-            EventType.LEGIT_ORIGIN_BLOCKED.value in kinds
-            and event.type in _FINDING_APPEARS
-            and event.rule_id == LEGIT_RULE
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class HookSecrets:
-    """What the dispatcher needs to sign or route: secrets, for its eyes only."""
+    """What the dispatcher needs to sign or route: secrets, for its eyes only (``whsec_`` text)."""
 
     secret: str | None = field(repr=False)
     previous_secret: str | None = field(repr=False)
     previous_secret_until: datetime | None
     routing_key: str | None = field(repr=False)
-
-    def signing_secrets(self, now: datetime) -> tuple[WebhookSecret, ...]:
-        """Current secret first, then the previous one while its grace period lasts."""
-        out: list[WebhookSecret] = []
-        if self.secret:
-            out.append(WebhookSecret.parse(self.secret))
-        if (
-            self.previous_secret
-            and self.previous_secret_until is not None
-            and now < self.previous_secret_until
-        ):
-            out.append(WebhookSecret.parse(self.previous_secret))
-        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +175,20 @@ class AttemptRecord:
     """One logged attempt."""
 
     attempt: int
+    started_at: datetime
+    duration_ms: float
+    status: int | None
+    outcome: str
+    reason: str
+    response_excerpt: str
+    error: str | None
+    error_detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLog:
+    """One attempt to log, as the sender saw it (``outcome``: ``scanner.alerts.retry.Outcome``)."""
+
     started_at: datetime
     duration_ms: float
     status: int | None
@@ -287,7 +227,10 @@ class ClaimedDelivery:
     hook_id: int
     lease_token: str
     msg_id: str
-    body: str = field(repr=False)
+    # The events to render (``scanner.alerts.outbox.outbox_message``), or for
+    # a row queued before migration 0011 the body rendered then.
+    events: str | None = field(repr=False)
+    body: str | None = field(repr=False)
     event_type: str
     attempts: int
     first_attempted_at: datetime | None
@@ -364,7 +307,7 @@ async def create_hook(
     generated: str | None = None
     secret = data.secret.strip() if data.secret else None
     if data.kind is HookKind.WEBHOOK and secret is None:
-        generated = secret = WebhookSecret.generate().serialize()
+        generated = secret = serialize_secret(secrets.token_bytes(GENERATED_SECRET_BYTES))
     row = HookRow(
         name=data.name.strip(),
         kind=data.kind.value,
@@ -483,7 +426,7 @@ async def rotate_secret(
     row = await _row(session, hook_id)
     if row.kind != HookKind.WEBHOOK.value:
         raise Conflict(f"hook {hook_id} is a {row.kind} hook: only webhooks have a signing secret")
-    new = WebhookSecret.generate().serialize()
+    new = serialize_secret(secrets.token_bytes(GENERATED_SECRET_BYTES))
     row.previous_secret = row.secret
     row.previous_secret_until = now + grace
     row.secret = new
@@ -506,83 +449,39 @@ async def disable_hook(session: AsyncSession, hook_id: int, reason: str, *, now:
 
 
 @dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An alert to route, with the stored event's id (None for service events)."""
+class NewDelivery:
+    """An outbox row to write: which hook, which event, and the events to render at send time."""
 
-    alert: AlertEvent
+    hook_id: int
     event_id: int | None
+    event_type: str
+    msg_id: str
+    events: str = field(repr=False)
 
 
-def pagerduty_body(hook: HookRecord, routing_key: str, alert: AlertEvent) -> str | None:
-    """The Events API message without its routing key (added at send time), or None."""
-    request = build_pagerduty_request(PagerDutyTarget(routing_key, hook.url), alert)
-    if request is None:
-        return None
-    message = json.loads(request.body)
-    message.pop("routing_key", None)
-    return json.dumps(message, ensure_ascii=True, separators=(",", ":"))
-
-
-async def enqueue_events(
-    session: AsyncSession,
-    events: Sequence[OutgoingEvent],
-    *,
-    now: datetime,
-    run_id: int | None = None,
-    heading: str = "cors-scanner",
-    hooks: Iterable[int] | None = None,
+async def add_deliveries(
+    session: AsyncSession, deliveries: Sequence[NewDelivery], *, run_id: int | None, now: datetime
 ) -> list[int]:
-    """Write the deliveries of ``events`` for every enabled hook that wants them; their ids.
-
-    Webhooks and PagerDuty get one delivery per event; Slack one message for
-    all the events it wants (a run's batch). ``hooks`` limits the hooks
-    considered (a hook test). Runs in the caller's transaction.
-    """
-    if not events:
-        return []
-    query = select(HookRow).where(HookRow.enabled.is_(True)).order_by(HookRow.id)
-    if hooks is not None:
-        query = query.where(HookRow.id.in_(list(hooks)))
-    rows = list((await session.execute(query)).scalars())
-    created: list[HookDeliveryRow] = []
-
-    def add(row: HookRow, body: str, event_type: str, event_id: int | None) -> None:
-        created.append(
-            HookDeliveryRow(
-                hook_id=row.id,
-                event_id=event_id,
-                run_id=run_id,
-                event_type=event_type,
-                msg_id=new_message_id(),
-                body=body,
-                status=DeliveryStatus.QUEUED.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+    """Queue ``deliveries`` now, in the caller's transaction (routing is the caller's); their ids."""
+    rows = [
+        HookDeliveryRow(
+            hook_id=d.hook_id,
+            event_id=d.event_id,
+            run_id=run_id,
+            event_type=d.event_type,
+            msg_id=d.msg_id,
+            events=d.events,
+            body=None,
+            status=DeliveryStatus.QUEUED.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
         )
-
-    for row in rows:
-        hook = _hook(row)
-        wanted = [e for e in events if hook.wants(e.alert)]
-        if not wanted:
-            continue
-        if hook.kind is HookKind.SLACK:
-            request = build_slack_request(hook.url, [e.alert for e in wanted], heading=heading)
-            kind = wanted[0].alert.type.value if len(wanted) == 1 else "batch"
-            single = wanted[0].event_id if len(wanted) == 1 else None
-            add(row, request.body.decode("ascii"), kind, single)
-            continue
-        for item in wanted:
-            if hook.kind is HookKind.WEBHOOK:
-                body: str | None = webhook_payload(item.alert).decode("ascii")
-            else:
-                body = pagerduty_body(hook, row.routing_key or "", item.alert)
-            if body is not None:
-                add(row, body, item.alert.type.value, item.event_id)
-    session.add_all(created)
+        for d in deliveries
+    ]
+    session.add_all(rows)
     await session.flush()
-    return [d.id for d in created]
+    return [r.id for r in rows]
 
 
 async def list_deliveries(
@@ -652,7 +551,7 @@ async def redeliver(session: AsyncSession, delivery_id: int, *, now: datetime) -
 
 
 __all__ = [
-    "DEFAULT_EVENT_TYPES",
+    "AttemptLog",
     "AttemptRecord",
     "ClaimedDelivery",
     "DeliveryRecord",
@@ -661,11 +560,11 @@ __all__ = [
     "HookKind",
     "HookRecord",
     "HookSecrets",
-    "OutgoingEvent",
+    "NewDelivery",
+    "add_deliveries",
     "create_hook",
     "delete_hook",
     "disable_hook",
-    "enqueue_events",
     "get_delivery",
     "get_hook",
     "hook_secrets",

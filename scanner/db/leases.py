@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Interval, and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,12 +52,9 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from scanner.db.counters import count_delivery_attempt
-from scanner.db.tables import RunRow, WorkItemRow
-
-if TYPE_CHECKING:  # issue 5: the delivery section's types
-    from scanner.alerts.retry import Decision
-    from scanner.alerts.sender import AttemptResult
-    from scanner.db.hooks import ClaimedDelivery
+from scanner.db.hooks import AttemptLog, ClaimedDelivery, DeliveryStatus, disable_hook
+from scanner.db.tables import DeliveryAttemptRow, HookRow, RunRow, WorkItemRow
+from scanner.db.tables import HookDeliveryRow as D
 
 # Any constant, distinct from the migration lock: serializes claims on PostgreSQL.
 _CLAIM_LOCK = 0x636C61696D  # "claim"
@@ -516,9 +513,6 @@ def _is_sqlite(session: AsyncSession) -> bool:
 
 
 def _delivery_due(session: AsyncSession) -> ColumnElement[bool]:
-    from scanner.db.hooks import DeliveryStatus
-    from scanner.db.tables import HookDeliveryRow as D
-
     now = db_now(session)
     return or_(
         and_(D.status == DeliveryStatus.QUEUED.value, D.next_attempt_at <= now),
@@ -542,10 +536,6 @@ async def claim_deliveries(
     sending; no hook gets more than ``max_per_hook`` at once, so one slow
     receiver never holds the slots of the others. Commit right after.
     """
-    from scanner.db.hooks import ClaimedDelivery, DeliveryStatus
-    from scanner.db.tables import HookDeliveryRow as D
-    from scanner.db.tables import HookRow
-
     if limit <= 0:
         return []
     busy = dict(in_flight or {})
@@ -586,7 +576,13 @@ async def claim_deliveries(
                     lease_expires_at=db_now(session, lease_seconds),
                 )
                 .returning(
-                    D.hook_id, D.msg_id, D.body, D.event_type, D.attempts, D.first_attempted_at
+                    D.hook_id,
+                    D.msg_id,
+                    D.events,
+                    D.body,
+                    D.event_type,
+                    D.attempts,
+                    D.first_attempted_at,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -599,6 +595,7 @@ async def claim_deliveries(
                 hook_id=row.hook_id,
                 lease_token=token,
                 msg_id=row.msg_id,
+                events=row.events,
                 body=row.body,
                 event_type=row.event_type,
                 attempts=row.attempts,
@@ -611,43 +608,40 @@ async def claim_deliveries(
 async def complete_delivery(
     session: AsyncSession,
     claimed: ClaimedDelivery,
-    result: AttemptResult,
-    decision: Decision,
+    attempt: AttemptLog,
     *,
-    started_at: datetime,
+    status: DeliveryStatus,
+    next_attempt_at: datetime | None = None,
+    last_error: str | None = None,
+    disable_hook_reason: str | None = None,
     now: datetime,
 ) -> bool:
-    """Log one attempt and move the delivery on; False when the lease was lost meanwhile.
+    """Log one attempt and move the delivery to ``status``; False when the lease was lost meanwhile.
 
-    The attempt is logged either way (it happened); the delivery itself is
-    only changed by its current holder. A 410 disables the hook here too.
+    The caller (alerting's retry policy) decides: ``status`` ``queued`` with
+    ``next_attempt_at`` to retry, or a final one; ``disable_hook_reason``
+    disables the hook too (its receiver said 410). The attempt is logged
+    either way (it happened); the delivery and the hook are only changed by
+    the delivery's current holder.
     """
-    from scanner.alerts.retry import Action
-    from scanner.alerts.sender import MAX_EXCERPT_BYTES
-    from scanner.db.hooks import DeliveryStatus, disable_hook
-    from scanner.db.tables import DeliveryAttemptRow
-    from scanner.db.tables import HookDeliveryRow as D
-
+    if status is DeliveryStatus.LEASED:
+        raise ValueError("complete_delivery: a completed delivery is not leased")
+    if status is DeliveryStatus.QUEUED and next_attempt_at is None:
+        raise ValueError("complete_delivery: a retry needs next_attempt_at")
     attempt_no = claimed.attempts + 1
     values: dict[str, Any] = {
+        "status": status.value,
         "attempts": attempt_no,
-        "first_attempted_at": claimed.first_attempted_at or started_at,
+        "first_attempted_at": claimed.first_attempted_at or attempt.started_at,
         "lease_token": None,
         "leased_by": None,
         "lease_expires_at": None,
-        "last_error": (
-            None if decision.action is Action.DELIVERED else decision.reason[:ERROR_LIMIT]
-        ),
+        "last_error": last_error[:ERROR_LIMIT] if last_error is not None else None,
     }
-    if decision.action is Action.DELIVERED:
-        values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
-    elif decision.action is Action.RETRY:
-        assert decision.next_attempt_at is not None
-        values.update(status=DeliveryStatus.QUEUED.value, next_attempt_at=decision.next_attempt_at)
-    elif decision.action is Action.DISABLE_HOOK:
-        values.update(status=DeliveryStatus.CANCELLED.value)
-    else:
-        values.update(status=DeliveryStatus.DEAD.value)
+    if status is DeliveryStatus.DELIVERED:
+        values["delivered_at"] = now
+    elif status is DeliveryStatus.QUEUED:
+        values["next_attempt_at"] = next_attempt_at
     # Guarantee: only the holder of the current token moves the delivery on.
     owned = (
         await session.execute(
@@ -662,6 +656,8 @@ async def complete_delivery(
             .execution_options(synchronize_session=False)
         )
     ).scalar_one_or_none() is not None
+    # Guarantee: none needed (read-only): attempt numbers are unique per
+    # delivery, so two holders logging at once fail one insert, never duplicate.
     latest = (
         await session.execute(
             select(func.max(DeliveryAttemptRow.attempt)).where(
@@ -674,14 +670,14 @@ async def complete_delivery(
             delivery_id=claimed.id,
             # A holder that lost its lease logs after whatever the new one logged.
             attempt=max(attempt_no, (latest or 0) + 1),
-            started_at=started_at,
-            duration_ms=result.duration_ms,
-            status=result.status,
-            outcome=result.classification.outcome.value,
-            reason=result.classification.reason[:ERROR_LIMIT],
-            response_excerpt=result.response_excerpt[:MAX_EXCERPT_BYTES],
-            error=result.error.value if result.error else None,
-            error_detail=result.error_detail or None,
+            started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms,
+            status=attempt.status,
+            outcome=attempt.outcome,
+            reason=attempt.reason[:ERROR_LIMIT],
+            response_excerpt=attempt.response_excerpt,
+            error=attempt.error,
+            error_detail=attempt.error_detail,
         )
     )
     await session.flush()
@@ -690,21 +686,18 @@ async def complete_delivery(
     await count_delivery_attempt(
         session,
         hook_id=claimed.hook_id,
-        outcome=result.classification.outcome.value,
-        final=values["status"]
-        if owned and values["status"] != DeliveryStatus.QUEUED.value
-        else None,
+        outcome=attempt.outcome,
+        final=status.value if owned and status is not DeliveryStatus.QUEUED else None,
     )
-    if owned and decision.action is Action.DISABLE_HOOK:
-        await disable_hook(session, claimed.hook_id, decision.reason, now=now)
+    if owned and disable_hook_reason is not None:
+        # Guarantee: only the delivery's current holder disables the hook (a fenced
+        # late attempt cannot undo a re-enable made meanwhile).
+        await disable_hook(session, claimed.hook_id, disable_hook_reason, now=now)
     return owned
 
 
 async def release_deliveries(session: AsyncSession, claims: Sequence[ClaimedDelivery]) -> int:
     """Give held deliveries back at once (a graceful stop); how many were still ours."""
-    from scanner.db.hooks import DeliveryStatus
-    from scanner.db.tables import HookDeliveryRow as D
-
     count = 0
     for claimed in claims:
         # Guarantee: only the holder releases, once (the token is cleared).

@@ -420,9 +420,12 @@ class HookRow(Base):
 class HookDeliveryRow(Base):
     """One message for one hook: the outbox row, claimed with a lease like work items.
 
-    ``msg_id`` is the ``webhook-id``, the same on every retry. ``body`` holds
-    the exact bytes to send (text) for webhooks and Slack; PagerDuty's routing
-    key is added at send time so that it lives only on the hook.
+    ``msg_id`` is the ``webhook-id``, the same on every retry. ``events``
+    holds the events themselves (JSON: ``scanner.alerts.outbox.outbox_message``):
+    the channel's body is rendered at send time from them and the hook's
+    current configuration. ``body`` is only set on rows queued before
+    migration 0011 (the body rendered then, sent as is; PagerDuty's without
+    its routing key).
     """
 
     __tablename__ = "hook_deliveries"
@@ -441,7 +444,8 @@ class HookDeliveryRow(Base):
     run_id: Mapped[int | None] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(EVENT_KIND_LENGTH))
     msg_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LENGTH))
-    body: Mapped[str] = mapped_column(Text)
+    events: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())

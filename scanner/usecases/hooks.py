@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from scanner.alerts.envelope import AlertEvent, EventType
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events
 from scanner.db import audit
 from scanner.db import hooks as store
 from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookRecord
@@ -159,8 +160,8 @@ async def send_test_event(ctx: Context, hook_id: int, *, actor: str) -> Delivery
         hook = await store.get_hook(session, hook_id)
         if not hook.enabled:
             raise Conflict(f"hook {hook.id} is disabled: {hook.disabled_reason or 'by a user'}")
-        [delivery_id] = await store.enqueue_events(
-            session, [store.OutgoingEvent(event, None)], now=now, hooks=[hook.id]
+        [delivery_id] = await enqueue_events(
+            session, [OutgoingEvent(event, None)], now=now, hooks=[hook.id]
         )
         await audit.record(
             session,

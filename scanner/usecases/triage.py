@@ -14,11 +14,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from scanner.alerts.envelope import AlertEvent
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events
 from scanner.core.timestamps import iso_utc
 from scanner.db import audit
 from scanner.db import findings as store
 from scanner.db.findings import EventRecord, FindingQuery, FindingRecord
-from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.pagination import Page
 from scanner.errors import FieldError, ValidationError
 from scanner.regressions import endpoint_refs

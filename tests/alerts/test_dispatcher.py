@@ -20,11 +20,12 @@ from aiohttp import web
 
 from scanner.alerts.dispatcher import Dispatcher, DispatcherConfig
 from scanner.alerts.envelope import AlertEvent
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events
 from scanner.alerts.retry import RetryPolicy
 from scanner.alerts.signing import WebhookSecret, verify_github, verify_standard
 from scanner.db import hooks
 from scanner.db.engine import Database
-from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind, OutgoingEvent
+from scanner.db.hooks import DeliveryRecord, DeliveryStatus, HookInput, HookKind
 from scanner.ssrf import AddressPolicy
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
@@ -139,7 +140,7 @@ async def _enqueue(
     ids: list[int] = []
     for _ in range(count):
         async with database.session() as session, session.begin():
-            ids += await hooks.enqueue_events(
+            ids += await enqueue_events(
                 session, [OutgoingEvent(event, None)], now=NOW, hooks=[hook_id]
             )
     return ids

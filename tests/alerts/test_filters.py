@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scanner.alerts.envelope import AlertEvent, EventType
+from scanner.alerts.outbox import hook_wants
 from scanner.core.severity import Severity
 from scanner.db.hooks import HookKind, HookRecord
 
@@ -47,18 +48,18 @@ def test_drift_alone_reaches_only_hooks_that_ask_for_it_without_a_severity_filte
     make_event: MakeEvent,
 ) -> None:
     drift = endpoint_event(make_event, EventType.HEADER_DRIFT)
-    assert not hook().wants(drift)  # not a default
-    assert hook(event_kinds=("regression.header_drift",)).wants(drift)
+    assert not hook_wants(hook(), drift)  # not a default
+    assert hook_wants(hook(event_kinds=("regression.header_drift",)), drift)
     for floor in Severity:
         asked = hook(event_kinds=("regression.header_drift",), min_severity=floor)
-        assert not asked.wants(drift), floor
+        assert not hook_wants(asked, drift), floor
 
 
 def test_drift_inside_a_finding_has_the_finding_severity(make_event: MakeEvent) -> None:
     high = hook(min_severity=Severity.HIGH)
     carried = make_event(after={"probes": {}, "changed_total": 2})  # critical finding.new
-    assert high.wants(carried)
-    assert not high.wants(make_event(severity=Severity.MEDIUM, after={"changed_total": 2}))
+    assert hook_wants(high, carried)
+    assert not hook_wants(high, make_event(severity=Severity.MEDIUM, after={"changed_total": 2}))
 
 
 @pytest.mark.parametrize(
@@ -66,9 +67,9 @@ def test_drift_inside_a_finding_has_the_finding_severity(make_event: MakeEvent) 
 )
 def test_silence_reaches_hooks_filtered_by_severity(make_event: MakeEvent, kind: EventType) -> None:
     event = endpoint_event(make_event, kind)
-    assert hook().wants(event)
-    assert hook(min_severity=Severity.CRITICAL).wants(event)
-    assert hook(kind=HookKind.PAGERDUTY, min_severity=Severity.HIGH).wants(event)
+    assert hook_wants(hook(), event)
+    assert hook_wants(hook(min_severity=Severity.CRITICAL), event)
+    assert hook_wants(hook(kind=HookKind.PAGERDUTY, min_severity=Severity.HIGH), event)
 
 
 def test_a_scan_failure_is_news_for_every_team(make_event: MakeEvent) -> None:
@@ -80,7 +81,7 @@ def test_a_scan_failure_is_news_for_every_team(make_event: MakeEvent) -> None:
         severity=None,
         is_regression=False,
     )
-    assert hook(tags=("pci",), owners=("payments-team",)).wants(failed)
+    assert hook_wants(hook(tags=("pci",), owners=("payments-team",)), failed)
 
 
 def test_pagerduty_always_hears_the_resolution_of_what_it_may_have_opened(
@@ -93,15 +94,15 @@ def test_pagerduty_always_hears_the_resolution_of_what_it_may_have_opened(
     pagerduty = hook(
         kind=HookKind.PAGERDUTY, min_severity=Severity.HIGH, event_kinds=("finding.new",)
     )
-    assert pagerduty.wants(resolved)
+    assert hook_wants(pagerduty, resolved)
     webhook = hook(min_severity=Severity.HIGH)
-    assert not webhook.wants(resolved)
+    assert not hook_wants(webhook, resolved)
     other_team = hook(kind=HookKind.PAGERDUTY, tags=("internal",))
-    assert not other_team.wants(resolved)
+    assert not hook_wants(other_team, resolved)
 
 
 def test_the_retired_legit_origin_kind_still_hears_blocked_origins(make_event: MakeEvent) -> None:
     subscribed = hook(event_kinds=("regression.legit_origin_blocked",))
     blocked = make_event(rule_id="legit_origin_blocked", severity=Severity.HIGH)
-    assert subscribed.wants(blocked)
-    assert not subscribed.wants(make_event())
+    assert hook_wants(subscribed, blocked)
+    assert not hook_wants(subscribed, make_event())

@@ -15,14 +15,18 @@ in one transaction).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from scanner.alerts.envelope import webhook_payload
+from scanner.alerts.outbox import read_message
 from scanner.core.plan import Endpoint
 from scanner.core.policy import Policy
 from scanner.db import runs
@@ -137,3 +141,10 @@ async def stored_runs(database: Database, target: SwitchableTarget) -> AsyncIter
         )
     async with Engine(scan_options(), default_public_suffixes()) as engine:
         yield Runs(database, target, engine, endpoint_id=endpoint.id)
+
+
+def webhook_body(events: str | None) -> dict[str, Any]:
+    """The webhook payload a receiver gets for an outbox row's stored events."""
+    assert events is not None
+    _, [event] = read_message(events)
+    return dict(json.loads(webhook_payload(event)))

@@ -40,7 +40,7 @@ from scanner.usecases import triage
 from scanner.usecases.context import Context
 from scanner.usecases.hooks import send_test_event
 from tests.core.test_diff import KEY, NOW, make_finding, make_tracked
-from tests.regressions.harness import Runs
+from tests.regressions.harness import Runs, webhook_body
 
 DOC = Path(scanner.__file__).resolve().parents[1] / "docs" / "alerts.md"
 SECTION = re.compile(r"^### `([a-z0-9_]+\.[a-z0-9_]+)`", re.MULTILINE)
@@ -152,7 +152,7 @@ async def _stored_payloads(runs: Runs) -> list[dict[str, Any]]:
         rows = (
             await session.execute(select(HookDeliveryRow).where(HookDeliveryRow.hook_id == hook.id))
         ).scalars()
-        payloads = [json.loads(r.body) for r in rows]
+        payloads = [webhook_body(r.events) for r in rows]
     return payloads
 
 
@@ -247,4 +247,4 @@ async def _hook_test_payload(runs: Runs) -> dict[str, Any]:
     async with runs.database.session() as session, session.begin():
         row = await session.get(HookDeliveryRow, record.id)
         assert row is not None
-        return dict(json.loads(row.body))
+        return dict(webhook_body(row.events))

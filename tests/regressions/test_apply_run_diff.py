@@ -6,7 +6,6 @@ finalises it (status + diff in one transaction), as the worker does.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -20,7 +19,7 @@ from scanner.db.findings import FindingQuery
 from scanner.db.hooks import HookInput, HookKind
 from scanner.db.tables import FindingEventRow, HookDeliveryRow, TrackedFindingRow
 from scanner.errors import Conflict
-from tests.regressions.harness import Runs
+from tests.regressions.harness import Runs, webhook_body
 
 RULE = "reflect_any_origin_credentials"
 
@@ -161,7 +160,7 @@ async def test_regression_writes_outbox_rows_with_evidence(runs: Runs) -> None:
     # One root cause, one delivery: the new finding, the drift inside it.
     assert [d.event_type for d in page.items] == [EventKind.FINDING_NEW.value]
     new = next(r for r in rows if r.event_type == EventKind.FINDING_NEW.value)
-    body = json.loads(new.body)
+    body = webhook_body(new.events)
     assert body["data"]["after"]["changed_total"] >= 1
     assert body["data"]["after"]["probes"]
     assert body["type"] == "finding.new"
