@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import update
 
+from scanner.alerts.outbox import OutgoingEvent, enqueue_events
 from scanner.db import hooks
 from scanner.db.engine import Database
-from scanner.db.hooks import ClaimedDelivery, HookInput, HookKind, OutgoingEvent
+from scanner.db.hooks import ClaimedDelivery, HookInput, HookKind
 from scanner.db.leases import claim_deliveries, database_time
 from scanner.db.tables import HookDeliveryRow, HookRow
 
@@ -28,9 +29,7 @@ async def _hook_with_deliveries(database: Database, name: str, event: Any, count
             now=PAST,
         )
         for _ in range(count):
-            await hooks.enqueue_events(
-                session, [OutgoingEvent(event, None)], now=PAST, hooks=[hook.id]
-            )
+            await enqueue_events(session, [OutgoingEvent(event, None)], now=PAST, hooks=[hook.id])
     return hook.id
 
 
