@@ -189,15 +189,17 @@ def bounded_headers(headers: Headers, cap: int) -> Headers:
     if total <= cap:
         return headers
     full = [kept_in_full(n) for n, _ in headers.lines]
-    names = [n if f else _cut(n, MAX_NAME_CHARS) for (n, _), f in zip(headers.lines, full)]
+    names = [
+        n if f else _cut(n, MAX_NAME_CHARS) for (n, _), f in zip(headers.lines, full, strict=True)
+    ]
     used = sum(len(n) for n in names)
-    used += sum(len(v) for (_, v), f in zip(headers.lines, full) if f)
+    used += sum(len(v) for (_, v), f in zip(headers.lines, full, strict=True) if f)
     cut = [i for i, f in enumerate(full) if not f]
     shares = _shares([len(headers.lines[i][1]) for i in cut], cap - used)
     values = [v for _, v in headers.lines]
-    for i, share in zip(cut, shares):
+    for i, share in zip(cut, shares, strict=True):
         values[i] = _cut(values[i], share)
-    return Headers(tuple(zip(names, values)))
+    return Headers(tuple(zip(names, values, strict=True)))
 
 
 def bounded_raw_lines(lines: tuple[str, ...], cap: int) -> tuple[str, ...]:
@@ -205,10 +207,10 @@ def bounded_raw_lines(lines: tuple[str, ...], cap: int) -> tuple[str, ...]:
     if sum(len(line) for line in lines) <= cap:
         return lines
     full = [kept_in_full(line.split(":", 1)[0].strip()) for line in lines]
-    used = sum(len(line) for line, f in zip(lines, full) if f)
+    used = sum(len(line) for line, f in zip(lines, full, strict=True) if f)
     cut = [i for i, f in enumerate(full) if not f]
     shares = _shares([len(lines[i]) for i in cut], cap - used)
     out = list(lines)
-    for i, share in zip(cut, shares):
+    for i, share in zip(cut, shares, strict=True):
         out[i] = _cut(out[i], max(share, min(len(out[i]), MAX_NAME_CHARS)))
     return tuple(out)
