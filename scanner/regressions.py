@@ -2,7 +2,7 @@
 
 :func:`apply_run_diff` is what run finalisation calls, inside its own
 transaction: it rebuilds one ``EndpointSnapshot`` per endpoint of the run
-from the stored scan rows (``scan_endpoints``, ``scan_probes``,
+from the stored scan rows (``scan_endpoints``, ``scan_exchanges``,
 ``scan_findings``), loads the tracked findings of those endpoints and the
 CORS headers each endpoint answered in its previous run, runs the pure
 ``scanner.core.diff.diff_run``, and writes the changed findings (version
@@ -44,13 +44,12 @@ from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.db import findings as store
 from scanner.db.hooks import OutgoingEvent, enqueue_events
 from scanner.db.leases import database_time
-from scanner.db.runs import RunStatus, stored_finding
+from scanner.db.runs import RunStatus, stored_finding, stream_exchanges
 from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
     RunEndpointRow,
     RunFindingRow,
-    RunProbeRow,
     RunRow,
 )
 from scanner.errors import NotFound
@@ -100,21 +99,6 @@ class StoredProbe(Protocol):
     response_headers: Any
 
 
-# Only these columns are loaded when a whole run is read: not the verdicts,
-# not the ORM objects, so finalising a large run stays small in memory.
-_PROBE_COLUMNS = (
-    RunProbeRow.endpoint_id,
-    RunProbeRow.probe_key,
-    RunProbeRow.purpose,
-    RunProbeRow.origin,
-    RunProbeRow.status,
-    RunProbeRow.error,
-    RunProbeRow.request_headers,
-    RunProbeRow.response_headers,
-)
-_STREAM_ROWS = 1000
-
-
 def _random_header_names(row: StoredProbe) -> tuple[str, ...]:
     # The reflection preflight asks for a header named after the run's random
     # token; the request lists it in Access-Control-Request-Headers.
@@ -147,20 +131,16 @@ async def run_snapshots(session: AsyncSession, run_id: int) -> list[EndpointSnap
     }
     headers: dict[int, dict[str, HeaderLines]] = {e: {} for e in endpoints}
     failed: dict[int, dict[str, str]] = {e: {} for e in endpoints}
-    probes = await session.stream(
-        select(*_PROBE_COLUMNS)
-        .where(RunProbeRow.scan_id == run_id)
-        .order_by(RunProbeRow.id)
-        .execution_options(yield_per=_STREAM_ROWS)
-    )
-    async for probe in probes:
-        if probe.endpoint_id not in endpoints:
-            continue
-        lines = probe_headers(probe)
-        if lines is None:
-            failed[probe.endpoint_id][probe.probe_key] = probe.error or "no_response"
-        else:
-            headers[probe.endpoint_id][probe.probe_key] = lines
+    # One endpoint's exchanges unpacked at a time; only its CORS lines are kept.
+    async for exchanges in stream_exchanges(session, run_id):
+        for probe in exchanges:
+            if probe.endpoint_id not in endpoints:
+                continue
+            lines = probe_headers(probe)
+            if lines is None:
+                failed[probe.endpoint_id][probe.probe_key] = probe.error or "no_response"
+            else:
+                headers[probe.endpoint_id][probe.probe_key] = lines
     found: dict[int, list[Finding]] = {e: [] for e in endpoints}
     seen: set[str] = set()
     rows = await session.execute(
@@ -230,15 +210,15 @@ async def previous_headers(
     """endpoint id -> the CORS headers of its previous answered run (absent: no drift check)."""
     runs = await _previous_runs(session, run_id, endpoint_ids, reachable_only=True)
     out: dict[int, dict[str, HeaderLines]] = {}
+    by_run: dict[int, list[int]] = {}
     for endpoint_id, previous in runs.items():
-        rows = await session.execute(
-            select(*_PROBE_COLUMNS).where(
-                RunProbeRow.scan_id == previous, RunProbeRow.endpoint_id == endpoint_id
-            )
-        )
-        lines = {r.probe_key: h for r in rows if (h := probe_headers(r)) is not None}
-        if lines:
-            out[endpoint_id] = lines
+        by_run.setdefault(previous, []).append(endpoint_id)
+    for previous, ids in sorted(by_run.items()):
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            async for exchanges in stream_exchanges(session, previous, chunk):
+                lines = {p.probe_key: h for p in exchanges if (h := probe_headers(p)) is not None}
+                if lines:
+                    out[exchanges[0].endpoint_id] = lines
     return dict(out)
 
 

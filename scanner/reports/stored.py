@@ -1,7 +1,7 @@
 """Reports of stored runs: a finished run rebuilt from the database and rendered in any format.
 
 :func:`load_run` turns the stored rows of one run (``scan_endpoints``,
-``scan_probes``, ``scan_findings``) back into the core's ``Assessment``
+``scan_exchanges``, ``scan_findings``) back into the core's ``Assessment``
 values, so the renderers of ``cors-scanner scan`` (JSON, SARIF, JUnit, CSV)
 serve ``GET /api/v1/scans/{id}/report`` and ``cors-scanner runs report``
 unchanged. The conversion, once, for both:
@@ -44,8 +44,8 @@ from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, ProbeReques
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.core.variants import ProbeOrigin, VariantKind
-from scanner.db.runs import RunRecord, get_run, stored_finding
-from scanner.db.tables import EndpointRow, RunEndpointRow, RunFindingRow, RunProbeRow
+from scanner.db.runs import RunProbeRecord, RunRecord, get_run, stored_finding, stream_exchanges
+from scanner.db.tables import EndpointRow, RunEndpointRow, RunFindingRow
 from scanner.errors import Conflict, InvalidOrigin
 from scanner.reports.csv import render_csv
 from scanner.reports.json import scan_document
@@ -148,13 +148,10 @@ async def load_run(session: AsyncSession, scan_id: int) -> StoredRun:
         ).scalars()
     )
     names = await _endpoint_names(session, [e.endpoint_id for e in endpoints])
-    probes: dict[int, list[RunProbeRow]] = {e.endpoint_id: [] for e in endpoints}
-    for probe in (
-        await session.execute(
-            select(RunProbeRow).where(RunProbeRow.scan_id == scan_id).order_by(RunProbeRow.id)
-        )
-    ).scalars():
-        probes.setdefault(probe.endpoint_id, []).append(probe)
+    probes: dict[int, list[RunProbeRecord]] = {e.endpoint_id: [] for e in endpoints}
+    async for exchanges in stream_exchanges(session, scan_id):
+        for probe in exchanges:
+            probes.setdefault(probe.endpoint_id, []).append(probe)
     findings: dict[int, list[RunFindingRow]] = {e.endpoint_id: [] for e in endpoints}
     for finding in (
         await session.execute(
@@ -183,7 +180,7 @@ async def _endpoint_names(session: AsyncSession, ids: Sequence[int]) -> dict[int
 
 def stored_assessment(
     endpoint_row: RunEndpointRow,
-    probe_rows: Sequence[RunProbeRow],
+    probe_rows: Sequence[RunProbeRecord],
     finding_rows: Sequence[RunFindingRow],
     name: str | None = None,
 ) -> StoredAssessment:
@@ -253,7 +250,7 @@ def _preflight_request(
     return CorsRequest(origin.value, method, asked, credentials)
 
 
-def _observation(row: RunProbeRow, endpoint: Endpoint, policy: Policy) -> Observation:
+def _observation(row: RunProbeRecord, endpoint: Endpoint, policy: Policy) -> Observation:
     origin = _probe_origin(row.origin, row.origin_kind, policy)
     headers = Headers.of((str(n), str(v)) for n, v in row.request_headers or ())
     kind = ProbeKind(row.kind)
