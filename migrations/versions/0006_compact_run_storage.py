@@ -49,7 +49,7 @@ _FIELDS = (
     "verdict",
 )
 _JSON_FIELDS = frozenset({"request_headers", "response_headers", "verdict"})
-_CHUNK = 5000
+_CHUNK = 200  # endpoints per read
 
 _exchanges = sa.table(
     "scan_exchanges",
@@ -71,20 +71,29 @@ _probes = sa.table(
 
 
 def _groups(bind: sa.Connection) -> Iterator[tuple[int, int, list[Any]]]:
-    # Keyset over (scan, endpoint, id): memory holds one chunk, not the table.
-    query = sa.select(_probes).order_by(_probes.c.scan_id, _probes.c.endpoint_id, _probes.c.id)
-    current: tuple[int, int] | None = None
-    rows: list[Any] = []
-    for row in bind.execute(query.execution_options(yield_per=_CHUNK)):
-        key = (row.scan_id, row.endpoint_id)
-        if key != current and rows:
-            assert current is not None
-            yield current[0], current[1], rows
-            rows = []
-        current = key
-        rows.append(row)
-    if rows and current is not None:
-        yield current[0], current[1], rows
+    # Scan by scan, a couple of hundred endpoints at a time: memory holds one
+    # chunk, not the table, and no cursor stays open (PostgreSQL would then
+    # refuse the DROP TABLE that follows).
+    scans = bind.execute(sa.select(_probes.c.scan_id).distinct().order_by(_probes.c.scan_id))
+    for scan_id in list(scans.scalars()):
+        endpoints = bind.execute(
+            sa.select(_probes.c.endpoint_id)
+            .where(_probes.c.scan_id == scan_id)
+            .distinct()
+            .order_by(_probes.c.endpoint_id)
+        )
+        ids = list(endpoints.scalars())
+        for chunk in (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)):
+            rows = bind.execute(
+                sa.select(_probes)
+                .where(_probes.c.scan_id == scan_id, _probes.c.endpoint_id.in_(chunk))
+                .order_by(_probes.c.endpoint_id, _probes.c.id)
+            ).all()
+            by_endpoint: dict[int, list[Any]] = {}
+            for row in rows:
+                by_endpoint.setdefault(row.endpoint_id, []).append(row)
+            for endpoint_id, group in by_endpoint.items():
+                yield scan_id, endpoint_id, group
 
 
 def upgrade() -> None:
