@@ -48,7 +48,14 @@ _FIELDS = (
     "attempts",
     "verdict",
 )
-_JSON_FIELDS = frozenset({"request_headers", "response_headers", "verdict"})
+_TYPES: dict[str, Any] = {
+    "request_headers": sa.JSON,
+    "response_headers": sa.JSON,
+    "verdict": sa.JSON,
+    "status": sa.Integer,
+    "elapsed_ms": sa.Float,
+    "attempts": sa.Integer,
+}
 _CHUNK = 200  # endpoints per read
 
 _exchanges = sa.table(
@@ -66,7 +73,7 @@ _probes = sa.table(
     sa.column("id", sa.Integer),
     sa.column("scan_id", sa.Integer),
     sa.column("endpoint_id", sa.Integer),
-    *(sa.column(n, sa.JSON if n in _JSON_FIELDS else sa.String) for n in _FIELDS),
+    *(sa.column(n, _TYPES.get(n, sa.String)) for n in _FIELDS),
 )
 
 
