@@ -118,6 +118,7 @@ def upgrade() -> None:
         sa.Column("probe_count", sa.Integer(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("timings", sa.JSON(), nullable=False),
+        sa.Column("snapshot", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
             ["scan_id"],
             ["scans.id"],

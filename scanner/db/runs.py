@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.catalogue import RULES_REVISION
 from scanner.core.checks import Assessment
+from scanner.core.diff import EndpointSnapshot, HeaderLines, snapshot_from_assessment
 from scanner.core.findings import Category, Evidence, Finding
 from scanner.core.headers import Headers
 from scanner.core.severity import Severity
@@ -263,6 +265,28 @@ def _timings(docs: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
     return out
 
 
+def pack_snapshot(snapshot: EndpointSnapshot) -> bytes:
+    """The diff's view of one endpoint's exchanges, compressed (``scan_exchanges.snapshot``).
+
+    Built by the core from the assessment the worker holds (the live path's
+    normalised CORS lines), so finalising a run never re-reads exchanges.
+    """
+    doc = {
+        "headers": {key: [list(line) for line in lines] for key, lines in snapshot.headers.items()},
+        "failed": dict(snapshot.failed_probes),
+    }
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), _ZLIB_LEVEL)
+
+
+def unpack_snapshot(body: bytes) -> tuple[dict[str, HeaderLines], dict[str, str]]:
+    """(probe key -> normalised CORS lines, probe key -> error) of :func:`pack_snapshot`."""
+    doc = json.loads(zlib.decompress(body))
+    headers = {
+        str(key): tuple((str(n), str(v)) for n, v in lines) for key, lines in doc["headers"].items()
+    }
+    return headers, {str(k): str(v) for k, v in doc["failed"].items()}
+
+
 def exchange_records(row: RunExchangeRow) -> list[RunProbeRecord]:
     """The probes one ``scan_exchanges`` row holds, ids in order."""
     docs = unpack_exchanges(row.body)
@@ -345,8 +369,9 @@ async def create_run(
     requested_by: str | None,
     endpoints_total: int,
     now: datetime | None = None,
+    rules_revision: int = RULES_REVISION,
 ) -> RunRecord:
-    """Insert a queued scan."""
+    """Insert a queued scan, judged by ruleset ``rules_revision`` (this scanner's by default)."""
     row = RunRow(
         status=RunStatus.QUEUED.value,
         trigger=trigger.value,
@@ -358,6 +383,7 @@ async def create_run(
         probe_errors=0,
         findings_total=0,
         created_at=now or _now(),
+        rules_revision=rules_revision,
     )
     session.add(row)
     await session.flush()
@@ -616,6 +642,7 @@ async def save_assessment(
                 probe_count=len(doc_probes),
                 body=pack_exchanges(doc_probes),
                 timings=_timings(doc_probes),
+                snapshot=pack_snapshot(snapshot_from_assessment(endpoint_id, assessment)),
             )
         )
     for f in findings.values():
@@ -636,6 +663,8 @@ async def save_assessment(
                 created_at=created,
             )
         )
+    # The ruleset that judged it: the worker's (in a rolling upgrade, the last to store).
+    scan.rules_revision = RULES_REVISION
     new = SavedCounts(assessment.probe_count, len(assessment.errors), len(findings))
     scan.endpoints_done += 0 if previous is not None else 1
     scan.probes_total += new.probes - old.probes

@@ -270,7 +270,7 @@ class RunExchangeRow(Base):
     probe took ~65 KB. Probe ids run from ``first_probe_id`` to
     ``last_probe_id`` (unique within the scan, in storage order); ``timings``
     holds each probe's kind and elapsed milliseconds for the metrics, so they
-    never unpack a body.
+    never unpack a body; ``snapshot`` is the run diff's view of them.
     """
 
     __tablename__ = "scan_exchanges"
@@ -286,6 +286,10 @@ class RunExchangeRow(Base):
     probe_count: Mapped[int] = mapped_column(Integer)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     timings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the run diff reads: each probe's normalised CORS lines and errors,
+    # compressed (scanner.db.runs.pack_snapshot); NULL for rows packed by the
+    # migration, whose diff view is computed from ``body``.
+    snapshot: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class RunFindingRow(Base):

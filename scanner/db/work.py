@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.catalogue import RULES_REVISION
 from scanner.core.origin import host_key
 from scanner.db.inventory import EndpointFilter, select_endpoints
 from scanner.db.leases import WorkKind, WorkStatus, database_time, db_now
@@ -85,6 +86,7 @@ async def plan_run(
         "created_at": _now(),
         "schedule_id": schedule_id,
         "scheduled_for": scheduled_for,
+        "rules_revision": RULES_REVISION,
     }
     stmt = _insert(session, RunRow).values(**values)
     if schedule_id is not None:
