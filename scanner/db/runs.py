@@ -369,9 +369,9 @@ async def create_run(
     requested_by: str | None,
     endpoints_total: int,
     now: datetime | None = None,
-    rules_revision: int = RULES_REVISION,
+    rules_revision: int | None = None,
 ) -> RunRecord:
-    """Insert a queued scan, judged by ruleset ``rules_revision`` (this scanner's by default)."""
+    """Insert a queued scan, judged by ruleset ``rules_revision`` (None: this scanner's)."""
     row = RunRow(
         status=RunStatus.QUEUED.value,
         trigger=trigger.value,
@@ -383,7 +383,7 @@ async def create_run(
         probe_errors=0,
         findings_total=0,
         created_at=now or _now(),
-        rules_revision=rules_revision,
+        rules_revision=RULES_REVISION if rules_revision is None else rules_revision,
     )
     session.add(row)
     await session.flush()
