@@ -1,11 +1,14 @@
 """One claimed work item, executed: probe a batch of endpoints, or finalize a run.
 
-Probing happens with no transaction open. The results are then stored in ONE
-transaction that locks the run row, completes the item under its lease token
-(``scanner.db.leases.complete_lease``) and stores every endpoint's assessment
-through ``scanner.db.runs.save_assessment`` (idempotent per run and
-endpoint) — if the token no longer matches, the transaction rolls back and
-nothing is stored: a stalled worker's late results are never committed twice.
+Probing happens with no transaction open. Assessments are stored as they
+finish, ``COMMIT_EVERY`` endpoints per transaction, each one locking the run
+row and checking the lease token (``scanner.db.leases.hold_lease``) before
+``scanner.db.runs.save_assessment`` (idempotent per run and endpoint): if the
+token no longer matches, that transaction rolls back and the batch stops. A
+re-claimed batch skips the endpoints already stored for the run, so a worker
+crash costs the targets only the probes of what was not committed. The last
+transaction completes the item (``complete_lease``) with the endpoints that
+could not be assessed: a stalled worker's late results are never committed twice.
 Lock order everywhere is run row, then item row, so completions, dead-letters
 and cancels of one run cannot deadlock each other.
 """
@@ -64,15 +67,23 @@ async def execute(
     if lease.kind is WorkKind.FINALIZE_RUN:
         return await _finalize(database, lease, public_url)
     assert engine is not None, "probe batches need a scan engine"
-    resolved = await _resolve(database, lease.endpoint_ids)
-    results = await _assess_all(engine, resolved)
+    resolved = await _resolve(database, lease.run_id, lease.endpoint_ids)
+    results = await _assess_all(engine, resolved, database, lease)
+    if isinstance(results, Outcome):
+        return results
     return await _commit(database, lease, resolved, results)
 
 
-async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
-    """Endpoints and effective policies as they are now (not when the run was planned)."""
+async def _resolve(database: Database, run_id: int, ids: tuple[int, ...]) -> _Resolved:
+    """Endpoints and effective policies as they are now (not when the run was planned).
+
+    Endpoints the run already stored (an earlier claim of this item committed
+    them before it was lost) are left out: they are not probed twice.
+    """
     async with database.session() as session, session.begin():
-        records = await select_endpoints(session, EndpointFilter(), ids)
+        stored = await runs.list_run_endpoint_ids(session, run_id)
+        wanted = tuple(i for i in ids if i not in stored)
+        records = await select_endpoints(session, EndpointFilter(), wanted) if wanted else []
         unresolved: dict[int, tuple[EndpointRecord, str]] = {}
         try:
             policies = await effective_policies(session, records)
@@ -93,20 +104,71 @@ async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
     return _Resolved(targets, unresolved)
 
 
-async def _assess_all(engine: Engine, resolved: _Resolved) -> dict[int, Assessment | BaseException]:
-    """Assess every target at once (the prober's limits pace the requests)."""
-    ids = list(resolved.targets)
-    outcomes = await asyncio.gather(
-        *(engine.assess(resolved.targets[i]) for i in ids), return_exceptions=True
-    )
-    for endpoint_id, outcome in zip(ids, outcomes, strict=True):
-        if isinstance(outcome, asyncio.CancelledError):
-            raise outcome
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-            raise outcome
-        if isinstance(outcome, Exception):
-            log.error("endpoint %s could not be assessed: %s", endpoint_id, describe(outcome))
-    return dict(zip(ids, outcomes, strict=True))
+# Endpoints stored per transaction while a batch is probed: small enough that
+# a lost worker's re-claim re-probes little, large enough that a 25-endpoint
+# batch is a handful of commits, not 25.
+COMMIT_EVERY = 5
+
+
+async def _assess_all(
+    engine: Engine, resolved: _Resolved, database: Database, lease: Lease
+) -> dict[int, BaseException] | Outcome:
+    """Assess every target at once (the prober's limits pace the requests), storing as they finish.
+
+    The endpoints that failed with an exception, for the last commit; or the
+    outcome that ended the batch early (lease lost, run closed).
+    """
+    tasks = {
+        asyncio.create_task(engine.assess(target)): endpoint_id
+        for endpoint_id, target in resolved.targets.items()
+    }
+    failures: dict[int, BaseException] = {}
+    ready: list[tuple[int, Assessment]] = []
+    pending = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                endpoint_id = tasks[task]
+                exc = task.exception()
+                if exc is None:
+                    ready.append((endpoint_id, task.result()))
+                elif isinstance(exc, Exception):
+                    log.error("endpoint %s could not be assessed: %s", endpoint_id, describe(exc))
+                    failures[endpoint_id] = exc
+                else:
+                    raise exc
+            if len(ready) >= COMMIT_EVERY or (ready and not pending):
+                stopped = await _store(database, lease, ready)
+                ready = []
+                if stopped is not None:
+                    return stopped
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    return failures
+
+
+async def _store(
+    database: Database, lease: Lease, ready: list[tuple[int, Assessment]]
+) -> Outcome | None:
+    """Commit some finished assessments under the lease; an Outcome when the batch must stop."""
+    async with database.session() as session, session.begin():
+        run = await work.lock_run(session, lease.run_id)
+        if run is None or RunStatus(run.status).final:
+            await leases.abandon_lease(session, lease, reason="the run had ended")
+            return Outcome.RUN_CLOSED
+        if not await leases.hold_lease(session, lease):
+            log.warning(
+                "work item %s: lease lost while probing; the rest is left to its new holder",
+                lease.item_id,
+            )
+            return Outcome.LOST
+        for endpoint_id, assessment in ready:
+            await runs.save_assessment(session, lease.run_id, endpoint_id, assessment)
+    return None
 
 
 class _Rollback(Exception):
@@ -117,7 +179,7 @@ async def _commit(
     database: Database,
     lease: Lease,
     resolved: _Resolved,
-    results: dict[int, Assessment | BaseException],
+    failures: dict[int, BaseException],
 ) -> Outcome:
     try:
         async with database.session() as session, session.begin():
@@ -127,19 +189,16 @@ async def _commit(
                 return Outcome.RUN_CLOSED
             if not await leases.complete_lease(session, lease):
                 raise _Rollback
-            for endpoint_id, result in results.items():
-                if isinstance(result, Assessment):
-                    await runs.save_assessment(session, lease.run_id, endpoint_id, result)
-                else:
-                    target = resolved.targets[endpoint_id]
-                    await runs.save_unassessed(
-                        session,
-                        lease.run_id,
-                        endpoint_id,
-                        method=target.endpoint.method,
-                        url=target.endpoint.url,
-                        reason=describe(result),
-                    )
+            for endpoint_id, failure in failures.items():
+                target = resolved.targets[endpoint_id]
+                await runs.save_unassessed(
+                    session,
+                    lease.run_id,
+                    endpoint_id,
+                    method=target.endpoint.method,
+                    url=target.endpoint.url,
+                    reason=describe(failure),
+                )
             for endpoint_id, (record, reason) in resolved.unresolved.items():
                 await runs.save_unassessed(
                     session,
