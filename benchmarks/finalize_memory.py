@@ -30,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,14 @@ async def finalize(url: str, run_id: int, chunk: int) -> dict[str, float]:
     db = await Database.connect(url)
     try:
         before = _rss_mb()
+        started = time.perf_counter()
         async with db.session() as session, session.begin():
             assert await finalize_run(session, run_id)
+        seconds = time.perf_counter() - started
     finally:
         await db.close()
     return {
+        "seconds": seconds,
         "rss_before_mb": before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -188,7 +192,7 @@ async def measure(args: argparse.Namespace, assessment: Any, kind: str, count: i
         first, second = figures
         rows.append(
             f"| {kind} | {count} | {mode} | {first['rss_before_mb']:.0f} | {first['peak_rss_mb']:.0f} "
-            f"| {second['peak_rss_mb']:.0f} |"
+            f"| {second['peak_rss_mb']:.0f} | {first['seconds']:.1f} | {second['seconds']:.1f} |"
         )
     return rows
 
@@ -223,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"one /good endpoint, {assessment.probe_count} probes, copied N times",
         "",
-        "| database | endpoints | finalize | RSS before MB | peak RSS run 1 MB | peak RSS run 2 MB |",
-        "|---|---:|---|---:|---:|---:|",
+        "| database | endpoints | finalize | RSS before MB | peak RSS run 1 MB | peak RSS run 2 MB "
+        "| run 1 s | run 2 s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for kind in args.databases.split(","):
         for count in (int(c) for c in args.endpoints.split(",")):

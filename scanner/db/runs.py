@@ -572,6 +572,41 @@ class SavedCounts:
     findings: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedResult:
+    """One endpoint's result in its stored form, made before the transaction that stores it.
+
+    Rendering and compressing take milliseconds per endpoint; done outside the
+    transaction, they do not lengthen the time SQLite's one write lock is held.
+    """
+
+    endpoint_id: int
+    assessment: Assessment
+    probe_count: int
+    body: bytes | None
+    timings: dict[str, list[float]]
+    snapshot: bytes
+    findings: tuple[tuple[Finding, list[Any]], ...]
+
+
+def prepare_result(endpoint_id: int, assessment: Assessment) -> PreparedResult:
+    """The stored form of ``assessment`` (:func:`save_assessment` stores it)."""
+    docs = [probe_to_json(p) for p in assessment.probes]
+    # One root cause per fingerprint per endpoint: the first (most severe) wins.
+    findings: dict[str, Finding] = {}
+    for f in assessment.findings:
+        findings.setdefault(f.fingerprint, f)
+    return PreparedResult(
+        endpoint_id=endpoint_id,
+        assessment=assessment,
+        probe_count=len(docs),
+        body=pack_exchanges(docs) if docs else None,
+        timings=_timings(docs),
+        snapshot=pack_snapshot(snapshot_from_assessment(endpoint_id, assessment)),
+        findings=tuple((f, finding_to_json(f)["evidence"]) for f in findings.values()),
+    )
+
+
 async def save_assessment(
     session: AsyncSession,
     scan_id: int,
@@ -579,12 +614,14 @@ async def save_assessment(
     assessment: Assessment,
     *,
     now: datetime | None = None,
+    prepared: PreparedResult | None = None,
 ) -> SavedCounts:
     """Store one endpoint's result and advance the scan's progress counters.
 
     Idempotent per (scan, endpoint): a second save replaces the first's rows
     and the counters move by the difference. ``Conflict`` when the scan has
-    already finished (a cancelled scan accepts no late results).
+    already finished (a cancelled scan accepts no late results). ``prepared``:
+    :func:`prepare_result` of the same assessment, made beforehand.
     """
     scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
     if scan is None:
@@ -592,11 +629,8 @@ async def save_assessment(
     if RunStatus(scan.status).final:
         raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
     created = now or _now()
-    doc_probes = [probe_to_json(p) for p in assessment.probes]
-    # One root cause per fingerprint per endpoint: the first (most severe) wins.
-    findings: dict[str, Any] = {}
-    for f in assessment.findings:
-        findings.setdefault(f.fingerprint, f)
+    if prepared is None or prepared.assessment is not assessment:
+        prepared = prepare_result(endpoint_id, assessment)
 
     previous = await session.get(RunEndpointRow, (scan_id, endpoint_id))
     old = SavedCounts(0, 0, 0)
@@ -628,25 +662,24 @@ async def save_assessment(
         )
     )
     await session.flush()
-    if doc_probes:
+    if prepared.body is not None:
         # Ids continue the scan's sequence: a replaced endpoint's probes get new
         # ones, so a probes cursor never skips or repeats an exchange.
         first = scan.probe_seq + 1
-        scan.probe_seq += len(doc_probes)
+        scan.probe_seq += prepared.probe_count
         session.add(
             RunExchangeRow(
                 scan_id=scan_id,
                 endpoint_id=endpoint_id,
                 first_probe_id=first,
                 last_probe_id=scan.probe_seq,
-                probe_count=len(doc_probes),
-                body=pack_exchanges(doc_probes),
-                timings=_timings(doc_probes),
-                snapshot=pack_snapshot(snapshot_from_assessment(endpoint_id, assessment)),
+                probe_count=prepared.probe_count,
+                body=prepared.body,
+                timings=prepared.timings,
+                snapshot=prepared.snapshot,
             )
         )
-    for f in findings.values():
-        doc = finding_to_json(f)
+    for f, evidence in prepared.findings:
         session.add(
             RunFindingRow(
                 scan_id=scan_id,
@@ -659,13 +692,13 @@ async def save_assessment(
                 fingerprint=f.fingerprint,
                 origin_class=f.origin_class,
                 credentialed=f.credentialed,
-                evidence=doc["evidence"],
+                evidence=evidence,
                 created_at=created,
             )
         )
     # The ruleset that judged it: the worker's (in a rolling upgrade, the last to store).
     scan.rules_revision = RULES_REVISION
-    new = SavedCounts(assessment.probe_count, len(assessment.errors), len(findings))
+    new = SavedCounts(assessment.probe_count, len(assessment.errors), len(prepared.findings))
     scan.endpoints_done += 0 if previous is not None else 1
     scan.probes_total += new.probes - old.probes
     scan.probe_errors += new.probe_errors - old.probe_errors

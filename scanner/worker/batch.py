@@ -155,6 +155,9 @@ async def _store(
     database: Database, lease: Lease, ready: list[tuple[int, Assessment]]
 ) -> Outcome | None:
     """Commit some finished assessments under the lease; an Outcome when the batch must stop."""
+    # Rendered and compressed before the transaction: the write lock is held
+    # for the inserts only (SQLite has one, and readers queue behind it).
+    prepared = [runs.prepare_result(endpoint_id, a) for endpoint_id, a in ready]
     async with database.session() as session, session.begin():
         run = await work.lock_run(session, lease.run_id)
         if run is None or RunStatus(run.status).final:
@@ -166,8 +169,10 @@ async def _store(
                 lease.item_id,
             )
             return Outcome.LOST
-        for endpoint_id, assessment in ready:
-            await runs.save_assessment(session, lease.run_id, endpoint_id, assessment)
+        for result in prepared:
+            await runs.save_assessment(
+                session, lease.run_id, result.endpoint_id, result.assessment, prepared=result
+            )
     return None
 
 
