@@ -89,15 +89,22 @@ class DiffOutcome:
 
 
 class StoredProbe(Protocol):
-    """The columns of a stored exchange the diff reads (an ORM row or a column-only row)."""
+    """The fields of a stored exchange the diff reads (``scanner.db.runs.RunProbeRecord``)."""
 
-    probe_key: str
-    purpose: str | None
-    origin: str
-    status: int | None
-    error: str | None
-    request_headers: Any
-    response_headers: Any
+    @property
+    def probe_key(self) -> str: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def request_headers(self) -> Any: ...
+    @property
+    def response_headers(self) -> Any: ...
 
 
 def _random_header_names(row: StoredProbe) -> tuple[str, ...]:
