@@ -289,7 +289,9 @@ class ApiProbe:
 
         async with self.db.session() as session, session.begin():
             _, self._secret = await create_token(session, "bench", [Scope.READ], created_by=None)
-        self._runner = make_runner(create_app(Settings(database_url=self.db.url), database=self.db))
+        self._runner = make_runner(
+            create_app(Settings(database_url=self.db.url), database=self.db, embedded_worker=False)
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
