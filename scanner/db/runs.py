@@ -707,6 +707,101 @@ async def save_assessment(
     return new
 
 
+async def save_results(
+    session: AsyncSession,
+    scan_id: int,
+    results: Sequence[PreparedResult],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Store several endpoints' prepared results in a few statements, whatever their number.
+
+    What :func:`save_assessment` does for each, but the rows of every new
+    endpoint are inserted together: a worker's transaction (and SQLite's one
+    write lock) then lasts a handful of round trips, not several per endpoint.
+    An endpoint the scan already holds is replaced through ``save_assessment``.
+    """
+    scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
+    if scan is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+    if RunStatus(scan.status).final:
+        raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
+    ids = [r.endpoint_id for r in results]
+    existing = set(
+        (
+            await session.execute(
+                select(RunEndpointRow.endpoint_id).where(
+                    RunEndpointRow.scan_id == scan_id, RunEndpointRow.endpoint_id.in_(ids)
+                )
+            )
+        ).scalars()
+    )
+    for result in results:
+        if result.endpoint_id in existing:
+            await save_assessment(
+                session, scan_id, result.endpoint_id, result.assessment, now=now, prepared=result
+            )
+    fresh = [r for r in results if r.endpoint_id not in existing]
+    if not fresh:
+        return
+    created = now or _now()
+    rows: list[Any] = []
+    for r in fresh:
+        a = r.assessment
+        rows.append(
+            RunEndpointRow(
+                scan_id=scan_id,
+                endpoint_id=r.endpoint_id,
+                method=a.endpoint.method.upper(),
+                url=a.endpoint.url,
+                reachable=a.reachable,
+                probe_count=a.probe_count,
+                probe_errors=len(a.errors),
+                policy=policy_to_json(a.policy),
+                unchecked=list(a.unchecked),
+            )
+        )
+        if r.body is not None:
+            first = scan.probe_seq + 1
+            scan.probe_seq += r.probe_count
+            rows.append(
+                RunExchangeRow(
+                    scan_id=scan_id,
+                    endpoint_id=r.endpoint_id,
+                    first_probe_id=first,
+                    last_probe_id=scan.probe_seq,
+                    probe_count=r.probe_count,
+                    body=r.body,
+                    timings=r.timings,
+                    snapshot=r.snapshot,
+                )
+            )
+        rows.extend(
+            RunFindingRow(
+                scan_id=scan_id,
+                endpoint_id=r.endpoint_id,
+                rule_id=f.rule_id,
+                severity=f.severity.value,
+                category=f.category.value,
+                title=f.title,
+                summary=f.summary,
+                fingerprint=f.fingerprint,
+                origin_class=f.origin_class,
+                credentialed=f.credentialed,
+                evidence=evidence,
+                created_at=created,
+            )
+            for f, evidence in r.findings
+        )
+    session.add_all(rows)
+    scan.rules_revision = RULES_REVISION
+    scan.endpoints_done += len(fresh)
+    scan.probes_total += sum(r.assessment.probe_count for r in fresh)
+    scan.probe_errors += sum(len(r.assessment.errors) for r in fresh)
+    scan.findings_total += sum(len(r.findings) for r in fresh)
+    await session.flush()
+
+
 async def save_unassessed(
     session: AsyncSession,
     scan_id: int,

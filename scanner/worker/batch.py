@@ -169,10 +169,7 @@ async def _store(
                 lease.item_id,
             )
             return Outcome.LOST
-        for result in prepared:
-            await runs.save_assessment(
-                session, lease.run_id, result.endpoint_id, result.assessment, prepared=result
-            )
+        await runs.save_results(session, lease.run_id, prepared)
     return None
 
 
