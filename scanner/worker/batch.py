@@ -108,6 +108,10 @@ async def _resolve(database: Database, run_id: int, ids: tuple[int, ...]) -> _Re
 # a lost worker's re-claim re-probes little, large enough that a 25-endpoint
 # batch is a handful of commits, not 25.
 COMMIT_EVERY = 5
+# ... and no more often than this per batch: on SQLite every commit takes the
+# one write lock, and back-to-back commits of 16 batches starved other
+# processes' transactions past their busy timeout (run_throughput.py).
+MIN_COMMIT_SECONDS = 5.0
 
 
 async def _assess_all(
@@ -125,9 +129,17 @@ async def _assess_all(
     failures: dict[int, BaseException] = {}
     ready: list[tuple[int, Assessment]] = []
     pending = set(tasks)
+    loop = asyncio.get_running_loop()
+    last_commit = loop.time()
     try:
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            # Wake up when a held-back group becomes due, even if nothing else finishes.
+            wait = None
+            if len(ready) >= COMMIT_EVERY:
+                wait = max(0.0, MIN_COMMIT_SECONDS - (loop.time() - last_commit))
+            done, pending = await asyncio.wait(
+                pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done:
                 endpoint_id = tasks[task]
                 exc = task.exception()
@@ -138,9 +150,11 @@ async def _assess_all(
                     failures[endpoint_id] = exc
                 else:
                     raise exc
-            if len(ready) >= COMMIT_EVERY or (ready and not pending):
+            due = len(ready) >= COMMIT_EVERY and loop.time() - last_commit >= MIN_COMMIT_SECONDS
+            if due or (ready and not pending):
                 stopped = await _store(database, lease, ready)
                 ready = []
+                last_commit = loop.time()
                 if stopped is not None:
                     return stopped
     finally:
