@@ -447,6 +447,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="the target waits this long before answering"
+    )
+    parser.add_argument(
         "--api-latency",
         action="store_true",
         help="also time the API's list requests (in this process) while each run is in progress",
@@ -467,7 +470,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    target_args = argparse.Namespace(hosts=args.hosts, max_seconds=args.max_seconds * 4 + 120)
+    target_args = argparse.Namespace(
+        hosts=args.hosts, max_seconds=args.max_seconds * 4 + 120, latency_ms=args.latency_ms
+    )
     target, ports = scan_throughput.start_target(target_args)
     urls = list(scan_throughput.endpoint_urls(ports, args.endpoints))
     results: list[Measured] = []
