@@ -1,14 +1,14 @@
 """Storage per endpoint per run: compact exchanges beside main's one-row-per-probe format.
 
     .venv/bin/python benchmarks/run_storage.py [--endpoints 2000] [--hosts 16]
-        [--databases sqlite,postgresql] [--case good|hostile]
+        [--databases sqlite,postgresql]
         [--postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 What runs, side by side in one process:
 
 - the *target*: ``benchmarks/scan_throughput.py``'s (reused): an aiohttp
   server in its own process on 127.0.0.1, ``--hosts`` ports, every path
-  answering like the demo's ``/good`` path (``--case good``);
+  answering like the demo's ``/good`` path;
 - one scan of ``--endpoints`` endpoints with the real engine and the ``/good``
   policy, 25 endpoints at a time (a work item's batch);
 - each batch stored, in one transaction per database, twice:
