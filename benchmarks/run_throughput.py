@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,8 @@ class Measured:
     endpoints_done: int
     rss_mb: tuple[float, ...]  # peak RSS of each measured process
     db_bytes: int | None
+    # --api-latency: p50/p99 ms of the API's list requests while the run was in progress.
+    api_ms: tuple[float, float, int, int] | None = None  # p50, p99, requests, non-200
 
     @property
     def rate(self) -> float:
@@ -263,6 +266,72 @@ async def wait_finalised(db: Database, run_id: int, deadline: float) -> Any:
         await asyncio.sleep(0.2)
 
 
+# -- the API while a run is in progress ---------------------------------------------------
+
+API_LISTS = ("/api/v1/scans?limit=50", "/api/v1/endpoints?limit=50", "/api/v1/findings?limit=50")
+
+
+class ApiProbe:
+    """The REST API in this process (``create_app``, as ``serve`` runs it) and a client
+    sending its list requests back to back, 20 ms apart, while the run is in progress."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.timings: list[float] = []
+        self.failures = 0
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> ApiProbe:
+        from aiohttp import web
+
+        from scanner.api.app import create_app, make_runner
+        from scanner.db.tokens import Scope, create_token
+        from scanner.settings import Settings
+
+        async with self.db.session() as session, session.begin():
+            _, self._secret = await create_token(session, "bench", [Scope.READ], created_by=None)
+        self._runner = make_runner(
+            create_app(Settings(database_url=self.db.url), database=self.db, embedded_worker=False)
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self._base = f"http://{host}:{port}"
+        return self
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        import aiohttp
+
+        headers = {"Authorization": f"Bearer {self._secret}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            i = 0
+            while not self._stop.is_set():
+                url = self._base + API_LISTS[i % len(API_LISTS)]
+                i += 1
+                started = time.perf_counter()
+                async with http.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        self.failures += 1  # 503 database unavailable: timed all the same
+                self.timings.append((time.perf_counter() - started) * 1000)
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> tuple[float, float, int, int]:
+        import statistics
+
+        self._stop.set()
+        await self._task
+        cuts = statistics.quantiles(self.timings, n=100, method="inclusive")
+        return statistics.median(self.timings), cuts[98], len(self.timings), self.failures
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
 # -- variants ---------------------------------------------------------------------------
 
 
@@ -278,16 +347,23 @@ async def run_variant(
         schedule_id = await populate(db, urls)
         before = await fresh.size()
         workers = start_workers(args, fresh.url, int(count))
+        api_ms = None
         try:
             await wait_registered(db, int(count), time.monotonic() + 60)
-            started = time.perf_counter()
-            run = await plan_tick(
-                db, schedule_id, NOMINAL, RunBatching(args.batch_size, max_attempts=3)
-            )
-            planned = time.perf_counter()
-            assert run is not None
-            final = await wait_finalised(db, run.id, time.monotonic() + args.max_seconds)
-            wall = time.perf_counter() - started
+            async with AsyncExitStack() as stack:
+                probe = await stack.enter_async_context(ApiProbe(db)) if args.api_latency else None
+                started = time.perf_counter()
+                run = await plan_tick(
+                    db, schedule_id, NOMINAL, RunBatching(args.batch_size, max_attempts=3)
+                )
+                planned = time.perf_counter()
+                assert run is not None
+                if probe is not None:
+                    probe.start()
+                final = await wait_finalised(db, run.id, time.monotonic() + args.max_seconds)
+                wall = time.perf_counter() - started
+                if probe is not None:
+                    api_ms = await probe.stop()
         except BaseException:
             stop_workers(workers, kill=True)
             raise
@@ -304,6 +380,7 @@ async def run_variant(
         final.endpoints_done,
         tuple(peaks),
         after - before,
+        api_ms,
     )
 
 
@@ -343,9 +420,14 @@ def report(args: argparse.Namespace, results: list[Measured]) -> str:
         findings = "-" if r.name.startswith("one-shot") else str(r.findings)
         db_mb = "-" if r.db_bytes is None else f"{r.db_bytes / 1e6:.1f}"
         per = "-" if r.db_bytes is None else f"{r.db_bytes / args.endpoints / 1e3:.1f}"
+        api = (
+            ""
+            if r.api_ms is None
+            else f"  API lists p50 {r.api_ms[0]:.1f} ms p99 {r.api_ms[1]:.1f} ms (n={r.api_ms[2]}, non-200: {r.api_ms[3]})"
+        )
         lines.append(
             f"{r.name:<30} {r.wall_s:>7.1f} {plan:>7} {r.probes:>8} {r.rate:>9.0f} "
-            f"{findings:>8} {rss:>20} {db_mb:>10} {per:>15}"
+            f"{findings:>8} {rss:>20} {db_mb:>10} {per:>15}{api}"
         )
     return "\n".join(lines)
 
@@ -364,6 +446,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="work items per worker at once (default 16 = one per host: the scan's caps)",
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="the target waits this long before answering"
+    )
+    parser.add_argument(
+        "--api-latency",
+        action="store_true",
+        help="also time the API's list requests (in this process) while each run is in progress",
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument(
         "--max-seconds", type=float, default=900, help="deadline of each variant (default 900)"
@@ -380,7 +470,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    target_args = argparse.Namespace(hosts=args.hosts, max_seconds=args.max_seconds * 4 + 120)
+    target_args = argparse.Namespace(
+        hosts=args.hosts, max_seconds=args.max_seconds * 4 + 120, latency_ms=args.latency_ms
+    )
     target, ports = scan_throughput.start_target(target_args)
     urls = list(scan_throughput.endpoint_urls(ports, args.endpoints))
     results: list[Measured] = []

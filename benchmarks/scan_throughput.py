@@ -94,10 +94,15 @@ DEFAULT_RUNS = (
 # -- target -----------------------------------------------------------------------------
 
 
-async def serve_target(hosts: int, max_seconds: float) -> None:
-    """Serve until stdin closes, SIGTERM, or the deadline; print the ports as one JSON line."""
+async def serve_target(hosts: int, max_seconds: float, latency_ms: float = 0.0) -> None:
+    """Serve until stdin closes, SIGTERM, or the deadline; print the ports as one JSON line.
+
+    ``latency_ms``: every answer waits this long first (a latency-bound target).
+    """
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
         if request.method == "OPTIONS":
             status, lines = CASE.behaviour.preflight(request)
             return web.Response(status=status, headers=CIMultiDict(lines))
@@ -446,6 +451,8 @@ def start_target(args: argparse.Namespace) -> tuple[subprocess.Popen[str], list[
             "target",
             "--hosts",
             str(args.hosts),
+            "--latency-ms",
+            str(getattr(args, "latency_ms", 0.0)),
             "--max-seconds",
             str(args.max_seconds * 4 + 120),
         ],
@@ -495,6 +502,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--endpoints", type=int, default=2000, help="endpoints to scan (default 2000)"
     )
     parser.add_argument("--hosts", type=int, default=16, help="target ports = hosts (default 16)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="the target waits this long before each answer",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=64, help="requests in flight (default 64)"
     )
@@ -557,7 +570,7 @@ def run_on_loop(args: argparse.Namespace, main: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "target":
-        run_on_loop(args, serve_target(args.hosts, args.max_seconds))
+        run_on_loop(args, serve_target(args.hosts, args.max_seconds, args.latency_ms))
         return 0
     if args.role is not None:
         ports = [int(p) for p in args.ports.split(",")]

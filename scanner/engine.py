@@ -72,6 +72,7 @@ def scan_options(settings: Settings) -> ScanOptions:
         per_host_rate=settings.per_host_rate,
         endpoint_budget=settings.endpoint_budget,
         unresponsive_after=settings.unresponsive_after,
+        kept_header_bytes=settings.probe_header_bytes,
         user_agent=settings.user_agent or DEFAULT_USER_AGENT,
         ca_bundle=settings.ca_bundle,
         verify_tls=not settings.insecure,

@@ -2,7 +2,7 @@
 
 :func:`apply_run_diff` is what run finalisation calls, inside its own
 transaction: it rebuilds one ``EndpointSnapshot`` per endpoint of the run
-from the stored scan rows (``scan_endpoints``, ``scan_probes``,
+from the stored scan rows (``scan_endpoints``, ``scan_exchanges``,
 ``scan_findings``), loads the tracked findings of those endpoints and the
 CORS headers each endpoint answered in its previous run, runs the pure
 ``scanner.core.diff.diff_run``, and writes the changed findings (version
@@ -44,13 +44,13 @@ from scanner.core.lifecycle import ENDPOINT_KINDS, Event, EventKind
 from scanner.core.plan import RANDOM_HEADER_PURPOSES
 from scanner.db import findings as store
 from scanner.db.leases import database_time
-from scanner.db.runs import RunStatus, stored_finding
+from scanner.db.runs import RunStatus, stored_finding, stream_exchanges, unpack_snapshot
 from scanner.db.tables import (
     EndpointRow,
     EndpointTagRow,
     RunEndpointRow,
+    RunExchangeRow,
     RunFindingRow,
-    RunProbeRow,
     RunRow,
 )
 from scanner.errors import NotFound
@@ -97,30 +97,22 @@ class DiffOutcome:
 
 
 class StoredProbe(Protocol):
-    """The columns of a stored exchange the diff reads (an ORM row or a column-only row)."""
+    """The fields of a stored exchange the diff reads (``scanner.db.runs.RunProbeRecord``)."""
 
-    probe_key: str
-    purpose: str | None
-    origin: str
-    status: int | None
-    error: str | None
-    request_headers: Any
-    response_headers: Any
-
-
-# Only these columns are loaded when a whole run is read: not the verdicts,
-# not the ORM objects, so finalising a large run stays small in memory.
-_PROBE_COLUMNS = (
-    RunProbeRow.endpoint_id,
-    RunProbeRow.probe_key,
-    RunProbeRow.purpose,
-    RunProbeRow.origin,
-    RunProbeRow.status,
-    RunProbeRow.error,
-    RunProbeRow.request_headers,
-    RunProbeRow.response_headers,
-)
-_STREAM_ROWS = 1000
+    @property
+    def probe_key(self) -> str: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def request_headers(self) -> Any: ...
+    @property
+    def response_headers(self) -> Any: ...
 
 
 def _random_header_names(row: StoredProbe) -> tuple[str, ...]:
@@ -145,48 +137,76 @@ def probe_headers(row: StoredProbe) -> HeaderLines | None:
     )
 
 
-async def run_snapshots(session: AsyncSession, run_id: int) -> list[EndpointSnapshot]:
-    """One snapshot per endpoint the run stored a result for, by endpoint id."""
-    endpoints = {
-        row.endpoint_id: row
-        for row in (
-            await session.execute(select(RunEndpointRow).where(RunEndpointRow.scan_id == run_id))
-        ).scalars()
-    }
-    headers: dict[int, dict[str, HeaderLines]] = {e: {} for e in endpoints}
-    failed: dict[int, dict[str, str]] = {e: {} for e in endpoints}
-    probes = await session.stream(
-        select(*_PROBE_COLUMNS)
-        .where(RunProbeRow.scan_id == run_id)
-        .order_by(RunProbeRow.id)
-        .execution_options(yield_per=_STREAM_ROWS)
+async def _exchange_views(
+    session: AsyncSession, run_id: int, endpoint_ids: Sequence[int]
+) -> dict[int, tuple[dict[str, HeaderLines], dict[str, str]]]:
+    """endpoint id -> (probe key -> CORS lines, probe key -> error) of a run's stored exchanges.
+
+    From the snapshot the worker stored with them (built from the assessment it
+    held); rows the migration packed have none, and are normalised from their body.
+    """
+    out: dict[int, tuple[dict[str, HeaderLines], dict[str, str]]] = {}
+    if not endpoint_ids:
+        return out
+    rows = await session.execute(
+        select(RunExchangeRow.endpoint_id, RunExchangeRow.snapshot).where(
+            RunExchangeRow.scan_id == run_id,
+            RunExchangeRow.endpoint_id.in_(list(endpoint_ids)),
+        )
     )
-    async for probe in probes:
-        if probe.endpoint_id not in endpoints:
-            continue
-        lines = probe_headers(probe)
-        if lines is None:
-            failed[probe.endpoint_id][probe.probe_key] = probe.error or "no_response"
+    unpacked: list[int] = []
+    for endpoint_id, snapshot in rows.all():
+        if snapshot is None:
+            unpacked.append(endpoint_id)
         else:
-            headers[probe.endpoint_id][probe.probe_key] = lines
+            out[endpoint_id] = unpack_snapshot(snapshot)
+    if unpacked:
+        async for exchanges in stream_exchanges(session, run_id, unpacked):
+            headers: dict[str, HeaderLines] = {}
+            failed: dict[str, str] = {}
+            for probe in exchanges:
+                lines = probe_headers(probe)
+                if lines is None:
+                    failed[probe.probe_key] = probe.error or "no_response"
+                else:
+                    headers[probe.probe_key] = lines
+            out[exchanges[0].endpoint_id] = (headers, failed)
+    return out
+
+
+async def run_snapshots(
+    session: AsyncSession, run_id: int, endpoint_ids: Sequence[int] | None = None
+) -> list[EndpointSnapshot]:
+    """One snapshot per endpoint the run stored a result for (of ``endpoint_ids``), by id."""
+    query = select(RunEndpointRow).where(RunEndpointRow.scan_id == run_id)
+    if endpoint_ids is not None:
+        query = query.where(RunEndpointRow.endpoint_id.in_(list(endpoint_ids)))
+    endpoints = {row.endpoint_id: row for row in (await session.execute(query)).scalars()}
+    views = await _exchange_views(session, run_id, list(endpoints))
     found: dict[int, list[Finding]] = {e: [] for e in endpoints}
     seen: set[str] = set()
-    rows = await session.execute(
-        select(RunFindingRow).where(RunFindingRow.scan_id == run_id).order_by(RunFindingRow.id)
-    )
-    for row in rows.scalars():
-        endpoint = endpoints.get(row.endpoint_id)
-        if endpoint is None or not endpoint.reachable or row.fingerprint in seen:
-            continue
-        seen.add(row.fingerprint)
-        found[row.endpoint_id].append(stored_finding(row, endpoint.method, endpoint.url))
+    if endpoints:
+        rows = await session.execute(
+            select(RunFindingRow)
+            .where(
+                RunFindingRow.scan_id == run_id,
+                RunFindingRow.endpoint_id.in_(list(endpoints)),
+            )
+            .order_by(RunFindingRow.id)
+        )
+        for row in rows.scalars():
+            endpoint = endpoints[row.endpoint_id]
+            if not endpoint.reachable or row.fingerprint in seen:
+                continue
+            seen.add(row.fingerprint)
+            found[row.endpoint_id].append(stored_finding(row, endpoint.method, endpoint.url))
     return [
         EndpointSnapshot(
             endpoint_id=endpoint_id,
             probed=endpoint.reachable,
             findings=tuple(found[endpoint_id]),
-            headers=headers[endpoint_id],
-            failed_probes=failed[endpoint_id],
+            headers=views.get(endpoint_id, ({}, {}))[0],
+            failed_probes=views.get(endpoint_id, ({}, {}))[1],
         )
         for endpoint_id, endpoint in sorted(endpoints.items())
     ]
@@ -238,15 +258,15 @@ async def previous_headers(
     """endpoint id -> the CORS headers of its previous answered run (absent: no drift check)."""
     runs = await _previous_runs(session, run_id, endpoint_ids, reachable_only=True)
     out: dict[int, dict[str, HeaderLines]] = {}
+    by_run: dict[int, list[int]] = {}
     for endpoint_id, previous in runs.items():
-        rows = await session.execute(
-            select(*_PROBE_COLUMNS).where(
-                RunProbeRow.scan_id == previous, RunProbeRow.endpoint_id == endpoint_id
-            )
-        )
-        lines = {r.probe_key: h for r in rows if (h := probe_headers(r)) is not None}
-        if lines:
-            out[endpoint_id] = lines
+        by_run.setdefault(previous, []).append(endpoint_id)
+    for previous, ids in sorted(by_run.items()):
+        for endpoint_id, (lines, _failed) in (
+            await _exchange_views(session, previous, ids)
+        ).items():
+            if lines:
+                out[endpoint_id] = lines
     return dict(out)
 
 
@@ -322,71 +342,109 @@ async def apply_run_diff(
     *,
     now: datetime | None = None,
     base_url: str | None = None,
-    ruleset_changed: bool = False,
+    ruleset_changed: bool | None = None,
 ) -> DiffOutcome:
     """Diff run ``run_id`` against the state before it and write the outcome (no commit).
 
     Call inside the transaction that finalises the run. ``now`` (default: the database
     clock) is when the run counts as finished; ``base_url`` makes alert links
-    absolute. ``NotFound`` for an unknown run; ``Conflict`` when a tracked
-    finding changed under us (a concurrent triage): roll back and retry.
+    absolute. ``ruleset_changed``: None (the default) compares the ruleset
+    each endpoint's previous run recorded with this run's, so differences after
+    a rule change are ``finding.rule_change`` events; True or False forces it.
+    ``NotFound`` for an unknown run; ``Conflict`` when a tracked finding changed
+    under us (a concurrent triage): roll back and retry.
     """
     when = now or await database_time(session)
     run = await session.get(RunRow, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
-    snapshots = await run_snapshots(session, run_id)
-    endpoint_ids = [s.endpoint_id for s in snapshots]
-    previous = await store.load_tracked(session, endpoint_ids)
-    before = await previous_headers(session, run_id, endpoint_ids)
-    covered = await _previous_runs(session, run_id, endpoint_ids, reachable_only=False)
-    baseline = {e for e in endpoint_ids if e not in covered}
-    diff = diff_run(
-        run_id=run_id,
-        now=when,
-        previous=previous,
-        snapshots=snapshots,
-        previous_headers=before,
-        ruleset_changed=ruleset_changed,
-        previous_reachable=await previous_reachability(session, run_id, covered),
-    )
-    finding_ids = await store.save_tracked(session, diff.findings)
-    event_ids = await store.record_events(session, diff.events)
-    outgoing: list[OutgoingEvent] = []
-    refs = await endpoint_refs(session, run_id, {e.endpoint_id for e in diff.events})
-    for event, event_id in zip(diff.events, event_ids, strict=True):
-        # A first scan is an inventory, not news; but not seeing the endpoint at all is.
-        first = event.endpoint_id in baseline and event.kind not in ENDPOINT_KINDS
-        if first or not routed(event):
-            continue
-        fid = finding_ids.get(event.fingerprint) if event.fingerprint else None
-        outgoing.append(
-            OutgoingEvent(
-                AlertEvent.from_core(
-                    event,
-                    endpoint=refs[event.endpoint_id],
-                    base_url=base_url,
-                    finding_id=fid,
-                    event_id=event_id,
-                ),
-                event_id,
+    all_ids = list(
+        (
+            await session.execute(
+                select(RunEndpointRow.endpoint_id)
+                .where(RunEndpointRow.scan_id == run_id)
+                .order_by(RunEndpointRow.endpoint_id)
             )
-        )
+        ).scalars()
+    )
+    changed = 0
+    event_ids: list[int] = []
+    regression_ids: list[int] = []
+    outgoing: list[OutgoingEvent] = []
+    baseline: set[int] = set()
+    endpoints_total = 0
+    unreachable: list[EndpointSnapshot] = []
+    # Endpoint by endpoint, a chunk at a time: the diff is per endpoint (a
+    # fingerprint belongs to one), so the result is the same as one pass while
+    # memory holds one chunk's snapshots, whatever the run's size. Only the
+    # outgoing events are kept to the end: a Slack hook gets one message per run.
+    for start in range(0, len(all_ids), _DIFF_CHUNK):
+        chunk = all_ids[start : start + _DIFF_CHUNK]
+        snapshots = await run_snapshots(session, run_id, chunk)
+        previous = await store.load_tracked(session, chunk)
+        before = await previous_headers(session, run_id, chunk)
+        covered = await _previous_runs(session, run_id, chunk, reachable_only=False)
+        baseline.update(e for e in chunk if e not in covered)
+        reachable_before = await previous_reachability(session, run_id, covered)
+        endpoints_total += len(snapshots)
+        unreachable += [s for s in snapshots if not s.probed]
+        if ruleset_changed is None:
+            new_rules = await _new_ruleset(session, run.rules_revision, covered)
+        else:
+            new_rules = set(covered) if ruleset_changed else set()
+        for group_changed in (False, True):
+            group = [s for s in snapshots if (s.endpoint_id in new_rules) is group_changed]
+            if not group:
+                continue
+            ids = {s.endpoint_id for s in group}
+            diff = diff_run(
+                run_id=run_id,
+                now=when,
+                previous={k: v for k, v in previous.items() if v.endpoint_id in ids},
+                snapshots=group,
+                previous_headers={e: h for e, h in before.items() if e in ids},
+                ruleset_changed=group_changed,
+                previous_reachable={e: r for e, r in reachable_before.items() if e in ids},
+            )
+            finding_ids = await store.save_tracked(session, diff.findings)
+            ids_written = await store.record_events(session, diff.events)
+            changed += len(diff.findings)
+            event_ids += ids_written
+            regression_ids += [
+                i for e, i in zip(diff.events, ids_written, strict=True) if e.is_regression
+            ]
+            refs = await endpoint_refs(session, run_id, {e.endpoint_id for e in diff.events})
+            for event, event_id in zip(diff.events, ids_written, strict=True):
+                # A first scan is an inventory, not news; but not seeing the endpoint at all is.
+                first = event.endpoint_id in baseline and event.kind not in ENDPOINT_KINDS
+                if first or not routed(event):
+                    continue
+                fid = finding_ids.get(event.fingerprint) if event.fingerprint else None
+                outgoing.append(
+                    OutgoingEvent(
+                        AlertEvent.from_core(
+                            event,
+                            endpoint=refs[event.endpoint_id],
+                            base_url=base_url,
+                            finding_id=fid,
+                            event_id=event_id,
+                        ),
+                        event_id,
+                    )
+                )
     deliveries = await enqueue_events(
         session, outgoing, now=when, run_id=run_id, heading=f"cors-scanner run {run_id}"
     )
     return DiffOutcome(
         run_id=run_id,
-        findings_changed=len(diff.findings),
+        findings_changed=changed,
         event_ids=tuple(event_ids),
-        regression_ids=tuple(
-            i for e, i in zip(diff.events, event_ids, strict=True) if e.is_regression
-        ),
+        regression_ids=tuple(regression_ids),
         delivery_ids=tuple(deliveries),
         baseline_endpoints=tuple(sorted(baseline)),
-        endpoints_total=len(snapshots),
-        endpoints_unreachable=sum(1 for s in snapshots if not s.probed),
-        unreachable_errors=_error_counts(s for s in snapshots if not s.probed),
+        endpoints_total=endpoints_total,
+        endpoints_unreachable=len(unreachable),
+        unreachable_errors=_error_counts(unreachable),
     )
 
 
@@ -457,6 +515,27 @@ async def announce_run(
     return await enqueue_events(
         session, [OutgoingEvent(alert, None)], now=when, run_id=run_id, heading=title
     )
+
+
+async def _new_ruleset(
+    session: AsyncSession, revision: int | None, previous_runs: dict[int, int]
+) -> set[int]:
+    """Endpoints whose previous run was judged by another ruleset than ``revision``.
+
+    A run from before rulesets were recorded (NULL) counts as another one: it
+    was made by an older scanner, so what changed may be the rules.
+    """
+    runs = set(previous_runs.values())
+    if not runs:
+        return set()
+    rows = await session.execute(
+        select(RunRow.id, RunRow.rules_revision).where(RunRow.id.in_(runs))
+    )
+    other = {run for run, rev in rows.all() if rev is None or rev != revision}
+    return {endpoint for endpoint, run in previous_runs.items() if run in other}
+
+
+_DIFF_CHUNK = 500
 
 
 __all__ = [

@@ -134,6 +134,9 @@ class Settings:
     # Timed-out attempts to one host, none answered, after which its remaining
     # probes are not sent (host_unresponsive); 0 turns this off.
     unresponsive_after: int = 2
+    # What one probe keeps of the response head (memory, storage, evidence): CORS,
+    # Vary and Location lines whole, the others by name with a cut value.
+    probe_header_bytes: int = 16384
     user_agent: str | None = None
     ca_bundle: str | None = None
     insecure: bool = False
@@ -274,6 +277,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "per_host_rate": _positive_float,
     "endpoint_budget": _positive_float,
     "unresponsive_after": _non_negative_int,
+    "probe_header_bytes": _positive_int,
     "user_agent": _optional_str,
     "ca_bundle": _optional_str,
     "insecure": _bool,

@@ -7,7 +7,7 @@ unauthenticated client). No foreign key: tokens are revoked, never deleted, and
 an audit entry must outlive anything it names.
 
 Revision ID: 0007_audit_token_id
-Revises: 0005_dashboard_sessions
+Revises: 0006_compact_run_storage
 Create Date: 2026-12-03 07:20:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_audit_token_id"
-down_revision: str | Sequence[str] | None = "0005_dashboard_sessions"
+down_revision: str | Sequence[str] | None = "0006_compact_run_storage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

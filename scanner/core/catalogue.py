@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from scanner.core.findings import Category
 from scanner.core.severity import Severity
 
+# The ruleset's revision, recorded on every run. Bump it whenever a change to
+# the checks, the probe plan or the header normalisation can make the same
+# target yield other findings or other header lines: the next run's
+# differences are then reported as ``finding.rule_change``, never as
+# regressions, so a scanner upgrade pages nobody.
+RULES_REVISION = 1
+
 
 @dataclass(frozen=True, slots=True)
 class Remediation:

@@ -65,7 +65,7 @@ from datetime import datetime
 
 from scanner.core.checks import Assessment
 from scanner.core.findings import Evidence, Finding
-from scanner.core.headers import Headers
+from scanner.core.headers import Headers, is_cors_header
 from scanner.core.lifecycle import (
     REGRESSION_KINDS,
     Event,
@@ -93,9 +93,6 @@ ORIGIN_PLACEHOLDER = "{origin}"
 REQUEST_HEADER_PLACEHOLDER = "{request-header}"
 LEGIT_RULE = "legit_origin_blocked"
 
-_CORS_HEADERS = frozenset(
-    {"access-control-expose-headers", "access-control-max-age", "vary"}
-)  # plus every access-control-allow-*
 # Token lists whose order and repeats mean nothing to a browser. Servers that
 # build them from a hash set reorder them from one process to the next.
 _LIST_HEADERS = frozenset(
@@ -133,12 +130,6 @@ _RULE_CHANGE_KINDS = frozenset(
         EventKind.HEADER_DRIFT,
     }
 )
-
-
-def is_cors_header(name: str) -> bool:
-    """A response header the CORS algorithms or caches of CORS answers read."""
-    lowered = name.lower()
-    return lowered.startswith("access-control-allow-") or lowered in _CORS_HEADERS
 
 
 def normalise_cors_headers(

@@ -125,3 +125,92 @@ class Headers:
     def as_list(self) -> list[list[str]]:
         """JSON-friendly form: a list of [name, value] pairs."""
         return [[n, v] for n, v in self.lines]
+
+
+# -- bounded storage of a response's headers --------------------------------------
+
+# Lines whose value the checks, the diff and a reader of the evidence need in
+# full: every CORS response header, Vary (it keys caches of CORS answers) and
+# Location (a redirect is followed and judged by it). Everything else is
+# context for a human, kept by name with a cut value.
+_KEPT_IN_FULL = frozenset(
+    {"access-control-expose-headers", "access-control-max-age", "vary", "location"}
+)
+_CORS_RESPONSE = frozenset({"access-control-expose-headers", "access-control-max-age", "vary"})
+# What a cut value ends with, so a reader never takes it for what was sent.
+CUT_MARK = "…[cut]"
+# Names are kept, but a hostile one may be a whole header line long.
+MAX_NAME_CHARS = 128
+DEFAULT_KEPT_HEADER_BYTES = 16384
+
+
+def is_cors_header(name: str) -> bool:
+    """A response header the CORS algorithms or caches of CORS answers read (Vary included)."""
+    lowered = name.lower()
+    return lowered.startswith("access-control-allow-") or lowered in _CORS_RESPONSE
+
+
+def kept_in_full(name: str) -> bool:
+    """A header line :func:`bounded_headers` never cuts: CORS headers, Vary and Location."""
+    lowered = name.lower()
+    return lowered.startswith("access-control-allow-") or lowered in _KEPT_IN_FULL
+
+
+def _cut(text: str, room: int) -> str:
+    if len(text) <= room:
+        return text
+    return text[: max(0, room - len(CUT_MARK))] + CUT_MARK
+
+
+def _shares(lengths: list[int], budget: int) -> list[int]:
+    # Max-min fair: short values are kept whole and what they leave goes to
+    # the long ones, so one huge cookie cannot starve a dozen small headers.
+    shares = [0] * len(lengths)
+    left = max(0, budget)
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for position, i in enumerate(order):
+        share = left // (len(order) - position)
+        shares[i] = min(lengths[i], share)
+        left -= shares[i]
+    return shares
+
+
+def bounded_headers(headers: Headers, cap: int) -> Headers:
+    """``headers`` within ``cap`` characters (one per byte received; names and values).
+
+    Lines :func:`kept_in_full` keep their value; every other line keeps its
+    name (cut at ``MAX_NAME_CHARS``) and a value cut to a fair share of what
+    is left, ending in ``CUT_MARK``. The same object when nothing needs cutting.
+    Full lines are bounded by the prober's head limits, not by ``cap``.
+    """
+    total = 0
+    for n, v in headers.lines:
+        total += len(n) + len(v)
+    if total <= cap:
+        return headers
+    full = [kept_in_full(n) for n, _ in headers.lines]
+    names = [
+        n if f else _cut(n, MAX_NAME_CHARS) for (n, _), f in zip(headers.lines, full, strict=True)
+    ]
+    used = sum(len(n) for n in names)
+    used += sum(len(v) for (_, v), f in zip(headers.lines, full, strict=True) if f)
+    cut = [i for i, f in enumerate(full) if not f]
+    shares = _shares([len(headers.lines[i][1]) for i in cut], cap - used)
+    values = [v for _, v in headers.lines]
+    for i, share in zip(cut, shares, strict=True):
+        values[i] = _cut(values[i], share)
+    return Headers(tuple(zip(names, values, strict=True)))
+
+
+def bounded_raw_lines(lines: tuple[str, ...], cap: int) -> tuple[str, ...]:
+    """Raw head lines (``Name: value``) under the rule of :func:`bounded_headers`."""
+    if sum(len(line) for line in lines) <= cap:
+        return lines
+    full = [kept_in_full(line.split(":", 1)[0].strip()) for line in lines]
+    used = sum(len(line) for line, f in zip(lines, full, strict=True) if f)
+    cut = [i for i, f in enumerate(full) if not f]
+    shares = _shares([len(lines[i]) for i in cut], cap - used)
+    out = list(lines)
+    for i, share in zip(cut, shares, strict=True):
+        out[i] = _cut(out[i], max(share, min(len(out[i]), MAX_NAME_CHARS)))
+    return tuple(out)

@@ -340,6 +340,17 @@ async def _update_held(session: AsyncSession, lease: Lease, values: Mapping[str,
     return row is not None
 
 
+async def hold_lease(session: AsyncSession, lease: Lease) -> bool:
+    """True while we still hold the item; its row then stays locked until the caller commits.
+
+    For a partial result stored in the same transaction: it belongs to the
+    current claim, or nothing is stored.
+    """
+    # Guarantee: matches only while this claim's token is current, and the row
+    # lock makes a concurrent re-claim wait for our commit (then see the results).
+    return await _update_held(session, lease, {"lease_token": lease.token})
+
+
 async def complete_lease(session: AsyncSession, lease: Lease) -> bool:
     """Mark the item done if we still hold it; False = lease lost, caller must roll back.
 

@@ -40,7 +40,7 @@ from scanner.db.tables import (
     FindingEventRow,
     HookDeliveryRow,
     HookRow,
-    RunProbeRow,
+    RunExchangeRow,
     RunRow,
     ScheduleRow,
     TrackedFindingRow,
@@ -117,14 +117,7 @@ async def fleet_facts(
         last_completed=await _last_completed(session),
         probes_sent=sent,
         probe_errors=errors,
-        recent_probes=await _histogram(
-            session,
-            RunProbeRow.elapsed_ms,
-            latency_bounds,
-            [RunProbeRow.scan_id == RunRow.id, RunRow.created_at >= since],
-            RunProbeRow.kind,
-            scale=1000.0,
-        ),
+        recent_probes=await _probe_latency(session, latency_bounds, since),
         findings=await _grouped2(
             session, TrackedFindingRow.severity, TrackedFindingRow.status, TrackedFindingRow.id
         ),
@@ -184,6 +177,38 @@ async def _histogram(
             count=int(values[-1] or 0),
         )
     return out
+
+
+async def _probe_latency(
+    session: AsyncSession, bounds: Sequence[float], since: datetime
+) -> dict[str, Buckets]:
+    """Probe latency per kind, runs created since ``since``, from the exchanges' timings.
+
+    Timings are a small JSON list per endpoint (no SQL over JSON that works on
+    both databases), so they are bucketed here, streamed a few hundred rows at a time.
+    """
+    counts: dict[str, list[int]] = {}
+    totals: dict[str, float] = {}
+    rows = await session.stream(
+        select(RunExchangeRow.timings)
+        .join(RunRow, RunRow.id == RunExchangeRow.scan_id)
+        .where(RunRow.created_at >= since)
+        .execution_options(yield_per=500)
+    )
+    async for (timings,) in rows:
+        for kind, values in (timings or {}).items():
+            cumulative = counts.setdefault(kind, [0] * (len(bounds) + 1))
+            for ms in values:
+                seconds = float(ms) / 1000.0
+                totals[kind] = totals.get(kind, 0.0) + seconds
+                cumulative[-1] += 1
+                for i, bound in enumerate(bounds):
+                    if seconds <= bound:
+                        cumulative[i] += 1
+    return {
+        kind: Buckets(tuple(bounds), tuple(c[:-1]), totals.get(kind, 0.0), c[-1])
+        for kind, c in counts.items()
+    }
 
 
 async def _run_counts(session: AsyncSession) -> tuple[dict[tuple[str, str], int], dict[str, int]]:

@@ -4,16 +4,20 @@ A scan row moves ``queued -> running -> completed | failed | cancelled``; the
 three end states are final. Results are written one endpoint at a time by
 :func:`save_assessment`, idempotently: saving the same endpoint of the same
 scan again replaces its rows and corrects the counters, so a retried write
-never counts twice. Probe and finding rows hold exactly what
+never counts twice. Probe documents and finding rows hold exactly what
 ``scanner.reports.json`` renders for ``scan --format json``, so the API, the
-CLI and stored history speak one shape.
+CLI and stored history speak one shape. An endpoint's probe documents are
+stored together, compressed, in one ``scan_exchanges`` row (see
+:func:`pack_exchanges`): a few KB per endpoint per run instead of ~65 KB.
 
 Lists are keyset-paginated on ``id`` with an opaque cursor (see ``Page``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import zlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,12 +26,14 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.catalogue import RULES_REVISION
 from scanner.core.checks import Assessment
+from scanner.core.diff import EndpointSnapshot, HeaderLines, snapshot_from_assessment
 from scanner.core.findings import Category, Evidence, Finding
 from scanner.core.headers import Headers
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
-from scanner.db.tables import RunEndpointRow, RunFindingRow, RunProbeRow, RunRow
+from scanner.db.tables import RunEndpointRow, RunExchangeRow, RunFindingRow, RunRow
 from scanner.errors import Conflict, NotFound
 from scanner.reports.json import finding_to_json, policy_to_json, probe_to_json
 
@@ -225,28 +231,128 @@ def _scan(row: RunRow, counts: dict[str, int] | None = None) -> RunRecord:
     )
 
 
-def _probe(row: RunProbeRow) -> RunProbeRecord:
-    return RunProbeRecord(
-        id=row.id,
-        scan_id=row.scan_id,
-        endpoint_id=row.endpoint_id,
-        probe_key=row.probe_key,
-        kind=row.kind,
-        purpose=row.purpose,
-        origin=row.origin,
-        origin_kind=row.origin_kind,
-        method=row.method,
-        url=row.url,
-        request_headers=row.request_headers,
-        status=row.status,
-        reason=row.reason,
-        response_headers=row.response_headers,
-        error=row.error,
-        error_detail=row.error_detail,
-        elapsed_ms=row.elapsed_ms,
-        attempts=row.attempts,
-        verdict=row.verdict,
+# -- an endpoint's exchanges, packed ---------------------------------------------
+
+# The probe document's fields, in order: what probe_to_json renders and the
+# probes API serves (the ids are the row's range, not stored per probe).
+_EXCHANGE_FIELDS = (
+    "key",
+    "kind",
+    "purpose",
+    "origin",
+    "origin_kind",
+    "method",
+    "url",
+    "request_headers",
+    "status",
+    "reason",
+    "response_headers",
+    "error",
+    "error_detail",
+    "elapsed_ms",
+    "attempts",
+    "verdict",
+)
+# Level 6 (zlib's default): level 9 saves ~3 % more for twice the CPU.
+_ZLIB_LEVEL = 6
+
+
+def pack_exchanges(docs: Sequence[Mapping[str, Any]]) -> bytes:
+    """Probe documents as one compressed body: a list of rows in ``_EXCHANGE_FIELDS`` order.
+
+    Rows, not objects, so the field names are not repeated; zlib then folds
+    the header lines the probes of one endpoint share.
+    """
+    rows = [[doc.get(name) for name in _EXCHANGE_FIELDS] for doc in docs]
+    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), _ZLIB_LEVEL)
+
+
+def unpack_exchanges(body: bytes) -> list[dict[str, Any]]:
+    """The probe documents :func:`pack_exchanges` packed."""
+    rows = json.loads(zlib.decompress(body))
+    return [dict(zip(_EXCHANGE_FIELDS, row, strict=True)) for row in rows]
+
+
+def _timings(docs: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for doc in docs:
+        out.setdefault(str(doc["kind"]), []).append(float(doc["elapsed_ms"]))
+    return out
+
+
+def pack_snapshot(snapshot: EndpointSnapshot) -> bytes:
+    """The diff's view of one endpoint's exchanges, compressed (``scan_exchanges.snapshot``).
+
+    Built by the core from the assessment the worker holds (the live path's
+    normalised CORS lines), so finalising a run never re-reads exchanges.
+    """
+    doc = {
+        "headers": {key: [list(line) for line in lines] for key, lines in snapshot.headers.items()},
+        "failed": dict(snapshot.failed_probes),
+    }
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), _ZLIB_LEVEL)
+
+
+def unpack_snapshot(body: bytes) -> tuple[dict[str, HeaderLines], dict[str, str]]:
+    """(probe key -> normalised CORS lines, probe key -> error) of :func:`pack_snapshot`."""
+    doc = json.loads(zlib.decompress(body))
+    headers = {
+        str(key): tuple((str(n), str(v)) for n, v in lines) for key, lines in doc["headers"].items()
+    }
+    return headers, {str(k): str(v) for k, v in doc["failed"].items()}
+
+
+def exchange_records(row: RunExchangeRow) -> list[RunProbeRecord]:
+    """The probes one ``scan_exchanges`` row holds, ids in order."""
+    docs = unpack_exchanges(row.body)
+    return [
+        RunProbeRecord(
+            id=row.first_probe_id + i,
+            scan_id=row.scan_id,
+            endpoint_id=row.endpoint_id,
+            probe_key=d["key"],
+            kind=d["kind"],
+            purpose=d["purpose"],
+            origin=d["origin"],
+            origin_kind=d["origin_kind"],
+            method=d["method"],
+            url=d["url"],
+            request_headers=d["request_headers"] or [],
+            status=d["status"],
+            reason=d["reason"],
+            response_headers=d["response_headers"] or [],
+            error=d["error"],
+            error_detail=d["error_detail"],
+            elapsed_ms=d["elapsed_ms"],
+            attempts=d["attempts"],
+            verdict=d["verdict"],
+        )
+        for i, d in enumerate(docs)
+    ]
+
+
+async def stream_exchanges(
+    session: AsyncSession, scan_id: int, endpoint_ids: Sequence[int] | None = None
+) -> AsyncIterator[list[RunProbeRecord]]:
+    """Each stored endpoint's probes of a scan, one endpoint at a time, in storage order.
+
+    Rows are fetched a few at a time: a run's exchanges never sit in memory at once.
+    """
+    query = (
+        select(RunExchangeRow)
+        .where(RunExchangeRow.scan_id == scan_id)
+        .order_by(RunExchangeRow.first_probe_id)
+        .execution_options(yield_per=_STREAM_ROWS)
     )
+    if endpoint_ids is not None:
+        query = query.where(RunExchangeRow.endpoint_id.in_(list(endpoint_ids)))
+    rows = await session.stream_scalars(query)
+    async for row in rows:
+        yield exchange_records(row)
+        session.expunge(row)
+
+
+_STREAM_ROWS = 50
 
 
 def _finding(row: RunFindingRow) -> RunFindingRecord:
@@ -278,8 +384,9 @@ async def create_run(
     requested_by: str | None,
     endpoints_total: int,
     now: datetime | None = None,
+    rules_revision: int | None = None,
 ) -> RunRecord:
-    """Insert a queued scan."""
+    """Insert a queued scan, judged by ruleset ``rules_revision`` (None: this scanner's)."""
     row = RunRow(
         status=RunStatus.QUEUED.value,
         trigger=trigger.value,
@@ -291,6 +398,7 @@ async def create_run(
         probe_errors=0,
         findings_total=0,
         created_at=now or _now(),
+        rules_revision=RULES_REVISION if rules_revision is None else rules_revision,
     )
     session.add(row)
     await session.flush()
@@ -418,19 +526,23 @@ async def list_run_probes(
 ) -> Page[RunProbeRecord]:
     """A scan's probes in the order they were stored; ``NotFound`` for an unknown scan."""
     await _require_run(session, scan_id)
+    after = _after(cursor) or 0
     query = (
-        select(RunProbeRow)
-        .where(RunProbeRow.scan_id == scan_id)
-        .order_by(RunProbeRow.id)
-        .limit(limit + 1)
+        select(RunExchangeRow)
+        .where(RunExchangeRow.scan_id == scan_id, RunExchangeRow.last_probe_id > after)
+        .order_by(RunExchangeRow.first_probe_id)
     )
     if endpoint_id is not None:
-        query = query.where(RunProbeRow.endpoint_id == endpoint_id)
-    after = _after(cursor)
-    if after is not None:
-        query = query.where(RunProbeRow.id > after)
-    rows = list((await session.execute(query)).scalars())
-    return _page([_probe(r) for r in rows], limit)
+        query = query.where(RunExchangeRow.endpoint_id == endpoint_id)
+    items: list[RunProbeRecord] = []
+    # A page spans few rows (an endpoint holds dozens of probes): fetch them a few at a time.
+    for offset in range(0, 1 << 30, 8):
+        rows = list((await session.execute(query.offset(offset).limit(8))).scalars())
+        for row in rows:
+            items.extend(p for p in exchange_records(row) if p.id > after)
+        if len(rows) < 8 or len(items) > limit:
+            break
+    return _page(items[: limit + 1], limit)
 
 
 async def list_run_findings(
@@ -475,6 +587,41 @@ class SavedCounts:
     findings: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedResult:
+    """One endpoint's result in its stored form, made before the transaction that stores it.
+
+    Rendering and compressing take milliseconds per endpoint; done outside the
+    transaction, they do not lengthen the time SQLite's one write lock is held.
+    """
+
+    endpoint_id: int
+    assessment: Assessment
+    probe_count: int
+    body: bytes | None
+    timings: dict[str, list[float]]
+    snapshot: bytes
+    findings: tuple[tuple[Finding, list[Any]], ...]
+
+
+def prepare_result(endpoint_id: int, assessment: Assessment) -> PreparedResult:
+    """The stored form of ``assessment`` (:func:`save_assessment` stores it)."""
+    docs = [probe_to_json(p) for p in assessment.probes]
+    # One root cause per fingerprint per endpoint: the first (most severe) wins.
+    findings: dict[str, Finding] = {}
+    for f in assessment.findings:
+        findings.setdefault(f.fingerprint, f)
+    return PreparedResult(
+        endpoint_id=endpoint_id,
+        assessment=assessment,
+        probe_count=len(docs),
+        body=pack_exchanges(docs) if docs else None,
+        timings=_timings(docs),
+        snapshot=pack_snapshot(snapshot_from_assessment(endpoint_id, assessment)),
+        findings=tuple((f, finding_to_json(f)["evidence"]) for f in findings.values()),
+    )
+
+
 async def save_assessment(
     session: AsyncSession,
     scan_id: int,
@@ -482,12 +629,14 @@ async def save_assessment(
     assessment: Assessment,
     *,
     now: datetime | None = None,
+    prepared: PreparedResult | None = None,
 ) -> SavedCounts:
     """Store one endpoint's result and advance the scan's progress counters.
 
     Idempotent per (scan, endpoint): a second save replaces the first's rows
     and the counters move by the difference. ``Conflict`` when the scan has
-    already finished (a cancelled scan accepts no late results).
+    already finished (a cancelled scan accepts no late results). ``prepared``:
+    :func:`prepare_result` of the same assessment, made beforehand.
     """
     scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
     if scan is None:
@@ -495,11 +644,8 @@ async def save_assessment(
     if RunStatus(scan.status).final:
         raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
     created = now or _now()
-    doc_probes = [probe_to_json(p) for p in assessment.probes]
-    # One root cause per fingerprint per endpoint: the first (most severe) wins.
-    findings: dict[str, Any] = {}
-    for f in assessment.findings:
-        findings.setdefault(f.fingerprint, f)
+    if prepared is None or prepared.assessment is not assessment:
+        prepared = prepare_result(endpoint_id, assessment)
 
     previous = await session.get(RunEndpointRow, (scan_id, endpoint_id))
     old = SavedCounts(0, 0, 0)
@@ -510,7 +656,7 @@ async def save_assessment(
             )
         )
         old = SavedCounts(previous.probe_count, previous.probe_errors, old_findings.scalar_one())
-        for table in (RunProbeRow, RunFindingRow):
+        for table in (RunExchangeRow, RunFindingRow):
             await session.execute(
                 delete(table).where(table.scan_id == scan_id, table.endpoint_id == endpoint_id)
             )
@@ -531,32 +677,24 @@ async def save_assessment(
         )
     )
     await session.flush()
-    if doc_probes:
-        session.add_all(
-            RunProbeRow(
+    if prepared.body is not None:
+        # Ids continue the scan's sequence: a replaced endpoint's probes get new
+        # ones, so a probes cursor never skips or repeats an exchange.
+        first = scan.probe_seq + 1
+        scan.probe_seq += prepared.probe_count
+        session.add(
+            RunExchangeRow(
                 scan_id=scan_id,
                 endpoint_id=endpoint_id,
-                probe_key=p["key"],
-                kind=p["kind"],
-                purpose=p["purpose"],
-                origin=p["origin"],
-                origin_kind=p["origin_kind"],
-                method=p["method"],
-                url=p["url"],
-                request_headers=p["request_headers"],
-                status=p["status"],
-                reason=p["reason"],
-                response_headers=p["response_headers"],
-                error=p["error"],
-                error_detail=p["error_detail"],
-                elapsed_ms=p["elapsed_ms"],
-                attempts=p["attempts"],
-                verdict=p["verdict"],
+                first_probe_id=first,
+                last_probe_id=scan.probe_seq,
+                probe_count=prepared.probe_count,
+                body=prepared.body,
+                timings=prepared.timings,
+                snapshot=prepared.snapshot,
             )
-            for p in doc_probes
         )
-    for f in findings.values():
-        doc = finding_to_json(f)
+    for f, evidence in prepared.findings:
         session.add(
             RunFindingRow(
                 scan_id=scan_id,
@@ -569,17 +707,114 @@ async def save_assessment(
                 fingerprint=f.fingerprint,
                 origin_class=f.origin_class,
                 credentialed=f.credentialed,
-                evidence=doc["evidence"],
+                evidence=evidence,
                 created_at=created,
             )
         )
-    new = SavedCounts(assessment.probe_count, len(assessment.errors), len(findings))
+    # The ruleset that judged it: the worker's (in a rolling upgrade, the last to store).
+    scan.rules_revision = RULES_REVISION
+    new = SavedCounts(assessment.probe_count, len(assessment.errors), len(prepared.findings))
     scan.endpoints_done += 0 if previous is not None else 1
     scan.probes_total += new.probes - old.probes
     scan.probe_errors += new.probe_errors - old.probe_errors
     scan.findings_total += new.findings - old.findings
     await session.flush()
     return new
+
+
+async def save_results(
+    session: AsyncSession,
+    scan_id: int,
+    results: Sequence[PreparedResult],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Store several endpoints' prepared results in a few statements, whatever their number.
+
+    What :func:`save_assessment` does for each, but the rows of every new
+    endpoint are inserted together: a worker's transaction (and SQLite's one
+    write lock) then lasts a handful of round trips, not several per endpoint.
+    An endpoint the scan already holds is replaced through ``save_assessment``.
+    """
+    scan = await session.get(RunRow, scan_id, with_for_update=True, populate_existing=True)
+    if scan is None:
+        raise NotFound(f"scan {scan_id} does not exist")
+    if RunStatus(scan.status).final:
+        raise Conflict(f"scan {scan_id} is {scan.status}: it accepts no more results")
+    ids = [r.endpoint_id for r in results]
+    existing = set(
+        (
+            await session.execute(
+                select(RunEndpointRow.endpoint_id).where(
+                    RunEndpointRow.scan_id == scan_id, RunEndpointRow.endpoint_id.in_(ids)
+                )
+            )
+        ).scalars()
+    )
+    for result in results:
+        if result.endpoint_id in existing:
+            await save_assessment(
+                session, scan_id, result.endpoint_id, result.assessment, now=now, prepared=result
+            )
+    fresh = [r for r in results if r.endpoint_id not in existing]
+    if not fresh:
+        return
+    created = now or _now()
+    rows: list[Any] = []
+    for r in fresh:
+        a = r.assessment
+        rows.append(
+            RunEndpointRow(
+                scan_id=scan_id,
+                endpoint_id=r.endpoint_id,
+                method=a.endpoint.method.upper(),
+                url=a.endpoint.url,
+                reachable=a.reachable,
+                probe_count=a.probe_count,
+                probe_errors=len(a.errors),
+                policy=policy_to_json(a.policy),
+                unchecked=list(a.unchecked),
+            )
+        )
+        if r.body is not None:
+            first = scan.probe_seq + 1
+            scan.probe_seq += r.probe_count
+            rows.append(
+                RunExchangeRow(
+                    scan_id=scan_id,
+                    endpoint_id=r.endpoint_id,
+                    first_probe_id=first,
+                    last_probe_id=scan.probe_seq,
+                    probe_count=r.probe_count,
+                    body=r.body,
+                    timings=r.timings,
+                    snapshot=r.snapshot,
+                )
+            )
+        rows.extend(
+            RunFindingRow(
+                scan_id=scan_id,
+                endpoint_id=r.endpoint_id,
+                rule_id=f.rule_id,
+                severity=f.severity.value,
+                category=f.category.value,
+                title=f.title,
+                summary=f.summary,
+                fingerprint=f.fingerprint,
+                origin_class=f.origin_class,
+                credentialed=f.credentialed,
+                evidence=evidence,
+                created_at=created,
+            )
+            for f, evidence in r.findings
+        )
+    session.add_all(rows)
+    scan.rules_revision = RULES_REVISION
+    scan.endpoints_done += len(fresh)
+    scan.probes_total += sum(r.assessment.probe_count for r in fresh)
+    scan.probe_errors += sum(len(r.assessment.errors) for r in fresh)
+    scan.findings_total += sum(len(r.findings) for r in fresh)
+    await session.flush()
 
 
 async def save_unassessed(

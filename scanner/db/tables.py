@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -243,6 +244,10 @@ class RunRow(Base):
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # -- run coverage (issue 12): endpoints no probe got an answer from --
     endpoints_unreachable: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The last probe id given out in this scan (scan_exchanges), and the
+    # ruleset the scan was judged by (scanner.core.catalogue.RULES_REVISION).
+    probe_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    rules_revision: Mapped[int | None] = mapped_column(Integer)
 
 
 class RunEndpointRow(Base):
@@ -262,31 +267,35 @@ class RunEndpointRow(Base):
     unchecked: Mapped[list[str]] = mapped_column(JSON)
 
 
-class RunProbeRow(Base):
-    """One probe exchange of one scan, idempotent by (scan, endpoint, probe key)."""
+class RunExchangeRow(Base):
+    """Every probe exchange of one endpoint in one scan, in one compressed document.
 
-    __tablename__ = "scan_probes"
-    __table_args__ = (UniqueConstraint("scan_id", "endpoint_id", "probe_key"),)
+    ``body`` is zlib-compressed JSON, one object per probe (``scanner.db.runs``
+    packs and unpacks it): an endpoint's 60-80 exchanges repeat most of their
+    header lines, so together they compress to a few KB where one row per
+    probe took ~65 KB. Probe ids run from ``first_probe_id`` to
+    ``last_probe_id`` (unique within the scan, in storage order); ``timings``
+    holds each probe's kind and elapsed milliseconds for the metrics, so they
+    never unpack a body; ``snapshot`` is the run diff's view of them.
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __tablename__ = "scan_exchanges"
+    __table_args__ = (
+        PrimaryKeyConstraint("scan_id", "endpoint_id"),
+        Index(None, "scan_id", "last_probe_id"),
+    )
+
     scan_id: Mapped[int] = mapped_column(Integer, ForeignKey("scans.id", ondelete="CASCADE"))
     endpoint_id: Mapped[int] = mapped_column(Integer)
-    probe_key: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32))
-    purpose: Mapped[str | None] = mapped_column(String(32))
-    origin: Mapped[str] = mapped_column(Text)
-    origin_kind: Mapped[str] = mapped_column(String(64))
-    method: Mapped[str] = mapped_column(String(METHOD_LENGTH))
-    url: Mapped[str] = mapped_column(Text)
-    request_headers: Mapped[list[Any]] = mapped_column(JSON)
-    status: Mapped[int | None] = mapped_column(Integer)
-    reason: Mapped[str | None] = mapped_column(Text)
-    response_headers: Mapped[list[Any]] = mapped_column(JSON)
-    error: Mapped[str | None] = mapped_column(String(64))
-    error_detail: Mapped[str | None] = mapped_column(Text)
-    elapsed_ms: Mapped[float] = mapped_column(Float)
-    attempts: Mapped[int] = mapped_column(Integer)
-    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    first_probe_id: Mapped[int] = mapped_column(Integer)
+    last_probe_id: Mapped[int] = mapped_column(Integer)
+    probe_count: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the run diff reads: each probe's normalised CORS lines and errors,
+    # compressed (scanner.db.runs.pack_snapshot); NULL for rows packed by the
+    # migration, whose diff view is computed from ``body``.
+    snapshot: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class RunFindingRow(Base):

@@ -26,11 +26,12 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scanner.core.catalogue import RULES_REVISION
 from scanner.core.origin import host_key
 from scanner.db.inventory import EndpointFilter, select_endpoints
 from scanner.db.leases import WorkKind, WorkStatus, database_time, db_now
 from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger, get_run
-from scanner.db.tables import RunProbeRow, RunRow, WorkerRow, WorkItemRow
+from scanner.db.tables import RunExchangeRow, RunRow, WorkerRow, WorkItemRow
 from scanner.errors import Conflict
 from scanner.settings import Settings
 
@@ -85,6 +86,7 @@ async def plan_run(
         "created_at": _now(),
         "schedule_id": schedule_id,
         "scheduled_for": scheduled_for,
+        "rules_revision": RULES_REVISION,
     }
     stmt = _insert(session, RunRow).values(**values)
     if schedule_id is not None:
@@ -256,19 +258,21 @@ async def run_progress(session: AsyncSession, run: RunRecord, *, stale_after: fl
 
 
 async def prune_probe_details(session: AsyncSession, *, older_than: datetime) -> int:
-    """Delete probe rows (and spent work items) of runs finished before ``older_than``.
+    """Delete probe exchanges (and spent work items) of runs finished before ``older_than``.
 
     Findings, per-endpoint results and run summaries are kept: they are what
-    history, diffs and reports read. The count of probe rows deleted.
+    history, diffs and reports read. The count of probes deleted.
     """
     old_runs = select(RunRow.id).where(
         RunRow.finished_at.is_not(None), RunRow.finished_at < older_than
     )
     result = await session.execute(
-        delete(RunProbeRow).where(RunProbeRow.scan_id.in_(old_runs)).returning(RunProbeRow.id)
+        delete(RunExchangeRow)
+        .where(RunExchangeRow.scan_id.in_(old_runs))
+        .returning(RunExchangeRow.probe_count)
     )
     await session.execute(delete(WorkItemRow).where(WorkItemRow.run_id.in_(old_runs)))
-    return len(result.scalars().all())
+    return sum(result.scalars().all())
 
 
 # -- workers ---------------------------------------------------------------------

@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import http_exceptions
 from yarl import URL
 
+from scanner.core.headers import bounded_headers, bounded_raw_lines
 from scanner.core.observation import Observation, ProbeError
 from scanner.core.plan import ProbeRequest
 from scanner.core.response_head import HeadRefused, ResponseHead
@@ -338,12 +339,15 @@ class Prober:
                     job.request,
                     outcome.status,
                     outcome.reason,
-                    outcome.headers,
+                    # Cut here, before the batch holds it: a batch of a hostile
+                    # target's 256 KiB heads would otherwise sit in memory until
+                    # its commit, and then in the database.
+                    bounded_headers(outcome.headers, limits.kept_header_bytes),
                     None,
                     None,
                     elapsed_ms,
                     job.attempts,
-                    outcome.raw_lines,
+                    bounded_raw_lines(outcome.raw_lines, limits.kept_header_bytes),
                 )
             )
         else:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from scanner import PROJECT_URL, __version__
+from scanner.core.headers import DEFAULT_KEPT_HEADER_BYTES
 from scanner.errors import ConfigError
 from scanner.prober.guard import DEFAULT_TARGET_POLICY
 from scanner.ssrf import AddressPolicy
@@ -21,6 +22,8 @@ DEFAULT_USER_AGENT = f"cors-scanner/{__version__} (+{PROJECT_URL})"
 MIN_FIELD_BYTES = 256
 # Chromium refuses a response head over 256 KiB (ERR_RESPONSE_HEADERS_TOO_BIG).
 DEFAULT_MAX_HEAD_BYTES = 256 * 1024
+# Room for a few ordinary context headers besides the CORS ones.
+MIN_KEPT_HEADER_BYTES = 1024
 # An endpoint's time budget, in multiples of the total timeout, when not set.
 ENDPOINT_BUDGET_TIMEOUTS = 6
 
@@ -35,7 +38,10 @@ class ProbeLimits:
     response headers (the body is never read);
     ``max_field_bytes`` caps one header line (name and value) and the status
     line; ``max_headers`` caps the number of header lines; ``max_head_bytes``
-    caps the whole head;
+    caps the whole head; ``kept_header_bytes`` is what an observation keeps of
+    a head that got through: CORS, Vary and Location lines whole, every other
+    line's name and a cut value (``scanner.core.headers.bounded_headers``), so
+    what a batch holds in memory and stores per probe is bounded;
     ``retries`` are extra attempts after a transient failure (connect error,
     reset, timeout), spaced by exponential ``backoff`` with full jitter;
     ``per_host_concurrency``/``global_concurrency`` cap requests in flight,
@@ -73,6 +79,7 @@ class ProbeLimits:
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
     unresponsive_after: int = 2
     endpoint_budget: float | None = None
+    kept_header_bytes: int = DEFAULT_KEPT_HEADER_BYTES
 
     @property
     def budget(self) -> float:
@@ -87,6 +94,7 @@ class ProbeLimits:
         _int_at_least("max_field_bytes", self.max_field_bytes, MIN_FIELD_BYTES)
         _int_at_least("max_headers", self.max_headers, 1)
         _int_at_least("max_head_bytes", self.max_head_bytes, self.max_field_bytes)
+        _int_at_least("kept_header_bytes", self.kept_header_bytes, MIN_KEPT_HEADER_BYTES)
         _int_at_least("unresponsive_after", self.unresponsive_after, 0)
         if self.endpoint_budget is not None:
             _positive_number("endpoint_budget", self.endpoint_budget)

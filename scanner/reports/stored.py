@@ -1,7 +1,7 @@
 """Reports of stored runs: a finished run rebuilt from the database and rendered in any format.
 
 :func:`load_run` turns the stored rows of one run (``scan_endpoints``,
-``scan_probes``, ``scan_findings``) back into the core's ``Assessment``
+``scan_exchanges``, ``scan_findings``) back into the core's ``Assessment``
 values, so the renderers of ``cors-scanner scan`` (JSON, SARIF, JUnit, CSV)
 serve ``GET /api/v1/scans/{id}/report`` and ``cors-scanner runs report``
 unchanged. The conversion, once, for both:
@@ -26,7 +26,7 @@ Only finished runs have a report: a queued or running run is a ``Conflict``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import scanner
 from scanner.core.browser import CorsRequest
 from scanner.core.checks import Assessment, ProbeResult, assess
 from scanner.core.headers import Headers
@@ -44,11 +45,11 @@ from scanner.core.plan import Endpoint, PreflightPurpose, ProbeKind, ProbeReques
 from scanner.core.policy import Policy
 from scanner.core.severity import Severity
 from scanner.core.variants import ProbeOrigin, VariantKind
-from scanner.db.runs import RunRecord, get_run, stored_finding
-from scanner.db.tables import EndpointRow, RunEndpointRow, RunFindingRow, RunProbeRow
+from scanner.db.runs import RunProbeRecord, RunRecord, get_run, stored_finding, stream_exchanges
+from scanner.db.tables import EndpointRow, RunEndpointRow, RunExchangeRow, RunFindingRow
 from scanner.errors import Conflict, InvalidOrigin
 from scanner.reports.csv import render_csv
-from scanner.reports.json import scan_document
+from scanner.reports.json import FORMAT, VERSION, assessment_to_json, scan_document
 from scanner.reports.junit import render_junit
 from scanner.reports.sarif import render_sarif
 
@@ -148,13 +149,10 @@ async def load_run(session: AsyncSession, scan_id: int) -> StoredRun:
         ).scalars()
     )
     names = await _endpoint_names(session, [e.endpoint_id for e in endpoints])
-    probes: dict[int, list[RunProbeRow]] = {e.endpoint_id: [] for e in endpoints}
-    for probe in (
-        await session.execute(
-            select(RunProbeRow).where(RunProbeRow.scan_id == scan_id).order_by(RunProbeRow.id)
-        )
-    ).scalars():
-        probes.setdefault(probe.endpoint_id, []).append(probe)
+    probes: dict[int, list[RunProbeRecord]] = {e.endpoint_id: [] for e in endpoints}
+    async for exchanges in stream_exchanges(session, scan_id):
+        for probe in exchanges:
+            probes.setdefault(probe.endpoint_id, []).append(probe)
     findings: dict[int, list[RunFindingRow]] = {e.endpoint_id: [] for e in endpoints}
     for finding in (
         await session.execute(
@@ -183,7 +181,7 @@ async def _endpoint_names(session: AsyncSession, ids: Sequence[int]) -> dict[int
 
 def stored_assessment(
     endpoint_row: RunEndpointRow,
-    probe_rows: Sequence[RunProbeRow],
+    probe_rows: Sequence[RunProbeRecord],
     finding_rows: Sequence[RunFindingRow],
     name: str | None = None,
 ) -> StoredAssessment:
@@ -253,7 +251,7 @@ def _preflight_request(
     return CorsRequest(origin.value, method, asked, credentials)
 
 
-def _observation(row: RunProbeRow, endpoint: Endpoint, policy: Policy) -> Observation:
+def _observation(row: RunProbeRecord, endpoint: Endpoint, policy: Policy) -> Observation:
     origin = _probe_origin(row.origin, row.origin_kind, policy)
     headers = Headers.of((str(n), str(v)) for n, v in row.request_headers or ())
     kind = ProbeKind(row.kind)
@@ -326,6 +324,162 @@ _RENDERERS = {
 }
 
 
+# -- the JSON report, streamed ------------------------------------------------------
+
+# Endpoints rebuilt at a time: a run of any size is reported in bounded memory.
+_REPORT_CHUNK = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedReport:
+    """The JSON report of one finished run, rendered a few endpoints at a time.
+
+    ``failed`` (the gate) and the summary come from a first pass over the
+    per-endpoint results and findings, without the exchanges; :meth:`chunks`
+    then yields the very text :func:`render_run` returns for the run, while
+    the session that opened it stays open.
+    """
+
+    session: AsyncSession
+    scan: RunRecord
+    fail_on: Severity | None
+    endpoint_ids: tuple[int, ...]
+    summary: dict[str, Any]
+    failed: bool
+
+    async def chunks(self) -> AsyncIterator[str]:
+        run = StoredRun(self.scan, ())
+        head = {
+            "format": FORMAT,
+            "version": VERSION,
+            "tool": {"name": "cors-scanner", "version": scanner.__version__},
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat(),
+            "summary": self.summary,
+        }
+        text = json.dumps(head, indent=2)
+        yield text[: -len("\n}")] + ',\n  "endpoints": ['
+        first = True
+        for start in range(0, len(self.endpoint_ids), _REPORT_CHUNK):
+            ids = self.endpoint_ids[start : start + _REPORT_CHUNK]
+            for assessment in await _load_endpoints(self.session, self.scan.id, ids):
+                body = json.dumps(assessment_to_json(assessment), indent=2)
+                yield ("\n" if first else ",\n") + _indent(body, 4)
+                first = False
+        tail = {
+            "run": {
+                "id": self.scan.id,
+                "status": self.scan.status.value,
+                "trigger": self.scan.trigger.value,
+                "error": self.scan.error,
+            }
+        }
+        yield ("]" if first else "\n  ]") + "," + json.dumps(tail, indent=2)[1:] + "\n"
+
+
+async def open_json_report(
+    session: AsyncSession, scan_id: int, fail_on: Severity | None
+) -> StreamedReport:
+    """The streamed JSON report of run ``scan_id`` (``NotFound``; ``Conflict`` unless finished)."""
+    scan = await get_run(session, scan_id)
+    if not scan.status.final:
+        raise Conflict(
+            f"run {scan_id} is {scan.status.value}: its report is available once it has finished"
+        )
+    with_exchanges = set(
+        (
+            await session.execute(
+                select(RunExchangeRow.endpoint_id).where(RunExchangeRow.scan_id == scan_id)
+            )
+        ).scalars()
+    )
+    rows = (
+        await session.execute(
+            select(
+                RunEndpointRow.endpoint_id,
+                RunEndpointRow.reachable,
+                RunEndpointRow.probe_count,
+                RunEndpointRow.probe_errors,
+            )
+            .where(RunEndpointRow.scan_id == scan_id)
+            .order_by(RunEndpointRow.endpoint_id)
+        )
+    ).all()
+    severities = [
+        Severity(s)
+        for s in (
+            await session.execute(
+                select(RunFindingRow.severity)
+                .join(
+                    RunEndpointRow,
+                    (RunEndpointRow.scan_id == RunFindingRow.scan_id)
+                    & (RunEndpointRow.endpoint_id == RunFindingRow.endpoint_id),
+                )
+                .where(RunFindingRow.scan_id == scan_id)
+            )
+        ).scalars()
+    ]
+    failed = fail_on is not None and any(s >= fail_on for s in severities)
+    summary = {
+        "endpoints": len(rows),
+        "reachable": sum(1 for r in rows if r.reachable),
+        "unreachable": sum(1 for r in rows if not r.reachable),
+        "probes": sum(r.probe_count for r in rows),
+        # An assessment's errors are its failed exchanges: none once they are pruned.
+        "probe_errors": sum(r.probe_errors for r in rows if r.endpoint_id in with_exchanges),
+        "findings": {
+            s.value: sum(1 for f in severities if f is s) for s in sorted(Severity, reverse=True)
+        },
+        "fail_on": fail_on.value if fail_on else None,
+        "failed": failed,
+    }
+    return StreamedReport(
+        session, scan, fail_on, tuple(r.endpoint_id for r in rows), summary, failed
+    )
+
+
+async def _load_endpoints(
+    session: AsyncSession, scan_id: int, ids: Sequence[int]
+) -> list[StoredAssessment]:
+    endpoints = list(
+        (
+            await session.execute(
+                select(RunEndpointRow)
+                .where(RunEndpointRow.scan_id == scan_id, RunEndpointRow.endpoint_id.in_(ids))
+                .order_by(RunEndpointRow.endpoint_id)
+            )
+        ).scalars()
+    )
+    names = await _endpoint_names(session, ids)
+    probes: dict[int, list[RunProbeRecord]] = {i: [] for i in ids}
+    async for exchanges in stream_exchanges(session, scan_id, ids):
+        for probe in exchanges:
+            probes[probe.endpoint_id].append(probe)
+    findings: dict[int, list[RunFindingRow]] = {i: [] for i in ids}
+    for finding in (
+        await session.execute(
+            select(RunFindingRow)
+            .where(RunFindingRow.scan_id == scan_id, RunFindingRow.endpoint_id.in_(ids))
+            .order_by(RunFindingRow.id)
+        )
+    ).scalars():
+        findings[finding.endpoint_id].append(finding)
+    out = [
+        stored_assessment(
+            row, probes[row.endpoint_id], findings[row.endpoint_id], names.get(row.endpoint_id)
+        )
+        for row in endpoints
+    ]
+    for row in endpoints:
+        session.expunge(row)
+    return out
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())
+
+
 def report_filename(run_id: int, fmt: ReportFormat) -> str:
     """The file name a download of this report gets: ``cors-scanner-run-<id>.<ext>``."""
     return f"cors-scanner-run-{run_id}.{fmt.extension}"
@@ -335,7 +489,9 @@ __all__ = [
     "ReportFormat",
     "StoredAssessment",
     "StoredRun",
+    "StreamedReport",
     "load_run",
+    "open_json_report",
     "render_run",
     "report_filename",
     "stored_assessment",

@@ -9,8 +9,10 @@ endpoint is refused rather than planned into an empty run.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from scanner.core.severity import Severity
 from scanner.db import audit, runs, work
 from scanner.db.findings import EventRecord, list_events
 from scanner.db.inventory import EndpointFilter, select_endpoints
@@ -26,7 +28,7 @@ from scanner.db.runs import (
 )
 from scanner.db.work import RunProgress, WorkerRecord
 from scanner.errors import FieldError, ValidationError
-from scanner.reports.stored import StoredRun, load_run
+from scanner.reports.stored import StoredRun, load_run, open_json_report
 from scanner.usecases.context import Context
 
 
@@ -175,6 +177,27 @@ async def load_report(ctx: Context, run_id: int) -> StoredRun:
     """
     async with ctx.read() as session:
         return await load_run(session, run_id)
+
+
+async def json_report(
+    ctx: Context, run_id: int, fail_on: Severity | None
+) -> tuple[bool, AsyncIterator[str]]:
+    """A finished run's JSON report as (failed at ``fail_on``, its text in pieces).
+
+    The gate and the summary are read first (``NotFound``; ``Conflict`` while
+    the run is queued or running); the pieces are then rendered a few
+    endpoints at a time in a read transaction of their own, so a report of any
+    size streams in bounded memory.
+    """
+    async with ctx.transaction() as session:
+        report = await open_json_report(session, run_id, fail_on)
+
+    async def pieces() -> AsyncIterator[str]:
+        async with ctx.transaction() as session:
+            async for piece in replace(report, session=session).chunks():
+                yield piece
+
+    return report.failed, pieces()
 
 
 async def list_workers(ctx: Context) -> list[WorkerRecord]:

@@ -1,11 +1,14 @@
 """One claimed work item, executed: probe a batch of endpoints, or finalize a run.
 
-Probing happens with no transaction open. The results are then stored in ONE
-transaction that locks the run row, completes the item under its lease token
-(``scanner.db.leases.complete_lease``) and stores every endpoint's assessment
-through ``scanner.db.runs.save_assessment`` (idempotent per run and
-endpoint) — if the token no longer matches, the transaction rolls back and
-nothing is stored: a stalled worker's late results are never committed twice.
+Probing happens with no transaction open. Assessments are stored as they
+finish, ``COMMIT_EVERY`` endpoints per transaction, each one locking the run
+row and checking the lease token (``scanner.db.leases.hold_lease``) before
+``scanner.db.runs.save_assessment`` (idempotent per run and endpoint): if the
+token no longer matches, that transaction rolls back and the batch stops. A
+re-claimed batch skips the endpoints already stored for the run, so a worker
+crash costs the targets only the probes of what was not committed. The last
+transaction completes the item (``complete_lease``) with the endpoints that
+could not be assessed: a stalled worker's late results are never committed twice.
 Lock order everywhere is run row, then item row, so completions, dead-letters
 and cancels of one run cannot deadlock each other.
 
@@ -21,6 +24,7 @@ done and reports it lost, which is harmless.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,15 +84,23 @@ async def execute(
     if lease.kind is WorkKind.FINALIZE_RUN:
         return await retry(lambda: _finalize(database, lease, public_url), db_outage)
     assert engine is not None, "probe batches need a scan engine"
-    resolved = await retry(lambda: _resolve(database, lease.endpoint_ids), db_outage)
-    results = await _assess_all(engine, resolved)
+    resolved = await retry(lambda: _resolve(database, lease.run_id, lease.endpoint_ids), db_outage)
+    results = await _assess_all(engine, resolved, database, lease, db_outage)
+    if isinstance(results, Outcome):
+        return results
     return await retry(lambda: _commit(database, lease, resolved, results), db_outage)
 
 
-async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
-    """Endpoints and effective policies as they are now (not when the run was planned)."""
+async def _resolve(database: Database, run_id: int, ids: tuple[int, ...]) -> _Resolved:
+    """Endpoints and effective policies as they are now (not when the run was planned).
+
+    Endpoints the run already stored (an earlier claim of this item committed
+    them before it was lost) are left out: they are not probed twice.
+    """
     async with database.session() as session, session.begin():
-        records = await select_endpoints(session, EndpointFilter(), ids)
+        stored = await runs.list_run_endpoint_ids(session, run_id)
+        wanted = tuple(i for i in ids if i not in stored)
+        records = await select_endpoints(session, EndpointFilter(), wanted) if wanted else []
         unresolved: dict[int, tuple[EndpointRecord, str]] = {}
         try:
             policies = await effective_policies(session, records)
@@ -112,20 +124,88 @@ async def _resolve(database: Database, ids: tuple[int, ...]) -> _Resolved:
     return _Resolved(targets, unresolved)
 
 
-async def _assess_all(engine: Engine, resolved: _Resolved) -> dict[int, Assessment | BaseException]:
-    """Assess every target at once (the prober's limits pace the requests)."""
-    ids = list(resolved.targets)
-    outcomes = await asyncio.gather(
-        *(engine.assess(resolved.targets[i]) for i in ids), return_exceptions=True
-    )
-    for endpoint_id, outcome in zip(ids, outcomes, strict=True):
-        if isinstance(outcome, asyncio.CancelledError):
-            raise outcome
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-            raise outcome
-        if isinstance(outcome, Exception):
-            log.error("endpoint %s could not be assessed: %s", endpoint_id, describe(outcome))
-    return dict(zip(ids, outcomes, strict=True))
+# Endpoints stored per transaction while a batch is probed: small enough that
+# a lost worker's re-claim re-probes little, large enough that a 25-endpoint
+# batch is a handful of commits, not 25.
+COMMIT_EVERY = 5
+# ... and no more often than this per batch: on SQLite every commit takes the
+# one write lock, and back-to-back commits of 16 batches starved other
+# processes' transactions past their busy timeout (run_throughput.py).
+MIN_COMMIT_SECONDS = 5.0
+
+
+async def _assess_all(
+    engine: Engine, resolved: _Resolved, database: Database, lease: Lease, db_outage: Outage
+) -> dict[int, BaseException] | Outcome:
+    """Assess every target at once (the prober's limits pace the requests), storing as they finish.
+
+    The endpoints that failed with an exception, for the last commit; or the
+    outcome that ended the batch early (lease lost, run closed).
+    """
+    tasks = {
+        asyncio.create_task(engine.assess(target)): endpoint_id
+        for endpoint_id, target in resolved.targets.items()
+    }
+    failures: dict[int, BaseException] = {}
+    ready: list[tuple[int, Assessment]] = []
+    pending = set(tasks)
+    loop = asyncio.get_running_loop()
+    last_commit = loop.time()
+    try:
+        while pending:
+            # Wake up when a held-back group becomes due, even if nothing else finishes.
+            wait = None
+            if len(ready) >= COMMIT_EVERY:
+                wait = max(0.0, MIN_COMMIT_SECONDS - (loop.time() - last_commit))
+            done, pending = await asyncio.wait(
+                pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                endpoint_id = tasks[task]
+                exc = task.exception()
+                if exc is None:
+                    ready.append((endpoint_id, task.result()))
+                elif isinstance(exc, Exception):
+                    log.error("endpoint %s could not be assessed: %s", endpoint_id, describe(exc))
+                    failures[endpoint_id] = exc
+                else:
+                    raise exc
+            due = len(ready) >= COMMIT_EVERY and loop.time() - last_commit >= MIN_COMMIT_SECONDS
+            if due or (ready and not pending):
+                # Idempotent per endpoint: a retry whose first try landed stores nothing twice.
+                stopped = await retry(functools.partial(_store, database, lease, ready), db_outage)
+                ready = []
+                last_commit = loop.time()
+                if stopped is not None:
+                    return stopped
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    return failures
+
+
+async def _store(
+    database: Database, lease: Lease, ready: list[tuple[int, Assessment]]
+) -> Outcome | None:
+    """Commit some finished assessments under the lease; an Outcome when the batch must stop."""
+    # Rendered and compressed before the transaction: the write lock is held
+    # for the inserts only (SQLite has one, and readers queue behind it).
+    prepared = [runs.prepare_result(endpoint_id, a) for endpoint_id, a in ready]
+    async with database.session() as session, session.begin():
+        run = await work.lock_run(session, lease.run_id)
+        if run is None or RunStatus(run.status).final:
+            await leases.abandon_lease(session, lease, reason="the run had ended")
+            return Outcome.RUN_CLOSED
+        if not await leases.hold_lease(session, lease):
+            log.warning(
+                "work item %s: lease lost while probing; the rest is left to its new holder",
+                lease.item_id,
+            )
+            return Outcome.LOST
+        await runs.save_results(session, lease.run_id, prepared)
+    return None
 
 
 class _Rollback(Exception):
@@ -136,7 +216,7 @@ async def _commit(
     database: Database,
     lease: Lease,
     resolved: _Resolved,
-    results: dict[int, Assessment | BaseException],
+    failures: dict[int, BaseException],
 ) -> Outcome:
     try:
         async with database.session() as session, session.begin():
@@ -146,19 +226,16 @@ async def _commit(
                 return Outcome.RUN_CLOSED
             if not await leases.complete_lease(session, lease):
                 raise _Rollback
-            for endpoint_id, result in results.items():
-                if isinstance(result, Assessment):
-                    await runs.save_assessment(session, lease.run_id, endpoint_id, result)
-                else:
-                    target = resolved.targets[endpoint_id]
-                    await runs.save_unassessed(
-                        session,
-                        lease.run_id,
-                        endpoint_id,
-                        method=target.endpoint.method,
-                        url=target.endpoint.url,
-                        reason=describe(result),
-                    )
+            for endpoint_id, failure in failures.items():
+                target = resolved.targets[endpoint_id]
+                await runs.save_unassessed(
+                    session,
+                    lease.run_id,
+                    endpoint_id,
+                    method=target.endpoint.method,
+                    url=target.endpoint.url,
+                    reason=describe(failure),
+                )
             for endpoint_id, (record, reason) in resolved.unresolved.items():
                 await runs.save_unassessed(
                     session,

@@ -30,12 +30,13 @@ import scanner
 from scanner.alerts.signing import WebhookSecret
 from scanner.db import counters
 from scanner.db.engine import Database
+from scanner.db.runs import pack_exchanges
 from scanner.db.tables import (
     DeliveryAttemptRow,
     FindingEventRow,
     HookDeliveryRow,
     HookRow,
-    RunProbeRow,
+    RunExchangeRow,
     RunRow,
     ScheduleRow,
     TrackedFindingRow,
@@ -266,22 +267,31 @@ async def seed(database: Database) -> Seeded:
         assert latest.finished_at is not None
 
         def probe(run: RunRow, key: str, kind: str, elapsed_ms: float, error: str | None = None):
+            doc = {
+                "key": key,
+                "kind": kind,
+                "origin": "https://attacker.example",
+                "origin_kind": "arbitrary_origin",
+                "method": "OPTIONS" if kind == "preflight" else "GET",
+                "url": "https://api.acme.test/v1",
+                "request_headers": [],
+                "status": None if error else 200,
+                "response_headers": [],
+                "error": error,
+                "elapsed_ms": elapsed_ms,
+                "attempts": 1,
+            }
+            run.probe_seq = (run.probe_seq or 0) + 1
+            # One endpoint per probe: each is its own stored exchange row.
             s.add(
-                RunProbeRow(
+                RunExchangeRow(
                     scan_id=run.id,
-                    endpoint_id=1,
-                    probe_key=key,
-                    kind=kind,
-                    origin="https://attacker.example",
-                    origin_kind="arbitrary_origin",
-                    method="OPTIONS" if kind == "preflight" else "GET",
-                    url="https://api.acme.test/v1",
-                    request_headers=[],
-                    status=None if error else 200,
-                    response_headers=[],
-                    error=error,
-                    elapsed_ms=elapsed_ms,
-                    attempts=1,
+                    endpoint_id=run.probe_seq,
+                    first_probe_id=run.probe_seq,
+                    last_probe_id=run.probe_seq,
+                    probe_count=1,
+                    body=pack_exchanges([doc]),
+                    timings={kind: [elapsed_ms]},
                 )
             )
 

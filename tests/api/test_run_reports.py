@@ -22,8 +22,11 @@ import jsonschema
 import pytest
 
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, main
+from scanner.core.severity import Severity
 from scanner.db.work import prune_probe_details
+from scanner.reports import stored as stored_reports
 from scanner.reports.csv import COLUMNS
+from scanner.reports.stored import ReportFormat, load_run, render_run
 from tests.api.client import Api
 from tests.api.targets import serve_target
 
@@ -366,3 +369,24 @@ async def test_cli_report_of_an_unknown_run_is_a_usage_error(
     code, _, err = await _cli(capsys, "runs", "report", "999999")
     assert code == 2
     assert "999999" in err
+
+
+async def test_the_json_report_streams_exactly_what_render_run_renders(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two endpoints a piece: the stream is pieced together across chunks.
+    monkeypatch.setattr(stored_reports, "_REPORT_CHUNK", 1)
+    for pruned in (False, True):
+        if pruned:
+            async with run.api.database.session() as session, session.begin():
+                await prune_probe_details(session, older_than=datetime.now(UTC) + timedelta(1))
+        for gate in ("high", "info"):
+            reply = await report(run, "json", fail_on=gate)
+            assert reply.status == 200, reply.text
+            assert reply.headers.get("Transfer-Encoding") == "chunked"
+            async with run.api.database.session() as session:
+                whole = render_run(
+                    await load_run(session, run.id), ReportFormat.JSON, Severity(gate)
+                )
+            assert reply.text == whole
+            assert reply.headers["X-Cors-Scanner-Failed"] == "true"

@@ -28,7 +28,7 @@ TABLES = {
     "audit_log",
     "scans",
     "scan_endpoints",
-    "scan_probes",
+    "scan_exchanges",
     "scan_findings",
     "schedules",
     "work_items",

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from scanner.db.engine import Database
 from scanner.db.inventory import EndpointInput, create_endpoint
-from scanner.db.tables import RunEndpointRow, RunProbeRow, RunRow, WorkItemRow
+from scanner.db.runs import stream_exchanges
+from scanner.db.tables import RunEndpointRow, RunRow, WorkItemRow
 
 
 async def _answer(request: web.Request) -> web.Response:
@@ -100,22 +101,23 @@ async def wait_run_final(database: Database, run_id: int, limit_s: float = 30.0)
 
 
 async def probe_key_counts(database: Database, run_id: int) -> list[int]:
-    """How many rows each (endpoint, probe key) of the run has."""
+    """How many stored exchanges each (endpoint, probe key) of the run has."""
+    counts: dict[tuple[int, str], int] = {}
     async with database.session() as session, session.begin():
-        rows = await session.execute(
-            select(func.count())
-            .where(RunProbeRow.scan_id == run_id)
-            .group_by(RunProbeRow.endpoint_id, RunProbeRow.probe_key)
-        )
-        return [int(c) for c in rows.scalars()]
+        async for exchanges in stream_exchanges(session, run_id):
+            for p in exchanges:
+                counts[(p.endpoint_id, p.probe_key)] = (
+                    counts.get((p.endpoint_id, p.probe_key), 0) + 1
+                )
+    return list(counts.values())
 
 
 async def stored_probe_totals(database: Database, run_id: int) -> tuple[int, int]:
-    """(probe rows stored, probes the endpoints' results say they made)."""
+    """(probe exchanges stored, probes the endpoints' results say they made)."""
     async with database.session() as session, session.begin():
-        stored = (
-            await session.execute(select(func.count()).where(RunProbeRow.scan_id == run_id))
-        ).scalar_one()
+        stored = 0
+        async for exchanges in stream_exchanges(session, run_id):
+            stored += len(exchanges)
         claimed = (
             await session.execute(
                 select(func.coalesce(func.sum(RunEndpointRow.probe_count), 0)).where(

@@ -12,7 +12,7 @@ from scanner.db import leases, work
 from scanner.db.engine import Database
 from scanner.db.leases import WorkKind
 from scanner.db.runs import RunSelection, RunTrigger
-from scanner.db.tables import RunProbeRow, WorkItemRow
+from scanner.db.tables import RunExchangeRow, WorkItemRow
 from scanner.worker import batch
 from tests.worker.support import (
     add_endpoints,
@@ -187,7 +187,9 @@ async def test_finalize_runs_once_under_concurrent_finalizers(database: Database
     assert run.status == "completed"
     async with database.session() as session, session.begin():
         stored = (
-            await session.execute(select(RunProbeRow.id).where(RunProbeRow.scan_id == run_id))
+            await session.execute(
+                select(RunExchangeRow.endpoint_id).where(RunExchangeRow.scan_id == run_id)
+            )
         ).all()
         kinds = (
             (await session.execute(select(WorkItemRow.kind).where(WorkItemRow.run_id == run_id)))

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from scanner.db import work
 from scanner.db.engine import Database
 from scanner.db.runs import RunSelection, RunTrigger, get_run
-from scanner.db.tables import RunEndpointRow, RunFindingRow, RunProbeRow, RunRow, WorkItemRow
+from scanner.db.tables import RunEndpointRow, RunExchangeRow, RunFindingRow, RunRow, WorkItemRow
 from scanner.engine import scan_options
 from scanner.hostnames import default_public_suffixes
 from scanner.runtime import run_components
@@ -81,10 +81,10 @@ async def test_old_runs_lose_probe_details_but_keep_findings_and_summaries(
         )
         old_before = await get_run(session, old)
     before = {
-        run: {t: await _count(database, t, run) for t in (RunProbeRow, RunFindingRow)}
+        run: {t: await _count(database, t, run) for t in (RunExchangeRow, RunFindingRow)}
         for run in (old, recent)
     }
-    assert before[old][RunProbeRow] > 0
+    assert before[old][RunExchangeRow] > 0
     assert before[old][RunFindingRow] > 0
     assert await _count(database, WorkItemRow, old) > 0
 
@@ -93,14 +93,14 @@ async def test_old_runs_lose_probe_details_but_keep_findings_and_summaries(
     task = asyncio.create_task(scheduler.run(stop))
     try:
         async with asyncio.timeout(10):
-            while await _count(database, RunProbeRow, old):  # noqa: ASYNC110 - polling state
+            while await _count(database, RunExchangeRow, old):  # noqa: ASYNC110 - polling state
                 await asyncio.sleep(0.05)
     finally:
         stop.set()
         await task
 
     # The old run: probe details and spent work items gone; the rest kept.
-    assert await _count(database, RunProbeRow, old) == 0
+    assert await _count(database, RunExchangeRow, old) == 0
     assert await _count(database, WorkItemRow, old) == 0
     assert await _count(database, RunFindingRow, old) == before[old][RunFindingRow]
     assert await _count(database, RunEndpointRow, old) == 2
@@ -111,5 +111,5 @@ async def test_old_runs_lose_probe_details_but_keep_findings_and_summaries(
     assert old_after.findings_total == old_before.findings_total
     assert old_after.endpoints_done == 2
     # The recent run is untouched.
-    assert await _count(database, RunProbeRow, recent) == before[recent][RunProbeRow]
+    assert await _count(database, RunExchangeRow, recent) == before[recent][RunExchangeRow]
     assert await _count(database, RunFindingRow, recent) == before[recent][RunFindingRow]
