@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scanner.core.catalogue import CATALOGUE
+from scanner.core.documents import policy_to_json
 from scanner.core.import_rows import ImportReport
 from scanner.core.lifecycle import TrackedFinding
 from scanner.core.policy_layers import EffectivePolicy
@@ -36,7 +37,6 @@ from scanner.db.runs import EndpointResult, RunFindingRecord, RunProbeRecord, Ru
 from scanner.db.schedules import ScheduleRecord
 from scanner.db.tokens import TokenRecord
 from scanner.db.work import WorkerRecord
-from scanner.reports.json import policy_to_json
 from scanner.usecases.overview import Group, Overview
 
 JSON = dict[str, Any]

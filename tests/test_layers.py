@@ -49,14 +49,7 @@ IMPORTED_ONLY_BY: dict[str, frozenset[str]] = {
 FUNCTION_IMPORTS_ALLOWED = frozenset({"cli"})
 
 # Violations of streams that are removing them (issue 10), exactly as reported below.
-PENDING: dict[str, str] = {
-    "scanner/db/runs.py: db imports scanner.reports.json": "pipeline",
-    "scanner/db/work.py: function-level import of scanner.db.leases": "pipeline",
-    "scanner/db/work.py: function-level import of scanner.db.runs": "pipeline",
-    "scanner/db/work.py: function-level import of scanner.errors": "pipeline",
-    "scanner/worker/batch.py: function-level import of scanner.db.tables": "pipeline",
-    "scanner/worker/finalize.py: function-level import of scanner.regressions": "pipeline",
-}
+PENDING: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -29,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scanner.core.catalogue import RULES_REVISION
 from scanner.core.checks import Assessment
 from scanner.core.diff import EndpointSnapshot, HeaderLines, snapshot_from_assessment
+from scanner.core.documents import finding_to_json, policy_to_json, probe_to_json
 from scanner.core.findings import Category, Evidence, Finding
 from scanner.core.headers import Headers
 from scanner.core.severity import Severity
 from scanner.db.pagination import Page, decode_cursor, encode_cursor
 from scanner.db.tables import RunEndpointRow, RunExchangeRow, RunFindingRow, RunRow
 from scanner.errors import Conflict, NotFound
-from scanner.reports.json import finding_to_json, policy_to_json, probe_to_json
 
 
 class RunStatus(StrEnum):

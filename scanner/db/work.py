@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scanner.core.catalogue import RULES_REVISION
 from scanner.core.origin import host_key
 from scanner.db.inventory import EndpointFilter, select_endpoints
-from scanner.db.leases import WorkKind, WorkStatus, database_time, db_now
-from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger, get_run
+from scanner.db.leases import WorkKind, WorkStatus, cancel_queued_items, database_time, db_now
+from scanner.db.runs import RunRecord, RunSelection, RunStatus, RunTrigger, finish_run, get_run
 from scanner.db.tables import RunExchangeRow, RunRow, WorkerRow, WorkItemRow
-from scanner.errors import Conflict
+from scanner.errors import Conflict, NotFound
 from scanner.settings import Settings
 
 FINALIZE_KEY = "finalize"
@@ -397,13 +397,8 @@ async def cancel_run(session: AsyncSession, run_id: int, *, reason: str) -> RunR
     Items being worked on stop at their holder's next heartbeat. ``Conflict``
     when the run had already finished.
     """
-    from scanner.db.leases import cancel_queued_items
-    from scanner.db.runs import finish_run
-
     run = await lock_run(session, run_id)
     if run is None:
-        from scanner.errors import NotFound
-
         raise NotFound(f"scan {run_id} does not exist")
     if not await finish_run(session, run_id, RunStatus.CANCELLED, error=reason):
         raise Conflict(f"scan {run_id} is already {run.status}")

@@ -39,6 +39,7 @@ from scanner.db.inventory import EndpointFilter, EndpointRecord, select_endpoint
 from scanner.db.leases import Lease, WorkKind
 from scanner.db.policies import effective_policies, effective_policy
 from scanner.db.runs import RunStatus
+from scanner.db.tables import WorkItemRow
 from scanner.db.transient import Outage, retry
 from scanner.engine import Engine, Target
 from scanner.errors import ScannerError
@@ -303,7 +304,6 @@ async def reap_exhausted(database: Database) -> int:
 
 
 async def _attempts(session: AsyncSession, item_id: int) -> int:
-    from scanner.db.tables import WorkItemRow
 
     row = await session.get(WorkItemRow, item_id)
     return row.attempts if row is not None else 0

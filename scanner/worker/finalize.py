@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scanner.db.leases import WorkKind, WorkStatus, db_now
 from scanner.db.runs import RunStatus, finish_run
 from scanner.db.tables import RunEndpointRow, RunFindingRow, RunRow, WorkItemRow
+from scanner.regressions import announce_run, apply_run_diff, unverified_reason
 
 
 async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | None = None) -> bool:
@@ -67,7 +68,6 @@ async def finalize_run(session: AsyncSession, run_id: int, *, base_url: str | No
 
     # -- issue 5 hook: the regression diff and alert outbox go here, in this same
     # transaction, so findings, events and deliveries land exactly once with it.
-    from scanner.regressions import announce_run, apply_run_diff, unverified_reason
 
     outcome = await apply_run_diff(session, run_id, base_url=base_url)
     await session.execute(

@@ -14,13 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from scanner.core.documents import policy_to_json, probe_to_json
 from scanner.core.plan import Endpoint
 from scanner.core.policy import Policy
 from scanner.db import runs
 from scanner.db.engine import Database
 from scanner.engine import Engine, ScanOptions, Target
 from scanner.hostnames import default_public_suffixes
-from scanner.reports.json import policy_to_json, probe_to_json
 from scanner.reports.stored import load_run
 from tests.api.targets import serve_target
 
