@@ -10,12 +10,11 @@ and ``workers`` lists the registered ones. Output is a table by default,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any
 
-from scanner import shapes
+from scanner import eventloop, shapes
 from scanner.alerts.dispatcher import Dispatcher
 from scanner.cli import EXIT_OK
 from scanner.cli.database import database_location, open_database, run_use_cases
@@ -338,7 +337,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    return asyncio.run(_run_worker(settings))
+    # The loop `scan` runs on (uvloop, a quieter collector): a worker probes as a scan does.
+    return eventloop.run(_run_worker(settings))
 
 
 async def _run_worker(settings: Settings) -> int:

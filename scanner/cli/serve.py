@@ -42,6 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scanner import eventloop
 from scanner.alerts.dispatcher import Dispatcher
 from scanner.api.app import create_app, make_runner
 from scanner.api.connections import open_file_limit, raise_open_file_limit
@@ -120,7 +121,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     # Alembic announces each of its plugins at INFO on every start: noise to operators.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    return asyncio.run(serve(settings, worker=args.worker, scheduler=args.scheduler))
+    # The quieter collector `scan` and `worker` run with, on asyncio's own loop: the
+    # accept-exhaustion guard (scanner.api.connections) is built on how that loop
+    # reports EMFILE, which uvloop does not.
+    return eventloop.run(
+        serve(settings, worker=args.worker, scheduler=args.scheduler), use_uvloop=False
+    )
 
 
 async def serve(settings: Settings, *, worker: bool = True, scheduler: bool = True) -> int:
