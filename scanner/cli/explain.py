@@ -17,7 +17,7 @@ from typing import Any
 
 from scanner import eventloop
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
-from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
+from scanner.cli.options import add_probe_flags, apply_probe_flags
 from scanner.core.browser import (
     CorsRequest,
     Response,
@@ -29,6 +29,7 @@ from scanner.core.browser import (
     preflight_request_headers,
     unsafe_request_header_names,
 )
+from scanner.core.endpoints import parse_header_line
 from scanner.core.headers import MIN_ECHOED_SECRET, REDACTED, Headers
 from scanner.core.observation import Observation
 from scanner.core.origin import Origin
@@ -162,7 +163,7 @@ def build_request(args: argparse.Namespace) -> CorsRequest:
         if origin_text == "null"
         else Origin.parse(origin_text, lenient=True, encode_host=uts46_host_encoder).serialize()
     )
-    headers = Headers.of([parse_header(h) for h in args.header])
+    headers = Headers.of([parse_header_line(h) for h in args.header])
     return CorsRequest(origin, normalize_method(args.method.strip()), headers, args.credentials)
 
 

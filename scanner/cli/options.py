@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from scanner.core.endpoints import parse_header_line
 from scanner.settings import Settings
-
-
-def parse_header(text: str, *, allow_reserved: bool = False) -> tuple[str, str]:
-    """``'Name: value'`` → (name, value), refusing what cannot go on the wire."""
-    return parse_header_line(text, allow_reserved=allow_reserved)
 
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:

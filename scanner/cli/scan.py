@@ -13,10 +13,11 @@ from typing import Any, TextIO
 
 from scanner import eventloop
 from scanner.cli import EXIT_FINDINGS, EXIT_NOTHING_PROBED, EXIT_OK
-from scanner.cli.options import add_probe_flags, apply_probe_flags, parse_header
+from scanner.cli.options import add_probe_flags, apply_probe_flags
 from scanner.cli.output import ScanProgress, severity_painter
 from scanner.core.browser import normalize_method
 from scanner.core.checks import Assessment
+from scanner.core.endpoints import parse_header_line
 from scanner.core.origin import Origin, masked_url
 from scanner.core.plan import Endpoint, PlanSettings
 from scanner.core.policy import Policy
@@ -221,7 +222,7 @@ def build_policy(args: argparse.Namespace) -> Policy:
 
 
 def build_options(args: argparse.Namespace, settings: Settings) -> ScanOptions:
-    headers = tuple(parse_header(h) for h in args.header)
+    headers = tuple(parse_header_line(h) for h in args.header)
     origins = tuple(
         Origin.parse(o, encode_host=uts46_host_encoder).serialize()
         if o.strip() != "null"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from scanner.cli import EXIT_OK, main
 from scanner.db import inventory
 from tests.api.client import Api
+from tests.loopback import ServeApp
 
 ENDPOINTS = "/api/v1/endpoints"
 SCANS = "/api/v1/scans"
@@ -61,17 +61,9 @@ class Recorder:
 
 
 @pytest.fixture
-async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
+async def recorder(serve_app: ServeApp) -> tuple[Recorder, str]:
     rec = Recorder()
-    runner = web.AppRunner(rec.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield rec, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return rec, await serve_app(rec.app())
 
 
 async def _endpoint(api: Api, url: str, headers: dict[str, str]) -> dict[str, Any]:
